@@ -1,0 +1,100 @@
+"""Settings read from a TOML file (``config.example.toml`` documents every key)."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from engine.errors import UserError
+from engine.params import RenderParams
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    model: str = "stable-diffusion-v1-5/stable-diffusion-v1-5"
+    controlnet: str = "lllyasviel/control_v11p_sd15_canny"
+    device: str = "auto"
+    dtype: str = "auto"
+    compile: bool = False
+    max_batch: int = 8
+    job_timeout_seconds: float = 1800.0
+    retention_days: float = 7.0
+
+
+@dataclass(frozen=True)
+class LimitsConfig:
+    max_frames: int = 48
+    max_steps: int = 30
+    max_side: int = 768
+    max_fps: int = 24
+    daily_quota: int = 20
+    max_queued_per_user: int = 3
+    cooldown_seconds: int = 10
+    upload_limit_bytes: int = 10 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class DiscordConfig:
+    token: str = ""
+    guild_ids: tuple[int, ...] = ()
+    api_base: str = "https://discord.com/api/v10"
+    gateway_url: str = "wss://gateway.discord.gg/"
+
+
+@dataclass(frozen=True)
+class Config:
+    data_dir: Path = Path("data")
+    engine: EngineConfig = field(default_factory=EngineConfig)
+    render: RenderParams = field(default_factory=lambda: RenderParams(prompt="-"))
+    limits: LimitsConfig = field(default_factory=LimitsConfig)
+    discord: DiscordConfig = field(default_factory=DiscordConfig)
+
+    @property
+    def db_path(self) -> Path:
+        return self.data_dir / "animabot.sqlite3"
+
+    @property
+    def jobs_dir(self) -> Path:
+        return self.data_dir / "jobs"
+
+    def defaults(self, prompt: str, **overrides) -> RenderParams:
+        """Render parameters from the ``[render]`` defaults, with the given values replacing them."""
+        given = {k: v for k, v in overrides.items() if v is not None}
+        return dataclasses.replace(self.render, prompt=prompt, **given)
+
+
+def _section(cls, table: dict, where: str):
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(table) - known)
+    if unknown:
+        raise UserError(f"Unknown setting(s) {', '.join(unknown)} in [{where}] of the config file; check the spelling.")
+    return cls(**table)
+
+
+def load_config(path: str | os.PathLike | None = None) -> Config:
+    """Read ``path`` (or ``./config.toml`` when it exists, else built-in defaults)."""
+    if path is None:
+        path = Path("config.toml") if Path("config.toml").exists() else None
+    raw: dict = {}
+    if path is not None:
+        try:
+            raw = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise UserError(f"Config file {path} does not exist; copy config.example.toml and edit it.") from None
+        except tomllib.TOMLDecodeError as err:
+            raise UserError(f"Config file {path} is not valid TOML ({err}); fix that line.") from None
+    discord_raw = dict(raw.get("discord", {}))
+    discord_raw["guild_ids"] = tuple(int(g) for g in discord_raw.get("guild_ids", ()))
+    if os.environ.get("DISCORD_TOKEN"):
+        discord_raw["token"] = os.environ["DISCORD_TOKEN"]
+    render = _section(RenderParams, {"prompt": "-", **raw.get("render", {})}, "render")
+    return Config(
+        data_dir=Path(raw.get("data_dir", "data")),
+        engine=_section(EngineConfig, raw.get("engine", {}), "engine"),
+        render=render,
+        limits=_section(LimitsConfig, raw.get("limits", {}), "limits"),
+        discord=_section(DiscordConfig, discord_raw, "discord"),
+    )

@@ -1,0 +1,9 @@
+"""The one user-facing error type.
+
+Its text is what the person reads (in Discord or on the command line): one sentence saying what was
+wrong and what to do next. Anything else that escapes is a bug, logged with the job id.
+"""
+
+
+class UserError(Exception):
+    """A problem the user can fix; ``str(err)`` is the message they see."""
