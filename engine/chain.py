@@ -142,12 +142,14 @@ def render_round(
     components,
     chains: Sequence[FrameChain],
     on_step: Callable[[int, int], None] | None = None,
+    predict=None,
 ) -> list[np.ndarray | None]:
     """The next frame of every chain, their denoising steps batched into shared model calls.
 
     Chains may differ in prompt, seed, steps, guidance and control scale, but not in size. A chain
     whose cancel event is set drops out before the next step and gets ``None``: its unfinished frame
-    is never used. ``on_step(step, total)`` reports the slowest task after each step.
+    is never used. ``on_step(step, total)`` reports the slowest task after each step; ``predict``
+    is an ``engine.accel.CompiledStep`` (None: the eager modules).
     """
     tasks = [chain.next_task() for chain in chains]
     total = max(len(task.timesteps) for task in tasks)
@@ -155,7 +157,7 @@ def render_round(
         running = [task for task in tasks if not task.done and not task.cancelled]
         if not running:
             break
-        sampler.step(components, running)
+        sampler.step(components, running, predict)
         if on_step is not None:
             on_step(number, total)
     finished = [i for i, task in enumerate(tasks) if task.done and not task.cancelled]
@@ -173,6 +175,7 @@ def render_frames(
     frames: Sequence[np.ndarray] = (),
     cancel: threading.Event | None = None,
     on_step: Callable[[int, int], None] | None = None,
+    predict=None,
 ) -> Iterator[np.ndarray]:
     """Yield the clip's frames after ``frames`` (those already rendered), one job alone.
 
@@ -181,7 +184,7 @@ def render_frames(
     """
     chain = FrameChain(components, params, frames=frames, cancel=cancel)
     while not chain.done:
-        (frame,) = render_round(components, [chain], on_step)
+        (frame,) = render_round(components, [chain], on_step, predict)
         if frame is None:
             raise sampler.Cancelled(f"cancelled before frame {len(chain.frames)}")
         yield frame

@@ -88,7 +88,7 @@ def _model_inputs(tasks: list[FrameTask]):
         scaled = task.scheduler.scale_model_input(task.latents, t)
         rows = task.rows
         latents.append(scaled.expand(rows, -1, -1, -1))
-        timesteps.append(t.reshape(1).expand(rows))
+        timesteps.append(t.reshape(1).float().expand(rows))
         embeds.append(task.cond if task.uncond is None else torch.cat([task.uncond, task.cond]))
         if task.control is not None:
             controls.append(task.control.expand(rows, -1, -1, -1))
@@ -110,34 +110,19 @@ def _pixel_size(latents: torch.Tensor) -> tuple[int, int]:
 
 
 @torch.inference_mode()
-def step(components, tasks: list[FrameTask]) -> None:
-    """Advance every task by one denoising step, all in one UNet(+ControlNet) call."""
+def step(components, tasks: list[FrameTask], predict=None) -> None:
+    """Advance every task by one denoising step, all in one UNet(+ControlNet) call.
+
+    ``predict`` is a compiled ``engine.accel.predict_noise`` (or None for the eager modules).
+    """
     latents, timesteps, embeds, controls, scales = _model_inputs(tasks)
-    dtype = components.dtype
+    dtype, device = components.dtype, components.device
     latents, embeds = latents.to(dtype), embeds.to(dtype)
-    down, mid = None, None
-    if any(task.control is not None for task in tasks):
-        down, mid = components.controlnet(
-            latents,
-            timesteps,
-            encoder_hidden_states=embeds,
-            controlnet_cond=controls.to(components.device, dtype),
-            conditioning_scale=1.0,
-            guess_mode=False,
-            return_dict=False,
-        )
-        weight = scales.to(components.device, dtype).view(-1, 1, 1, 1)
-        if not all(task.control is not None and task.control_scale == 1.0 for task in tasks):
-            down = [residual * weight for residual in down]
-            mid = mid * weight
-    noise = components.unet(
-        latents,
-        timesteps,
-        encoder_hidden_states=embeds,
-        down_block_additional_residuals=down,
-        mid_block_additional_residual=mid,
-        return_dict=False,
-    )[0]
+    if predict is not None:
+        weight = scales.to(device, dtype).view(-1, 1, 1, 1)
+        noise = predict(latents, timesteps, embeds, controls.to(device, dtype), weight)
+    else:
+        noise = _predict_eager(components, tasks, latents, timesteps, embeds, controls, scales)
     row = 0
     for task in tasks:
         pred = noise[row : row + task.rows]
@@ -148,6 +133,34 @@ def step(components, tasks: list[FrameTask]) -> None:
         t = task.timesteps[task.index]
         task.latents = task.scheduler.step(pred, t, task.latents, return_dict=False)[0]
         task.index += 1
+
+
+def _predict_eager(components, tasks, latents, timesteps, embeds, controls, scales) -> torch.Tensor:
+    """The plain path: ControlNet only when some task has a control map (frame 0 needs none)."""
+    dtype, device = components.dtype, components.device
+    down, mid = None, None
+    if any(task.control is not None for task in tasks):
+        down, mid = components.controlnet(
+            latents,
+            timesteps,
+            encoder_hidden_states=embeds,
+            controlnet_cond=controls.to(device, dtype),
+            conditioning_scale=1.0,
+            guess_mode=False,
+            return_dict=False,
+        )
+        if not all(task.control is not None and task.control_scale == 1.0 for task in tasks):
+            weight = scales.to(device, dtype).view(-1, 1, 1, 1)
+            down = [residual * weight for residual in down]
+            mid = mid * weight
+    return components.unet(
+        latents,
+        timesteps,
+        encoder_hidden_states=embeds,
+        down_block_additional_residuals=down,
+        mid_block_additional_residual=mid,
+        return_dict=False,
+    )[0]
 
 
 @torch.inference_mode()

@@ -1,0 +1,101 @@
+"""GPU speed-ups that keep the output the same (within fp16 noise) for a given seed.
+
+- ``prepare``: channels_last memory format, fused QKV projections, cuDNN autotuning (CUDA only).
+- ``CompiledStep``: UNet+ControlNet as one ``torch.compile``d function ("reduce-overhead" mode, so
+  the compiled step is replayed as a CUDA graph). Row counts are padded up to a few fixed buckets so
+  jobs joining or leaving a batch reuse a handful of graphs instead of compiling a new one each
+  time; padded rows are dropped. Inductor's on-disk cache (``TORCHINDUCTOR_CACHE_DIR``) makes a
+  restarted process compile from cache.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from pathlib import Path
+
+import torch
+
+log = logging.getLogger(__name__)
+
+BUCKETS = (2, 4, 8, 16, 32)
+
+
+def predict_noise(unet, controlnet, latents, timesteps, embeds, controls, weight):
+    """UNet noise prediction with ControlNet residuals scaled per row by ``weight`` (B,1,1,1)."""
+    down, mid = controlnet(
+        latents,
+        timesteps,
+        encoder_hidden_states=embeds,
+        controlnet_cond=controls,
+        conditioning_scale=1.0,
+        guess_mode=False,
+        return_dict=False,
+    )
+    down = [residual * weight for residual in down]
+    return unet(
+        latents,
+        timesteps,
+        encoder_hidden_states=embeds,
+        down_block_additional_residuals=down,
+        mid_block_additional_residual=mid * weight,
+        return_dict=False,
+    )[0]
+
+
+def prepare(components) -> None:
+    """In-place layout changes that speed up CUDA inference without changing its results."""
+    if components.device.type != "cuda":
+        return
+    torch.backends.cudnn.benchmark = True
+    for module in (components.unet, components.controlnet, components.vae):
+        module.to(memory_format=torch.channels_last)
+    for module in (components.unet, components.controlnet):
+        module.fuse_qkv_projections()
+    log.info("channels_last, fused QKV projections and cuDNN autotuning on")
+
+
+def bucket(rows: int) -> int:
+    return next((size for size in BUCKETS if size >= rows), rows)
+
+
+class CompiledStep:
+    """A compiled ``predict_noise`` for one set of components; call it like ``predict_noise``."""
+
+    def __init__(self, components, *, mode: str = "reduce-overhead", cache_dir: Path | None = None):
+        if cache_dir is not None:
+            os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(cache_dir))
+        self.components = components
+        self._fn = torch.compile(predict_noise, mode=mode, dynamic=False)
+
+    def __call__(self, latents, timesteps, embeds, controls, weight) -> torch.Tensor:
+        rows = latents.shape[0]
+        size = bucket(rows)
+        if size != rows:
+            pad = size - rows
+            latents, timesteps, embeds, controls, weight = (
+                torch.cat([x, x[-1:].expand(pad, *x.shape[1:])]) for x in (latents, timesteps, embeds, controls, weight)
+            )
+        out = self._fn(
+            self.components.unet, self.components.controlnet, latents, timesteps, embeds,
+            controls.contiguous(memory_format=torch.channels_last), weight,
+        )
+        # A CUDA-graph output is overwritten by the next replay: copy what the schedulers keep.
+        return out[:rows].clone()
+
+    def warm_up(self, width: int, height: int, rows: tuple[int, ...] = (2,)) -> float:
+        """Compile (or load from the cache) the step for these sizes; returns the seconds it took."""
+        started = time.perf_counter()
+        c = self.components
+        for count in rows:
+            for _ in range(3):  # compile, record the CUDA graph, replay once
+                self(
+                    torch.randn(count, 4, height // 8, width // 8, device=c.device, dtype=c.dtype),
+                    torch.full((count,), 500, device=c.device, dtype=torch.long),
+                    torch.randn(count, 77, c.text_encoder.config.hidden_size, device=c.device, dtype=c.dtype),
+                    torch.rand(count, 3, height, width, device=c.device, dtype=c.dtype),
+                    torch.ones(count, 1, 1, 1, device=c.device, dtype=c.dtype),
+                )
+        torch.cuda.synchronize(c.device) if c.device.type == "cuda" else None
+        return time.perf_counter() - started

@@ -1,0 +1,21 @@
+"""Shared fixtures. The built-in ``test-tiny`` model is built once per test session into a
+temporary cache (``ANIMABOT_CACHE``), which subprocesses started by tests inherit."""
+
+import os
+import tempfile
+
+os.environ.setdefault("ANIMABOT_CACHE", tempfile.mkdtemp(prefix="animabot-cache-"))
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+
+import pytest  # noqa: E402
+
+from engine.config import EngineConfig  # noqa: E402
+
+TINY = EngineConfig(model="test-tiny", device="cpu")
+
+
+@pytest.fixture(scope="session")
+def components():
+    from engine.models import load_components
+
+    return load_components(TINY)
