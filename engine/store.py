@@ -444,6 +444,20 @@ class JobStore:
         log.info("guild %d limits reset to the defaults", guild_id)
         return self._defaults
 
+    # -- the bot's side: delivery (added for bot/progress.py) -------------------------------------
+    async def undelivered(self) -> list[Job]:
+        """Finished jobs asked for from a channel whose outcome the bot has not posted yet.
+
+        The bot records the message it posted as ``result_message_id``; until then the job is
+        still owed to its channel (after a restart too). Oldest first.
+        """
+        return await self._fetch_jobs(
+            f"""SELECT * FROM jobs
+                WHERE status IN ({_marks(FINISHED)}) AND channel_id IS NOT NULL AND result_message_id IS NULL
+                ORDER BY finished_at, id""",
+            FINISHED,
+        )
+
 
 def fair_order(queued: list[tuple[int, int]], turns: dict[int, int]) -> list[int]:
     """The order in which ``claim`` takes ``queued`` ``(job_id, user_id)`` pairs (ids ascending).

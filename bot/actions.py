@@ -1,0 +1,114 @@
+"""What a command, a button and a reaction have in common: re-roll a job, cancel or delete one.
+
+Each action checks limits and permissions, writes to the store and wakes the runtime and the
+progress watcher; it raises ``UserError`` with the sentence to show when it refuses.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import TYPE_CHECKING
+
+import discord
+
+from bot.permissions import can_cancel, can_reroll
+from engine.errors import UserError
+from engine.jobs import Job, JobKind, JobStatus
+from engine.limits import check_request
+from engine.params import RenderParams
+
+if TYPE_CHECKING:
+    from bot.client import AnimaBot
+
+log = logging.getLogger(__name__)
+
+
+async def check_limits(
+    bot: AnimaBot, params: RenderParams | None, *, user_id: int, guild_id: int | None, channel_id: int | None
+) -> None:
+    """``UserError`` with the limits check's sentence when this request is over a limit."""
+    if guild_id is None:
+        raise UserError("Renders only work in a server channel, not in direct messages.")
+    limits = await bot.store.get_limits(guild_id)
+    usage = await bot.store.usage(guild_id, user_id)
+    reason = check_request(limits, params, usage, channel_id=channel_id, now=time.time())
+    if reason is not None:
+        log.info("user %d in guild %d refused: %s", user_id, guild_id, reason)
+        raise UserError(reason)
+
+
+async def queue_render(
+    bot: AnimaBot,
+    kind: JobKind,
+    params: RenderParams,
+    *,
+    user_id: int,
+    guild_id: int | None,
+    channel_id: int | None,
+    parent_id: int | None = None,
+) -> Job:
+    """Validate, check limits, enqueue with a concrete seed, and wake the workers."""
+    params = params.validate()
+    await check_limits(bot, params, user_id=user_id, guild_id=guild_id, channel_id=channel_id)
+    job = await bot.store.enqueue(
+        kind, params.with_seed(params.seed), user_id=user_id, guild_id=guild_id, channel_id=channel_id,
+        parent_id=parent_id,
+    )  # fmt: skip
+    bot.jobs_changed()
+    return job
+
+
+async def reroll(bot: AnimaBot, job: Job, *, user_id: int, guild_id: int | None, channel_id: int | None) -> Job:
+    """Queue ``job``'s parameters again with a new random seed, as ``user_id``'s request."""
+    if not can_reroll(job):
+        raise UserError(f"Job {job.id} only added audio; re-roll the video it used (job {job.parent_id}) instead.")
+    params = job.params.with_seed()
+    while params.seed == job.params.seed:  # a new seed, even against 1-in-4-billion odds
+        params = job.params.with_seed()
+    new = await queue_render(
+        bot, JobKind.REROLL, params, user_id=user_id, guild_id=guild_id, channel_id=channel_id, parent_id=job.id
+    )
+    log.info("job %d is a re-roll of job %d by user %d", new.id, job.id, user_id)
+    return new
+
+
+async def cancel_or_delete(bot: AnimaBot, job: Job, *, user_id: int, permissions: discord.Permissions) -> str:
+    """Cancel ``job`` if it is still queued or running, else delete its posted video.
+
+    Returns what happened, as a sentence; ``UserError`` when ``user_id`` may not do it.
+    """
+    if not can_cancel(job, user_id, permissions):
+        raise UserError(
+            f"Only the person who asked for job {job.id} or a member with Manage Messages can cancel or delete it."
+        )
+    if not job.status.finished:
+        job = await bot.store.request_cancel(job.id)
+        bot.jobs_changed()
+        log.info("job %d: cancel by user %d", job.id, user_id)
+        return f"Job {job.id} is cancelled." if job.status is JobStatus.CANCELLED else f"Cancelling job {job.id}…"
+    if job.result_message_id is not None and job.channel_id is not None:
+        message = bot.get_partial_messageable(job.channel_id, guild_id=job.guild_id).get_partial_message(
+            job.result_message_id
+        )
+        try:
+            await message.delete()
+        except discord.NotFound:
+            pass
+        log.info("job %d: result message %d deleted by user %d", job.id, job.result_message_id, user_id)
+        return f"Deleted the post of job {job.id}."
+    return f"Job {job.id} has already finished ({job.status.value})."
+
+
+async def latest_active(bot: AnimaBot, user_id: int, guild_id: int | None) -> Job | None:
+    """The user's most recent queued or running job in this guild."""
+    mine = [job for job in await bot.store.active_jobs(guild_id) if job.user_id == user_id]
+    return max(mine, key=job_id_of) if mine else None
+
+
+def job_id_of(job: Job) -> int:
+    return job.id
+
+
+def is_render(job: Job) -> bool:
+    return job.kind in (JobKind.ANIMATE, JobKind.REROLL)

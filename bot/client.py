@@ -1,0 +1,152 @@
+"""The Discord client: settings, store and runtime are passed in; cogs do the rest.
+
+``setup_hook`` loads one cog per concern, registers the persistent buttons (``DynamicItem``
+templates carrying the job id, so buttons on old messages work after a restart), syncs the slash
+commands and starts the progress watcher. Only non-privileged intents are used.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+from typing import TYPE_CHECKING
+
+import discord
+import yarl
+from discord import app_commands
+from discord.ext import commands
+
+from bot.messages import apology
+from bot.progress import ProgressWatcher
+from bot.replies import NO_MENTIONS, reply
+from bot.views import CancelButton, RerollButton
+from engine.config import Config, DiscordConfig
+from engine.errors import UserError
+from engine.store import JobStore
+
+if TYPE_CHECKING:
+    from engine.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+COGS = ("bot.cogs.animate", "bot.cogs.mux", "bot.cogs.queue", "bot.cogs.admin")
+def point_at(settings: DiscordConfig) -> None:
+    """Send REST calls to ``api_base`` and open the gateway at ``gateway_url``.
+
+    discord.py has no option for either: every REST URL is ``Route.BASE + path`` and a plain
+    ``Client`` connects to ``DiscordWebSocket.DEFAULT_GATEWAY`` (then to READY's resume URL).
+    Both are class attributes, so this affects every client in the process.
+    """
+    discord.http.Route.BASE = settings.api_base.rstrip("/")
+    discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(settings.gateway_url)
+
+
+def intents() -> discord.Intents:
+    """Guilds (channels, roles), guild messages (our own messages' events) and reactions."""
+    chosen = discord.Intents.none()
+    chosen.guilds = True
+    chosen.guild_messages = True
+    chosen.guild_reactions = True
+    return chosen
+
+
+class AnimaTree(app_commands.CommandTree):
+    """Shows ``UserError`` text as-is; logs anything else with its job id and apologises."""
+
+    async def on_error(self, interaction: discord.Interaction, error: app_commands.AppCommandError) -> None:
+        original = getattr(error, "original", error)
+        if isinstance(original, UserError):
+            await reply(interaction, str(original))
+            return
+        if isinstance(error, app_commands.MissingPermissions):
+            await reply(interaction, "You need the Manage Server permission for that.")
+            return
+        if isinstance(error, app_commands.NoPrivateMessage):
+            await reply(interaction, "This command only works in a server channel.")
+            return
+        if isinstance(error, app_commands.CheckFailure):
+            await reply(interaction, "You are not allowed to use this command here.")
+            return
+        reference = interaction.extras.get("job_id") or interaction.id
+        name = interaction.command.qualified_name if interaction.command else "?"
+        log.error("/%s failed (job %s)", name, reference, exc_info=original)
+        await reply(interaction, apology(reference))
+
+
+class AnimaBot(commands.Bot):
+    def __init__(
+        self,
+        config: Config,
+        store: JobStore,
+        runtime: Runtime | None = None,
+        *,
+        guild_ready_timeout: float = 2.0,
+        identify_delay: float = 5.0,
+        poll_interval: float = 1.0,
+        edit_interval: float = 3.0,
+    ) -> None:
+        super().__init__(
+            command_prefix=commands.when_mentioned,
+            help_command=None,
+            intents=intents(),
+            allowed_mentions=NO_MENTIONS,
+            tree_cls=AnimaTree,
+            guild_ready_timeout=guild_ready_timeout,
+        )
+        self.config = config
+        self.store = store
+        self.runtime = runtime
+        self.identify_delay = identify_delay
+        self.watcher = ProgressWatcher(self, poll_interval=poll_interval, edit_interval=edit_interval)
+        point_at(config.discord)
+
+    async def setup_hook(self) -> None:
+        for name in COGS:
+            await self.load_extension(name)
+        self.add_dynamic_items(RerollButton, CancelButton)
+        await self.sync_commands()
+        self.watcher.start()
+
+    async def sync_commands(self) -> None:
+        """Sync to the configured guilds (instant); globally only without them, and only on change."""
+        guild_ids = self.config.discord.guild_ids
+        if guild_ids:
+            for guild_id in guild_ids:
+                guild = discord.Object(guild_id)
+                self.tree.copy_global_to(guild=guild)
+                synced = await self.tree.sync(guild=guild)
+                log.info("synced %d commands to guild %d", len(synced), guild_id)
+            return
+        stamp = self.config.data_dir / "commands.sha256"
+        digest = self.command_digest()
+        if stamp.exists() and stamp.read_text().strip() == digest:
+            log.info("commands unchanged since the last global sync; not syncing")
+            return
+        synced = await self.tree.sync()
+        stamp.parent.mkdir(parents=True, exist_ok=True)
+        stamp.write_text(digest)
+        log.info("synced %d commands globally (they can take up to an hour to appear)", len(synced))
+
+    def command_digest(self) -> str:
+        payload = [command.to_dict(self.tree) for command in self.tree.get_commands()]
+        return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+    def jobs_changed(self) -> None:
+        """A job was queued or a cancel requested: wake the runtime and the watcher now."""
+        if self.runtime is not None:
+            self.runtime.notify()
+        self.watcher.poke()
+
+    async def before_identify_hook(self, shard_id: int | None, *, initial: bool = False) -> None:
+        # discord.py waits 5 s before a repeated IDENTIFY (Discord's identify rate limit).
+        if not initial and self.identify_delay > 0:
+            await asyncio.sleep(self.identify_delay)
+
+    async def on_ready(self) -> None:
+        log.info("logged in as %s (%d guilds)", self.user, len(self.guilds))
+
+    async def close(self) -> None:
+        await self.watcher.stop()
+        await super().close()

@@ -1,0 +1,114 @@
+"""``/limits show|set|reset``: per-guild limits, for members with Manage Server.
+
+The group's default permissions hide it from others in the client; the runtime check below is
+what actually enforces it (server admins can change who sees a command).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot.messages import limits_text
+from bot.permissions import can_manage_limits
+from bot.replies import reply
+from engine.errors import UserError
+from engine.params import MAX_FPS, MAX_FRAMES, MAX_SIDE, MAX_STEPS
+
+if TYPE_CHECKING:
+    from bot.client import AnimaBot
+
+log = logging.getLogger(__name__)
+
+MiB = 1024 * 1024
+
+
+def require_manage_guild(interaction: discord.Interaction) -> None:
+    if not can_manage_limits(interaction.permissions):
+        raise UserError("Only members with the Manage Server permission can view or change the limits.")
+
+
+class Admin(commands.Cog):
+    limits = app_commands.Group(
+        name="limits",
+        description="This server's render limits (Manage Server).",
+        guild_only=True,
+        default_permissions=discord.Permissions(manage_guild=True),
+    )
+
+    def __init__(self, bot: AnimaBot) -> None:
+        self.bot = bot
+
+    @limits.command(name="show", description="Show this server's render limits.")
+    async def show(self, interaction: discord.Interaction) -> None:
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        require_manage_guild(interaction)
+        await reply(interaction, limits_text(await self.bot.store.get_limits(interaction.guild_id)))
+
+    @limits.command(name="set", description="Change some of this server's render limits.")
+    @app_commands.describe(
+        max_frames="Most frames per video",
+        max_steps="Most denoising steps per frame",
+        max_side="Largest picture side in pixels",
+        max_fps="Highest frames per second",
+        daily_quota="Renders per user per UTC day (0 turns renders off)",
+        max_queued_per_user="Jobs one user may have waiting at once",
+        cooldown_seconds="Seconds a user waits between requests",
+        upload_limit_mib="Largest video to upload, in MiB (bigger ones are re-encoded to fit)",
+        channel="Allow renders only in this channel (adds to the list)",
+        all_channels="Allow renders in every channel again",
+    )
+    async def set_(
+        self,
+        interaction: discord.Interaction,
+        max_frames: app_commands.Range[int, 1, MAX_FRAMES] | None = None,
+        max_steps: app_commands.Range[int, 1, MAX_STEPS] | None = None,
+        max_side: app_commands.Range[int, 64, MAX_SIDE] | None = None,
+        max_fps: app_commands.Range[int, 1, MAX_FPS] | None = None,
+        daily_quota: app_commands.Range[int, 0, 100000] | None = None,
+        max_queued_per_user: app_commands.Range[int, 1, 1000] | None = None,
+        cooldown_seconds: app_commands.Range[int, 0, 86400] | None = None,
+        upload_limit_mib: app_commands.Range[float, 0.01, 500.0] | None = None,
+        channel: discord.TextChannel | None = None,
+        all_channels: bool | None = None,
+    ) -> None:
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        require_manage_guild(interaction)
+        changes = {
+            name: value
+            for name, value in (
+                ("max_frames", max_frames), ("max_steps", max_steps), ("max_side", max_side), ("max_fps", max_fps),
+                ("daily_quota", daily_quota), ("max_queued_per_user", max_queued_per_user),
+                ("cooldown_seconds", cooldown_seconds),
+            )  # fmt: skip
+            if value is not None
+        }
+        if upload_limit_mib is not None:
+            changes["upload_limit_bytes"] = int(upload_limit_mib * MiB)
+        store = self.bot.store
+        if all_channels:
+            changes["allowed_channel_ids"] = None
+        elif channel is not None:
+            current = (await store.get_limits(interaction.guild_id)).allowed_channel_ids
+            changes["allowed_channel_ids"] = (*current, channel.id)
+        if not changes:
+            raise UserError("Give at least one limit to change; /limits show lists them.")
+        limits = await store.set_limits(interaction.guild_id, **changes)
+        log.info("user %d changed limits of guild %d: %s", interaction.user.id, interaction.guild_id, changes)
+        await reply(interaction, limits_text(limits, "Limits updated"))
+
+    @limits.command(name="reset", description="Put this server's render limits back to the defaults.")
+    async def reset(self, interaction: discord.Interaction) -> None:
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        require_manage_guild(interaction)
+        limits = await self.bot.store.reset_limits(interaction.guild_id)
+        log.info("user %d reset the limits of guild %d", interaction.user.id, interaction.guild_id)
+        await reply(interaction, limits_text(limits, "Limits reset to the defaults"))
+
+
+async def setup(bot: AnimaBot) -> None:
+    await bot.add_cog(Admin(bot))

@@ -1,0 +1,131 @@
+"""``/mux audio:<file> [job]``: put the user's soundtrack on one of their finished videos.
+
+Nothing is downloaded before the attachment's declared size and type pass; the download itself
+is capped too, and the saved file must decode as audio of a sane length before a job is queued.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot.messages import format_bytes, format_duration, queued_reply
+from bot.replies import reply
+from engine.errors import UserError
+from engine.jobs import Job, JobKind, JobStatus
+from engine.limits import check_request
+
+if TYPE_CHECKING:
+    from bot.client import AnimaBot
+
+log = logging.getLogger(__name__)
+
+MAX_AUDIO_BYTES = 25 * 1024 * 1024
+MAX_AUDIO_SECONDS = 600.0
+UNSPECIFIC_TYPES = ("", "application/octet-stream", "video/mp4", "video/webm", "video/ogg")
+AUDIO_EXTENSIONS = (".mp3", ".wav", ".ogg", ".oga", ".opus", ".flac", ".m4a", ".aac", ".mp4", ".webm")
+
+
+def check_attachment(filename: str, content_type: str | None, size: int) -> str:
+    """The extension to save the upload under; ``UserError`` before anything is downloaded."""
+    if size > MAX_AUDIO_BYTES:
+        raise UserError(
+            f"That file is {format_bytes(size)}; audio for /mux can be at most {format_bytes(MAX_AUDIO_BYTES)}."
+        )
+    extension = Path(filename).suffix.lower()
+    kind = (content_type or "").split(";")[0].strip().lower()
+    # An .m4a may come as video/mp4, or a file with no type at all: then the extension decides.
+    if not (kind.startswith("audio/") or (kind in UNSPECIFIC_TYPES and extension in AUDIO_EXTENSIONS)):
+        shown = kind or extension or "unknown type"
+        raise UserError(f"That file ({shown}) is not audio; attach an MP3, WAV, OGG, FLAC or M4A file.")
+    return extension if extension in AUDIO_EXTENSIONS else ".audio"
+
+
+def upload_path(uploads: Path, interaction_id: int, extension: str) -> Path:
+    """Where an upload is saved: named by the interaction id, never by the user's file name."""
+    if not re.fullmatch(r"\.[a-z0-9]{1,8}", extension):
+        extension = ".audio"
+    return uploads / f"{interaction_id}{extension}"
+
+
+class Mux(commands.Cog):
+    def __init__(self, bot: AnimaBot) -> None:
+        self.bot = bot
+
+    @app_commands.command(name="mux", description="Put your own soundtrack on one of your videos.")
+    @app_commands.guild_only()
+    @app_commands.describe(
+        audio="An audio file (MP3, WAV, OGG, FLAC or M4A; at most 25 MiB and 10 minutes)",
+        job="The job whose video gets the audio (your latest finished video when left out)",
+    )
+    async def mux(
+        self, interaction: discord.Interaction, audio: discord.Attachment, job: app_commands.Range[int, 1] | None = None
+    ) -> None:
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        # 1. check what we can before downloading anything
+        extension = check_attachment(audio.filename, audio.content_type, audio.size)
+        target = await self._target(interaction, job)
+        limits = await self.bot.store.get_limits(interaction.guild_id)
+        usage = await self.bot.store.usage(interaction.guild_id, interaction.user.id)
+        reason = check_request(limits, None, usage, channel_id=interaction.channel_id, now=time.time())
+        if reason is not None:
+            raise UserError(reason)
+        # 2. download (capped) and check that it is audio of a sane length
+        path = upload_path(self.bot.config.data_dir / "uploads", interaction.id, extension)
+        await self._download(audio, path)
+        try:
+            from engine.video import check_audio  # ffmpeg side; imported only when needed
+
+            seconds = await asyncio.to_thread(check_audio, path)
+            if seconds > MAX_AUDIO_SECONDS:
+                raise UserError(
+                    f"That audio is {format_duration(seconds)} long; /mux takes at most "
+                    f"{format_duration(MAX_AUDIO_SECONDS)} (only the video's length is used anyway)."
+                )
+        except BaseException:
+            path.unlink(missing_ok=True)
+            raise
+        # 3. queue the mux job
+        mux_job = await self.bot.store.enqueue(
+            JobKind.MUX, None, user_id=interaction.user.id, guild_id=interaction.guild_id,
+            channel_id=interaction.channel_id, parent_id=target.id, audio_path=str(path),
+        )  # fmt: skip
+        interaction.extras["job_id"] = mux_job.id
+        self.bot.jobs_changed()
+        log.info("job %d: %.1f s of audio from user %d for job %d", mux_job.id, seconds, interaction.user.id, target.id)
+        await reply(interaction, queued_reply(mux_job, await self.bot.store.queue_position(mux_job.id)))
+
+    async def _target(self, interaction: discord.Interaction, job_id: int | None) -> Job:
+        store = self.bot.store
+        if job_id is None:
+            target = await store.latest_done(interaction.user.id, interaction.guild_id)
+            if target is None:
+                raise UserError("You have no finished video here yet; make one with /animate first.")
+        else:
+            target = await store.get(job_id)
+            if target is None or target.guild_id != interaction.guild_id:
+                raise UserError(f"There is no job {job_id} on this server; /queue shows the current ones.")
+            if target.status is not JobStatus.DONE or target.kind is JobKind.MUX:
+                raise UserError(f"Job {job_id} has no finished video to put audio on; pick a finished /animate job.")
+        if not target.result_path or not Path(target.result_path).exists():
+            raise UserError(f"The video of job {target.id} is no longer kept on the host; render it again first.")
+        return target
+
+    async def _download(self, audio: discord.Attachment, path: Path) -> None:
+        data = await audio.read()  # at most MAX_AUDIO_BYTES, as Discord declared; checked again below
+        if len(data) > MAX_AUDIO_BYTES:
+            raise UserError(f"That file is larger than {format_bytes(MAX_AUDIO_BYTES)}; send a shorter one.")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        await asyncio.to_thread(path.write_bytes, data)
+
+
+async def setup(bot: AnimaBot) -> None:
+    await bot.add_cog(Mux(bot))

@@ -1,0 +1,58 @@
+"""``/queue`` (what runs, what waits, where you are) and ``/cancel [job]``."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot import actions
+from bot.messages import queue_text
+from bot.replies import reply
+from engine.errors import UserError
+from engine.jobs import JobStatus
+
+if TYPE_CHECKING:
+    from bot.client import AnimaBot
+
+
+class Queue(commands.Cog):
+    def __init__(self, bot: AnimaBot) -> None:
+        self.bot = bot
+
+    @app_commands.command(name="queue", description="What is rendering, what is waiting, and your place.")
+    @app_commands.guild_only()
+    async def queue(self, interaction: discord.Interaction) -> None:
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        jobs = await self.bot.store.active_jobs(interaction.guild_id)
+        positions = {
+            job.id: await self.bot.store.queue_position(job.id) for job in jobs if job.status is JobStatus.QUEUED
+        }
+        await reply(interaction, queue_text(jobs, positions, interaction.user.id))
+
+    @app_commands.command(name="cancel", description="Cancel one of your jobs (your latest when left out).")
+    @app_commands.guild_only()
+    @app_commands.describe(job="The job id (moderators with Manage Messages may cancel anyone's)")
+    async def cancel(self, interaction: discord.Interaction, job: app_commands.Range[int, 1] | None = None) -> None:
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        if job is None:
+            target = await actions.latest_active(self.bot, interaction.user.id, interaction.guild_id)
+            if target is None:
+                raise UserError("You have no queued or running job here.")
+        else:
+            target = await self.bot.store.get(job)
+            if target is None or target.guild_id != interaction.guild_id:
+                raise UserError(f"There is no job {job} on this server; /queue shows the current ones.")
+            if target.status.finished:
+                raise UserError(f"Job {job} has already finished ({target.status.value}).")
+        interaction.extras["job_id"] = target.id
+        text = await actions.cancel_or_delete(
+            self.bot, target, user_id=interaction.user.id, permissions=interaction.permissions
+        )
+        await reply(interaction, text)
+
+
+async def setup(bot: AnimaBot) -> None:
+    await bot.add_cog(Queue(bot))

@@ -1,0 +1,357 @@
+"""The progress watcher: turns what the store says about jobs into Discord messages.
+
+The store is the contract: the runtime may be in this process or in ``animabot worker``, so one
+task polls the store (every ``poll_interval``; the in-process runtime's progress queue and the
+commands only wake it sooner). Each job with a channel gets a tracker task that
+
+1. posts the job's progress message (or finds it again after a restart: its id is in the store),
+2. edits it as the job moves, at most once per ``edit_interval`` per message, the latest state
+   winning: queue position, then a bar, frame k/N, ETA and the newest preview frame,
+3. when the job finishes, posts the MP4 (re-encoded to fit the upload limit when needed) with 🔄
+   and ❌ and a Re-roll button, or the readable error, and records the result message in the
+   store, which is what marks the job delivered.
+
+A job is never delivered twice by one process; after a restart, finished jobs without a result
+message are delivered then.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import io
+import logging
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import discord
+
+from bot.messages import (
+    CANCEL_EMOJI,
+    REROLL_EMOJI,
+    format_bytes,
+    progress_text,
+    result_filename,
+    result_text,
+    upload_failed_text,
+)
+from bot.replies import NO_MENTIONS
+from bot.views import progress_view, result_view
+from engine.errors import UserError
+from engine.jobs import Job, JobKind, JobStatus
+
+if TYPE_CHECKING:
+    from bot.client import AnimaBot
+
+log = logging.getLogger(__name__)
+
+RETRY_DELAYS = (5.0, 15.0, 60.0)  # delivery retries after unexpected errors, then give up
+
+
+@dataclass(frozen=True)
+class Shown:
+    """What a progress message shows now, to skip edits that would change nothing."""
+
+    content: str
+    preview: tuple[str, int] | None  # (path, frames done) of the attached preview
+    buttons: bool
+
+
+def upload_too_large(err: discord.HTTPException) -> bool:
+    """Discord refuses an oversize upload with HTTP 413 or JSON error code 40005."""
+    return err.status == 413 or err.code == 40005
+
+
+def read_preview(path: str | None) -> bytes | None:
+    """The preview JPEG's bytes, or ``None`` when missing or not a whole JPEG."""
+    if not path:
+        return None
+    try:
+        data = Path(path).read_bytes()
+    except OSError:
+        return None
+    return data if data.startswith(b"\xff\xd8") and data.rstrip(b"\x00").endswith(b"\xff\xd9") else None
+
+
+class ProgressWatcher:
+    def __init__(self, bot: AnimaBot, *, poll_interval: float = 1.0, edit_interval: float = 3.0) -> None:
+        self.bot = bot
+        self.poll_interval = poll_interval
+        self.edit_interval = edit_interval
+        self._trackers: dict[int, Tracker] = {}
+        self._delivered: set[int] = set()  # finished here (delivered or given up): never again
+        self._wake = asyncio.Event()
+        self._tasks: list[asyncio.Task] = []
+        self._queue: asyncio.Queue | None = None
+
+    # -- lifecycle ----------------------------------------------------------------------------
+    def start(self) -> None:
+        if self._tasks:
+            return
+        self._tasks.append(asyncio.create_task(self._poll_loop(), name="animabot-progress"))
+        if self.bot.runtime is not None:
+            self._queue = self.bot.runtime.subscribe()
+            self._tasks.append(asyncio.create_task(self._listen(self._queue), name="animabot-progress-listen"))
+
+    async def stop(self) -> None:
+        tasks = self._tasks + [t.task for t in self._trackers.values() if t.task is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._tasks = []
+        self._trackers.clear()
+        if self._queue is not None and self.bot.runtime is not None:
+            self.bot.runtime.unsubscribe(self._queue)
+            self._queue = None
+
+    def poke(self) -> None:
+        """Look at the store now rather than at the next poll."""
+        self._wake.set()
+
+    async def _listen(self, queue: asyncio.Queue) -> None:
+        while True:
+            await queue.get()
+            self.poke()
+
+    async def _poll_loop(self) -> None:
+        while True:
+            try:
+                await self.tick()
+            except Exception:  # a locked or closing database must not end the watcher
+                log.exception("progress watcher: reading the store failed")
+            try:
+                await asyncio.wait_for(self._wake.wait(), self.poll_interval)
+            except TimeoutError:
+                pass
+            self._wake.clear()
+
+    # -- one look at the store ----------------------------------------------------------------
+    async def tick(self) -> None:
+        store = self.bot.store
+        jobs = await store.active_jobs() + await store.undelivered()
+        for job in jobs:
+            if job.channel_id is None or job.id in self._delivered:
+                continue
+            position = await store.queue_position(job.id) if job.status is JobStatus.QUEUED else 0
+            tracker = self._trackers.get(job.id)
+            if tracker is None:
+                tracker = self._trackers[job.id] = Tracker(self, job, position)
+                tracker.task = asyncio.create_task(tracker.run(), name=f"animabot-job-{job.id}")
+            else:
+                tracker.update(job, position)
+
+    def _done(self, tracker: Tracker) -> None:
+        self._delivered.add(tracker.job.id)
+        self._trackers.pop(tracker.job.id, None)
+
+    # -- Discord helpers ----------------------------------------------------------------------
+    def channel(self, job: Job) -> discord.PartialMessageable:
+        return self.bot.get_partial_messageable(job.channel_id, guild_id=job.guild_id)
+
+    async def upload_limit(self, job: Job) -> int:
+        """The smaller of the guild's configured limit and what Discord allows in that guild."""
+        limit = (await self.bot.store.get_limits(job.guild_id)).upload_limit_bytes if job.guild_id else math.inf
+        guild = self.bot.get_guild(job.guild_id) if job.guild_id else None
+        if guild is not None:
+            limit = min(limit, guild.filesize_limit)
+        return int(limit) if limit != math.inf else discord.utils.DEFAULT_FILE_SIZE_LIMIT_BYTES
+
+
+class Tracker:
+    """One job's progress message and its delivery; the latest store snapshot wins."""
+
+    def __init__(self, watcher: ProgressWatcher, job: Job, position: int) -> None:
+        self.watcher = watcher
+        self.job = job
+        self.position = position
+        self.task: asyncio.Task | None = None
+        self._changed = asyncio.Event()
+        self._changed.set()
+        self._last_edit = -math.inf
+        self._shown: Shown | None = None
+        self._edits_broken = False
+        self._result_id: int | None = None
+
+    def update(self, job: Job, position: int) -> None:
+        if job.progress_message_id is None and self.job.progress_message_id is not None:
+            # a snapshot read before this tracker recorded the message it posted
+            job = dataclasses.replace(job, progress_message_id=self.job.progress_message_id)
+        self.job, self.position = job, position
+        self._changed.set()
+
+    @property
+    def store(self):
+        return self.watcher.bot.store
+
+    async def run(self) -> None:
+        try:
+            for delay in (*RETRY_DELAYS, None):
+                try:
+                    await self._follow()
+                    return
+                except (discord.HTTPException, OSError) as err:
+                    if delay is None:
+                        log.error("job %d: giving up on its messages after repeated errors", self.job.id, exc_info=err)
+                        return
+                    log.warning("job %d: Discord error (%s); retrying in %g s", self.job.id, err, delay)
+                    await asyncio.sleep(delay)
+                except Exception:
+                    log.exception("job %d: progress or delivery failed", self.job.id)
+                    return
+        finally:
+            self.watcher._done(self)
+
+    async def _follow(self) -> None:
+        await self._ensure_message()
+        while not self.job.status.finished:
+            await self._changed.wait()
+            wait = self._last_edit + self.watcher.edit_interval - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)  # updates meanwhile replace self.job: the latest wins
+            self._changed.clear()
+            if self.job.status.finished:
+                break
+            await self._edit_progress()
+        await self._deliver()
+
+    # -- the progress message -----------------------------------------------------------------
+    async def _ensure_message(self) -> None:
+        job = self.job
+        if job.progress_message_id is not None or job.status.finished:
+            return
+        content = progress_text(job, self.position)
+        message = await self.watcher.channel(job).send(
+            content, view=progress_view(job.id), allowed_mentions=NO_MENTIONS
+        )
+        self._last_edit = time.monotonic()
+        self._shown = Shown(content, None, True)
+        await self.store.set_messages(job.id, progress_message_id=message.id)
+        self.job = await self.store.get(job.id) or job
+        log.info("job %d: progress message %d posted", job.id, message.id)
+
+    def _wanted(self, job: Job) -> Shown:
+        preview = None
+        if job.status is JobStatus.RUNNING and job.preview_path and job.frames_done > 0:
+            preview = (job.preview_path, job.frames_done)
+        return Shown(progress_text(job, self.position), preview, not job.status.finished)
+
+    async def _edit_progress(self) -> None:
+        job = self.job
+        if job.progress_message_id is None or self._edits_broken:
+            return
+        wanted = self._wanted(job)
+        if wanted == self._shown:
+            return
+        kwargs: dict = {}
+        if wanted.preview != (self._shown.preview if self._shown else None):
+            data = await asyncio.to_thread(read_preview, wanted.preview[0]) if wanted.preview else None
+            if data is not None:
+                kwargs["attachments"] = [discord.File(io.BytesIO(data), filename="preview.jpg")]
+            elif wanted.preview is None:
+                kwargs["attachments"] = []  # a finished job drops its preview
+            else:
+                wanted = Shown(wanted.content, self._shown.preview if self._shown else None, wanted.buttons)
+        message = self.watcher.channel(job).get_partial_message(job.progress_message_id)
+        try:
+            await message.edit(
+                content=wanted.content,
+                view=progress_view(job.id) if wanted.buttons else None,
+                allowed_mentions=NO_MENTIONS,
+                **kwargs,
+            )
+        except discord.NotFound:
+            log.info("job %d: progress message %d is gone; not editing it", job.id, job.progress_message_id)
+            self._edits_broken = True
+            return
+        except discord.Forbidden:
+            log.warning("job %d: may not edit progress message %d", job.id, job.progress_message_id)
+            self._edits_broken = True
+            return
+        self._last_edit = time.monotonic()
+        self._shown = wanted
+
+    async def _final_edit(self) -> None:
+        """The finished state on the progress message, still at most one edit per interval."""
+        wait = self._last_edit + self.watcher.edit_interval - time.monotonic()
+        if wait > 0:
+            await asyncio.sleep(wait)
+        await self._edit_progress()
+
+    # -- delivery -----------------------------------------------------------------------------
+    async def _deliver(self) -> None:
+        """Post the outcome once and record it (that marks the job delivered), then tidy up."""
+        job = self.job
+        if self._result_id is None:
+            if job.status is JobStatus.DONE:
+                message = await self._post_result(job)
+            elif job.progress_message_id is None:  # ended before its progress message was posted
+                message = await self.watcher.channel(job).send(progress_text(job), allowed_mentions=NO_MENTIONS)
+            else:  # failed or cancelled: the progress message itself shows how it ended
+                message = None
+            self._result_id = message.id if message is not None else job.progress_message_id
+            await self.store.set_messages(job.id, result_message_id=self._result_id)
+            log.info("job %d: %s, delivered as message %d", job.id, job.status.value, self._result_id)
+        try:
+            await self._final_edit()
+        except discord.HTTPException as err:
+            log.warning("job %d: could not show the final state on its progress message (%s)", job.id, err)
+
+    async def _post_result(self, job: Job) -> discord.Message:
+        parent = await self.store.get(job.parent_id) if job.kind is JobKind.MUX and job.parent_id else None
+        channel = self.watcher.channel(job)
+        source = Path(job.result_path) if job.result_path else None
+        if source is None or not source.exists():
+            log.error("job %d is done but its video %s is missing", job.id, job.result_path)
+            return await channel.send(
+                upload_failed_text(job, "the video file is missing on the host."), allowed_mentions=NO_MENTIONS
+            )
+        limit = await self.watcher.upload_limit(job)
+        try:
+            upload, note = await fit(source, limit)
+            try:
+                message = await self._send_video(channel, job, parent, upload, note)
+            except discord.HTTPException as err:
+                if not upload_too_large(err):
+                    raise
+                smaller = upload.stat().st_size // 2  # Discord's real limit is lower than we knew
+                log.info("job %d: upload of %d bytes refused (%s); re-encoding to %d", job.id,
+                         upload.stat().st_size, err.status, smaller)  # fmt: skip
+                upload, note = await fit(source, smaller)
+                message = await self._send_video(channel, job, parent, upload, note)
+        except UserError as err:
+            log.info("job %d: video not posted: %s", job.id, err)
+            return await channel.send(upload_failed_text(job, str(err)), allowed_mentions=NO_MENTIONS)
+        for emoji in (REROLL_EMOJI, CANCEL_EMOJI) if job.kind is not JobKind.MUX else (CANCEL_EMOJI,):
+            try:
+                await message.add_reaction(emoji)
+            except discord.HTTPException:
+                log.warning("job %d: could not add %s to result message %d", job.id, emoji, message.id)
+        return message
+
+    async def _send_video(
+        self, channel: discord.PartialMessageable, job: Job, parent: Job | None, path: Path, note: str
+    ) -> discord.Message:
+        view = result_view(job.id) if job.kind is not JobKind.MUX else discord.utils.MISSING
+        return await channel.send(
+            result_text(job, parent, note),
+            file=discord.File(path, filename=result_filename(job, parent)),
+            view=view,
+            allowed_mentions=NO_MENTIONS,
+        )
+
+
+async def fit(source: Path, limit: int) -> tuple[Path, str]:
+    """``source`` if it is within ``limit`` bytes, else a re-encoded copy that is (or ``UserError``)."""
+    size = source.stat().st_size
+    if size <= limit:
+        return source, ""
+    from engine.video import fit_to_size  # ffmpeg side; imported only when needed
+
+    out = source.with_name(f"{source.stem}-fit{limit}.mp4")
+    await asyncio.to_thread(fit_to_size, source, out, limit)
+    note = f"re-encoded from {format_bytes(size)} to {format_bytes(out.stat().st_size)} to fit the upload limit"
+    return out, note
+
