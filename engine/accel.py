@@ -84,6 +84,7 @@ class CompiledStep:
         # A CUDA-graph output is overwritten by the next replay: copy what the schedulers keep.
         return out[:rows].clone()
 
+    @torch.inference_mode()
     def warm_up(self, width: int, height: int, rows: tuple[int, ...] = (2,)) -> float:
         """Compile (or load from the cache) the step for these sizes; returns the seconds it took."""
         started = time.perf_counter()
@@ -92,7 +93,7 @@ class CompiledStep:
             for _ in range(3):  # compile, record the CUDA graph, replay once
                 self(
                     torch.randn(count, 4, height // 8, width // 8, device=c.device, dtype=c.dtype),
-                    torch.full((count,), 500, device=c.device, dtype=torch.long),
+                    torch.full((count,), 500.0, device=c.device),
                     torch.randn(count, 77, c.text_encoder.config.hidden_size, device=c.device, dtype=c.dtype),
                     torch.rand(count, 3, height, width, device=c.device, dtype=c.dtype),
                     torch.ones(count, 1, 1, 1, device=c.device, dtype=c.dtype),

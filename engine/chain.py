@@ -130,11 +130,13 @@ def _encode_prompts(components, texts: list[str], params: RenderParams):
     embeds, uncond = [], None
     with torch.inference_mode():
         for text in texts:
+            want_negative = guided and uncond is None
             cond, negative = pipe.encode_prompt(
-                text, components.device, 1, guided, negative_prompt=params.negative_prompt or None
+                text, components.device, 1, want_negative, negative_prompt=params.negative_prompt or None
             )
             embeds.append(cond)
-            uncond = negative if guided else None
+            if want_negative:
+                uncond = negative
     return embeds, uncond
 
 

@@ -18,7 +18,7 @@ class EngineConfig:
     controlnet: str = "lllyasviel/control_v11p_sd15_canny"
     device: str = "auto"
     dtype: str = "auto"
-    compile: bool = False
+    compile: bool = True  # CUDA only
     max_batch: int = 8
     job_timeout_seconds: float = 1800.0
     retention_days: float = 7.0

@@ -57,6 +57,7 @@ class _Active:
     render_seconds: float = 0.0
     rendered: int = 0
     timed_out: bool = False
+    error: BaseException | None = None  # set when this job alone cannot be rendered
 
     @property
     def size(self) -> tuple[int, int]:
@@ -96,6 +97,7 @@ class Runtime:
         self._subscribers: set[asyncio.Queue] = set()
         self._active: dict[int, _Active] = {}
         self._tasks: list[asyncio.Task] = []
+        self._predict = None  # engine.accel.CompiledStep on CUDA when compile is on
 
     # -- lifecycle ----------------------------------------------------------------------------
     async def start(self) -> None:
@@ -164,9 +166,18 @@ class Runtime:
 
     # -- renders ------------------------------------------------------------------------------
     def _load_components(self):
+        """GPU thread: load the models once, apply the speed-ups, compile and warm up on CUDA."""
+        from engine import accel
         from engine.models import load_components
 
-        return load_components(self.config.engine, device=self.device)
+        components = load_components(self.config.engine, device=self.device)
+        accel.prepare(components)
+        if self.config.engine.compile and components.device.type == "cuda":
+            self._predict = accel.CompiledStep(components, cache_dir=self.config.data_dir / "compile-cache")
+            render = self.config.render
+            seconds = self._predict.warm_up(render.width, render.height)
+            log.info("compiled the UNet+ControlNet step for %s in %.0f s", render.size, seconds)
+        return components
 
     async def _claim_renders(self) -> None:
         """Fill the batch: any size when idle, then more jobs of the size being rendered."""
@@ -219,11 +230,14 @@ class Runtime:
 
         for active in batch:
             if active.chain is None and not active.cancel.is_set():
-                params = active.job.params
-                saved = load_frames(active.work_dir, params.frames)
-                active.chain = FrameChain(self.components, params, frames=saved, cancel=active.cancel)
+                try:
+                    params = active.job.params.validate()
+                    saved = load_frames(active.work_dir, params.frames)
+                    active.chain = FrameChain(self.components, params, frames=saved, cancel=active.cancel)
+                except Exception as err:  # noqa: BLE001 - fails this job, not the batch
+                    active.error = err
         live = [a for a in batch if a.chain is not None and not a.cancel.is_set() and not a.chain.done]
-        frames = render_round(self.components, [a.chain for a in live]) if live else []
+        frames = render_round(self.components, [a.chain for a in live], predict=self._predict) if live else []
         by_job = dict(zip((a.job.id for a in live), frames))
         for active in live:
             frame = by_job[active.job.id]
@@ -240,6 +254,12 @@ class Runtime:
 
     async def _after_frame(self, active: _Active, frame: np.ndarray | None, elapsed: float) -> None:
         job = active.job
+        if active.error is not None:
+            self._active.pop(job.id, None)
+            if not isinstance(active.error, UserError):
+                log.error("job %d could not start", job.id, exc_info=active.error)
+            await self._finish(job, JobStatus.FAILED, error=describe_failure(active.error))
+            return
         if active.cancel.is_set() or active.chain is None:
             self._active.pop(job.id, None)
             if active.timed_out:

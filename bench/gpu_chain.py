@@ -1,0 +1,212 @@
+"""GPU benchmark: the tutorial's chain as written against the engine (issue 5).
+
+One run, SD1.5-shaped random weights (same FLOPs as the real model), fp16, reporting seconds per
+frame, frames per second and peak GPU memory for:
+  1. the tutorial's chain as written (prompt re-encoded every frame, a new seed every frame,
+     PNDM 20 steps, guidance 7.5, ControlNet scale 1.2, Canny of the previous frame);
+  2. the engine, one job, 20 steps (same work as 1);
+  3. the engine, one job, its defaults;
+  4. the engine serving 8 concurrent jobs (aggregate frames per second), 20 steps and defaults.
+Also: compile/warm-up time, a restarted process's time to full speed (inductor's disk cache), and
+how far the compiled fp16 frames are from the eager ones for the same seed.
+
+    python bench/gpu_chain.py --out bench/results/h100.json              # on the GPU
+    python bench/gpu_chain.py --shape tiny --size 64 --device cpu --frames 2 --no-compile  # smoke test
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from engine import accel, tiny  # noqa: E402
+from engine.chain import FrameChain, render_round  # noqa: E402
+from engine.config import load_config  # noqa: E402
+from engine.control import canny  # noqa: E402
+from engine.models import Components  # noqa: E402
+from engine.params import RenderParams  # noqa: E402
+
+PROMPT = "a cat in a sunflower field, golden hour, highly detailed"
+NEGATIVE = "blurry, low quality"
+
+
+def build(shape: str, device: torch.device, dtype: torch.dtype) -> Components:
+    with torch.device(device):
+        parts = tiny.build_components(shape)
+    modules = {k: parts[k].to(device, dtype).eval() for k in ("unet", "controlnet", "vae", "text_encoder")}
+    return Components(
+        **modules,
+        tokenizer=parts["tokenizer"],
+        scheduler_config=dict(parts["scheduler"].config),
+        device=device,
+        dtype=dtype,
+    )
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def measure(device, fn) -> dict:
+    """Run ``fn`` (returns frames made) once, timing it and its peak GPU memory."""
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    sync(device)
+    started = time.perf_counter()
+    frames = fn()
+    sync(device)
+    seconds = time.perf_counter() - started
+    row = {"frames": frames, "seconds": round(seconds, 3), "s_per_frame": round(seconds / frames, 4),
+           "frames_per_s": round(frames / seconds, 3)}
+    if device.type == "cuda":
+        row["peak_gpu_mib"] = round(torch.cuda.max_memory_allocated(device) / 2**20)
+    return row
+
+
+# -- 1. the tutorial's chain, as written ----------------------------------------------------------
+def tutorial_chain(components: Components, frames: int, size: int) -> int:
+    from diffusers import PNDMScheduler, StableDiffusionPipeline
+
+    pipe = components.pipeline()
+    pipe.scheduler = PNDMScheduler.from_config(components.scheduler_config, skip_prk_steps=True)
+    pipe.set_progress_bar_config(disable=True)
+    text2img = StableDiffusionPipeline.from_pipe(pipe)
+    text2img.set_progress_bar_config(disable=True)
+    seed = 1000
+    image = text2img(PROMPT, negative_prompt=NEGATIVE, num_inference_steps=20, guidance_scale=7.5,
+                     height=size, width=size, generator=torch.Generator(components.device).manual_seed(seed),
+                     output_type="np").images[0]
+    for k in range(1, frames):
+        control = canny((image * 255).round().astype(np.uint8), RenderParams(prompt=PROMPT))
+        image = pipe(PROMPT, negative_prompt=NEGATIVE, image=control.astype(np.float32)[None] / 255.0,
+                     num_inference_steps=20, guidance_scale=7.5, controlnet_conditioning_scale=1.2,
+                     height=size, width=size, generator=torch.Generator(components.device).manual_seed(seed + k),
+                     output_type="np").images[0]
+    return frames
+
+
+# -- 2-4. the engine ------------------------------------------------------------------------------
+def engine_jobs(components, params_list, predict) -> tuple[int, list[FrameChain]]:
+    chains = [FrameChain(components, params) for params in params_list]
+    while not all(chain.done for chain in chains):
+        live = [chain for chain in chains if not chain.done]
+        render_round(components, live, predict=predict)
+    return sum(len(chain.frames) for chain in chains), chains
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--shape", default="sd15", choices=tiny.SHAPES)
+    parser.add_argument("--size", type=int, default=512)
+    parser.add_argument("--device", default="cuda")
+    parser.add_argument("--frames", type=int, default=6, help="frames per job in each row")
+    parser.add_argument("--jobs", type=int, default=8)
+    parser.add_argument("--no-compile", action="store_true")
+    parser.add_argument("--restart-check", action="store_true", help="time a second process's warm-up")
+    parser.add_argument("--cache-dir", type=Path, default=Path("/tmp/animabot-inductor"))
+    parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--warm-only", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+
+    device = torch.device(args.device)
+    dtype = torch.float16 if device.type == "cuda" else torch.float32
+    defaults = dataclasses.replace(load_config(Path(__file__).parents[1] / "config.example.toml").render,
+                                   prompt=PROMPT, negative_prompt=NEGATIVE, width=args.size, height=args.size)
+    twenty = dataclasses.replace(defaults, steps=20, strength=0.0, scheduler="dpm++", guidance=7.5, control_scale=1.2)
+    report = {
+        "machine": {
+            "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu",
+            "torch": torch.__version__,
+            "diffusers": __import__("diffusers").__version__,
+            "python": platform.python_version(),
+        },
+        "setup": {"shape": args.shape, "size": args.size, "dtype": str(dtype), "frames_per_job": args.frames,
+                  "jobs": args.jobs, "compile": not args.no_compile,
+                  "defaults": {k: getattr(defaults, k) for k in ("steps", "scheduler", "strength", "guidance")}},
+        "rows": {},
+    }
+
+    def save():
+        if args.out:
+            args.out.parent.mkdir(parents=True, exist_ok=True)
+            args.out.write_text(json.dumps(report, indent=2))
+
+    started = time.perf_counter()
+    components = build(args.shape, device, dtype)
+    report["setup"]["build_seconds"] = round(time.perf_counter() - started, 1)
+    print("built", report["setup"]["build_seconds"], "s", flush=True)
+
+    if args.warm_only:  # the restarted process: how long until the compiled step runs at speed
+        accel.prepare(components)
+        step = accel.CompiledStep(components, cache_dir=args.cache_dir)
+        print(json.dumps({"warm_up_seconds": step.warm_up(args.size, args.size, (2,))}))
+        return
+
+    # Row 1: the tutorial, plain eager pipelines, before any of our changes to the modules.
+    tutorial_chain(components, 1, args.size)  # warm-up
+    report["rows"]["1_tutorial_chain"] = measure(device, lambda: tutorial_chain(components, args.frames, args.size))
+    print("row 1", report["rows"]["1_tutorial_chain"], flush=True)
+    save()
+
+    eager_frames = engine_jobs(components, [dataclasses.replace(twenty, frames=2, seed=1)], None)[1][0].frames
+
+    accel.prepare(components)
+    predict = None
+    if not args.no_compile:
+        predict = accel.CompiledStep(components, cache_dir=args.cache_dir)
+        for rows in (2, 2 * args.jobs):
+            report["setup"][f"compile_seconds_rows_{rows}"] = round(predict.warm_up(args.size, args.size, (rows,)), 1)
+            print("compiled", rows, report["setup"][f"compile_seconds_rows_{rows}"], flush=True)
+        save()
+
+    fast_frames = engine_jobs(components, [dataclasses.replace(twenty, frames=2, seed=1)], predict)[1][0].frames
+    report["setup"]["max_abs_diff_vs_eager_uint8"] = int(
+        max(np.abs(a.astype(int) - b.astype(int)).max() for a, b in zip(eager_frames, fast_frames)))
+    report["setup"]["mean_abs_diff_vs_eager_uint8"] = round(float(
+        np.mean([np.abs(a.astype(int) - b.astype(int)).mean() for a, b in zip(eager_frames, fast_frames)])), 3)
+
+    rows = {
+        "2_engine_1_job_20_steps": [dataclasses.replace(twenty, frames=args.frames, seed=1)],
+        "3_engine_1_job_defaults": [dataclasses.replace(defaults, frames=args.frames, seed=1)],
+        f"4a_engine_{args.jobs}_jobs_20_steps": [dataclasses.replace(twenty, frames=args.frames, seed=s)
+                                                  for s in range(args.jobs)],
+        f"4b_engine_{args.jobs}_jobs_defaults": [dataclasses.replace(defaults, frames=args.frames, seed=s)
+                                                  for s in range(args.jobs)],
+    }
+    for name, params_list in rows.items():
+        engine_jobs(components, [dataclasses.replace(p, frames=2) for p in params_list], predict)  # warm-up
+        report["rows"][name] = measure(device, lambda pl=params_list: engine_jobs(components, pl, predict)[0])
+        print(name, report["rows"][name], flush=True)
+        save()
+
+    base = report["rows"]["1_tutorial_chain"]["s_per_frame"]
+    for row in report["rows"].values():
+        row["speedup_vs_row_1"] = round(base / row["s_per_frame"], 2)
+
+    if args.restart_check and predict is not None:
+        cmd = [sys.executable, __file__, "--warm-only", "--shape", args.shape, "--size", str(args.size),
+               "--device", args.device, "--cache-dir", str(args.cache_dir)]
+        started = time.perf_counter()
+        result = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+        total = time.perf_counter() - started
+        last = result.stdout.strip().splitlines()[-1] if result.stdout.strip() else "{}"
+        report["setup"]["restart"] = {"process_seconds": round(total, 1), **json.loads(last if last.startswith("{") else "{}")}
+        print("restart", report["setup"]["restart"], flush=True)
+    save()
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
