@@ -10,7 +10,15 @@ import pytest
 from discord import app_commands
 from discord.ext import commands
 
-from tests.fakediscord import EPHEMERAL, MANAGE_GUILD, FakeDiscord, World, fake_discord, running_bot
+from tests.fakediscord import (
+    EPHEMERAL,
+    MANAGE_GUILD,
+    FakeDiscord,
+    World,
+    fake_discord,
+    point_discord_py_at,
+    running_bot,
+)
 from tests.fakediscord.models import LOADING
 
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4  # binary, with CR/LF inside
@@ -60,6 +68,8 @@ class Tiny(commands.Cog):
     @limits.command(name="show", description="Show the limits")
     async def show(self, interaction: discord.Interaction) -> None:
         await interaction.response.send_message("frames<=240", ephemeral=True)
+        sent = await interaction.original_response()  # GET @original
+        await sent.edit(content=f"{sent.content} (checked)")
 
     @app_commands.command(name="post", description="Post, edit and react in the channel")
     async def post(self, interaction: discord.Interaction, text: str) -> None:
@@ -259,3 +269,48 @@ async def test_invalid_session_makes_the_client_identify_again(fake: FakeDiscord
     assert fake.gateway.identifies == 2 and fake.gateway.connections[-1].hello == "identify"
     interaction = await fake.slash("limits show", {}, user_id=world.admin_id, channel_id=world.channel_id)
     assert (await interaction.wait_response()).type == 4  # the new session works
+
+
+async def test_discord_rules_for_interactions(fake: FakeDiscord, world: World, bot: TinyBot) -> None:
+    rule = fake.inject_429("POST", r"/interactions/\d+/[^/]+/callback$", retry_after=0.2)
+    shown = await fake.slash("limits show", {}, user_id=world.admin_id, channel_id=world.channel_id)
+    await shown.wait_original(lambda m: m.edits)
+    assert rule.hits == 1 and shown.original.content == "frames<=240 (checked)"
+    assert [r.status for r in fake.requests("GET", r"/messages/@original$")] == [200]
+
+    fake.interaction_deadline = 1e-9  # every callback is now later than Discord's 3 s
+    late = await fake.slash("limits show", {}, user_id=world.admin_id, channel_id=world.channel_id)
+    callbacks = await fake.wait_for(lambda: [r for r in fake.requests("POST", rf"/interactions/{late.id}/") if r.status])
+    assert callbacks[0].status == 404 and late.callbacks == [] and late.original is None
+
+
+async def test_files_custom_emoji_history_and_dm(fake: FakeDiscord, world: World, bot: TinyBot) -> None:
+    channel = bot.get_channel(world.channel_id)
+    files = [discord.File(io.BytesIO(b"a"), "a.txt"), discord.File(io.BytesIO(PNG), "b.png")]
+    message = await channel.send("two files", files=files)
+    record = fake.message(message.id)
+    assert [(a.filename, a.data) for a in record.attachments] == [("a.txt", b"a"), ("b.png", PNG)]
+    await message.edit(attachments=[message.attachments[1]])  # keep one by id
+    assert [a.filename for a in record.attachments] == ["b.png"] and len(record.edits) == 1
+    assert [a.filename for a in record.revisions[0].attachments] == ["a.txt", "b.png"]
+
+    await message.add_reaction("<:blob:1234567890>")
+    assert record.reactions == {"blob:1234567890": [fake.bot_id]}
+    assert [m.content async for m in channel.history(limit=5)] == ["two files"]
+
+    dm = await (await bot.fetch_user(world.member_id)).send("your video is ready")
+    assert fake.message(dm.id).guild_id is None and fake.message(dm.id).content == "your video is ready"
+
+    await message.delete()
+    assert record.deleted and fake.messages_in(world.channel_id, include_deleted=False) == []
+
+
+def test_point_discord_py_at_and_undo() -> None:
+    from discord.gateway import DiscordWebSocket
+    from discord.http import Route
+
+    before = Route.BASE, DiscordWebSocket.DEFAULT_GATEWAY
+    undo = point_discord_py_at(api_base="http://127.0.0.1:9/api/v10", gateway_url="ws://127.0.0.1:9/gateway")
+    assert Route.BASE == "http://127.0.0.1:9/api/v10" and str(DiscordWebSocket.DEFAULT_GATEWAY) == "ws://127.0.0.1:9/gateway"
+    undo()
+    assert (Route.BASE, DiscordWebSocket.DEFAULT_GATEWAY) == before

@@ -76,6 +76,25 @@ Driving API (``FakeDiscord``)
   reconnect()`` (op 7, waits for RESUMED); ``async with while_disconnected(): ...`` (op 7 and
   RESUME held until the block ends: what it dispatches is replayed); ``await
   invalid_session()`` (op 9 ``d:false``, waits for the new IDENTIFY).
+
+Discord behaviours it copies (so a bot that passes here is less surprised in production)
+-----------------------------------------------------------------------------------------
+- The first followup after a "thinking" defer (callback type 5) fills in the loading message:
+  same message id, the defer's ephemerality wins over the followup's own flag. Later followups
+  are new messages. Followups before any callback: 404 Unknown Webhook (10015).
+- A second callback: 400 (40060). A first callback after ``interaction_deadline``: 404 (10062).
+- Ephemeral messages are recorded (``MessageRecord.ephemeral``) but never sent as gateway events.
+- Empty messages: 400 (50006); content over 2000 characters: 400 (50035). Editing another
+  user's message: 403 (50005). Sending without SEND_MESSAGES / ATTACH_FILES: 403 (50013).
+- Intents are honoured: no message or reaction events without GUILD_MESSAGES /
+  GUILD_MESSAGE_REACTIONS (DM ones for DMs); without MESSAGE_CONTENT other users' guild messages
+  arrive with empty content, embeds, attachments and components; without GUILD_MEMBERS,
+  GUILD_CREATE lists only the bot (``member_count`` stays true).
+- ``slash`` refuses what Discord's client would not send (unknown/missing options, wrong
+  types, outside min/max, not in choices, a command the member's permissions hide);
+  ``click`` refuses a component the message does not have now, or a disabled one.
+- Exceptions inside the fake are answered with 400 (never 5xx: discord.py retries those for
+  ~25 s) and listed in ``fake.errors``.
 """
 
 from __future__ import annotations

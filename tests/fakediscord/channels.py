@@ -8,8 +8,9 @@ from urllib.parse import unquote
 from aiohttp import web
 
 from .models import ATTACH_FILES, MANAGE_MESSAGES, SEND_MESSAGES, MessageRecord, emoji_payload, normalize_emoji
-from .server import API, json_response, no_content
+from .server import API
 from .state import ApiError, FakeState
+from .wire import json_response, no_content
 
 if TYPE_CHECKING:
     from .server import RestApi
