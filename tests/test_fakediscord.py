@@ -10,7 +10,7 @@ import pytest
 from discord import app_commands
 from discord.ext import commands
 
-from tests.fakediscord import (
+from fakediscord import (
     EPHEMERAL,
     MANAGE_GUILD,
     FakeDiscord,
@@ -19,7 +19,7 @@ from tests.fakediscord import (
     point_discord_py_at,
     running_bot,
 )
-from tests.fakediscord.models import LOADING
+from fakediscord.models import LOADING
 
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4  # binary, with CR/LF inside
 
@@ -56,7 +56,7 @@ class Tiny(commands.Cog):
         await interaction.response.defer(thinking=True)
         start = await image.read() if image else b""
         video = discord.File(io.BytesIO(b"VIDEO:" + start), filename="out.mp4")
-        await interaction.followup.send(f"{prompt} x{frames}", file=video)
+        await interaction.followup.send(f"{prompt} x{frames}", file=video, embed=discord.Embed(title=prompt))
         await interaction.edit_original_response(content="done")
 
     @limits_set.command(name="frames", description="Set the frame limit")
@@ -74,7 +74,7 @@ class Tiny(commands.Cog):
     @app_commands.command(name="post", description="Post, edit and react in the channel")
     async def post(self, interaction: discord.Interaction, text: str) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
-        message = await interaction.channel.send(text, view=RerollView())
+        message = await interaction.channel.send(text, view=RerollView(), allowed_mentions=discord.AllowedMentions.none())
         await message.edit(content=f"{text} (edited)")
         await message.add_reaction("\N{THUMBS UP SIGN}")
         await interaction.followup.send(f"posted {message.id}", ephemeral=True)
@@ -165,6 +165,7 @@ async def test_slash_defers_then_followup_carries_the_file(fake: FakeDiscord, wo
     assert [m.id for m in interaction.followups] == [original.id]
     assert original.revisions[0].flags & LOADING and not original.flags & LOADING
     assert [r.content for r in original.revisions] == ["", "a cat x8", "done"]
+    assert original.embeds[0]["title"] == "a cat"
     video = original.attachment("out.mp4")
     assert video.data == b"VIDEO:" + PNG  # the bot downloaded the option's file from the fake
     assert video.content_type == "video/mp4"
@@ -201,7 +202,7 @@ async def test_channel_message_edit_reaction_and_button(fake: FakeDiscord, world
     assert followup is interaction.original and followup.ephemeral
     assert [r.content for r in posted.revisions] == ["hello", "hello (edited)"]
     assert posted.custom_ids() == ["tiny:reroll:1"] and posted.reactions == {"\N{THUMBS UP SIGN}": [fake.bot_id]}
-    assert posted.allowed_mentions is None or isinstance(posted.allowed_mentions, dict)
+    assert posted.allowed_mentions["parse"] == []  # as sent
     assert len(fake.requests("PATCH", rf"/messages/{posted.id}$")) == 1
     await fake.wait_for(lambda: bot._connection._get_message(posted.id))  # MESSAGE_CREATE reached the bot
 

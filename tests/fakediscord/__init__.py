@@ -21,7 +21,9 @@ last GUILD_CREATE) and, for ``fake.invalid_session()``, override
 ``async def before_identify_hook(self, shard_id, *, initial=False): pass`` (discord.py sleeps
 5 s there before a re-IDENTIFY).
 
-Fixtures (put them in your own test module or conftest)::
+Import it as ``from fakediscord import FakeDiscord, fake_discord, running_bot`` (pytest puts
+``tests/`` on sys.path for the test modules there; don't mix with ``tests.fakediscord``, which
+would load a second copy). Fixtures (put them in your own test module or conftest)::
 
     @pytest.fixture
     async def fake():
