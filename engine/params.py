@@ -45,7 +45,7 @@ class RenderParams:
     seed: int | None = None
     steps: int = 12
     guidance: float = 7.5
-    strength: float = 0.0
+    strength: float = 0.6
     control_scale: float = 1.2
     motion: str = "none"
     motion_amount: float = 0.03

@@ -92,10 +92,10 @@ def _model_inputs(tasks: list[FrameTask]):
         embeds.append(task.cond if task.uncond is None else torch.cat([task.uncond, task.cond]))
         if task.control is not None:
             controls.append(task.control.expand(rows, -1, -1, -1))
-            scales.append(torch.full((rows,), task.control_scale))
+            scales.append(scaled.new_full((rows,), task.control_scale))
         else:
             controls.append(scaled.new_zeros((rows, 3, *_pixel_size(scaled))))
-            scales.append(torch.zeros(rows))
+            scales.append(scaled.new_zeros(rows))
     return (
         torch.cat(latents),
         torch.cat(timesteps),

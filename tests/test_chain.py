@@ -96,13 +96,17 @@ def test_batched_jobs_give_the_same_frames_as_jobs_run_alone(components):
         RenderParams(prompt="a boat", frames=3, steps=2, scheduler="euler", width=64, height=64, seed=3),
     ]
     alone = [_render(components, params) for params in jobs]
-    chains = [FrameChain(components, params) for params in jobs]
-    for _ in range(3):
-        render_round(components, chains)
-    for solo, chain in zip(alone, chains):
-        for a, b in zip(solo, chain.frames):
-            # Batched CPU kernels may round differently; the frames agree to within one level.
-            assert np.abs(a.astype(int) - b.astype(int)).max() <= 1
+    # Each round starts every job from the frames its solo run made, so the comparison measures
+    # batching alone: a one-level rounding difference fed back through Canny and img2img would
+    # otherwise grow chaotically over a clip, as fp16 noise does.
+    for k in range(3):
+        chains = [FrameChain(components, params, frames=solo[:k]) for params, solo in zip(jobs, alone)]
+        batched = render_round(components, chains)
+        for solo, frame in zip(alone, batched):
+            # Batched CPU kernels may round differently: a few pixels may differ by a level or two
+            # (one level, doubled by the colour match's trip through LAB); the rest are identical.
+            diff = np.abs(solo[k].astype(int) - frame.astype(int))
+            assert diff.max() <= 2 and (diff > 0).mean() < 0.01
 
 
 def test_a_cancelled_job_leaves_the_batch_and_the_others_finish(components):
