@@ -105,11 +105,14 @@ class Components:
 
 
 def resolve_device(name: str | torch.device) -> torch.device:
-    """``"auto"`` → the first CUDA GPU when there is one, else the CPU; ``"cpu"``, ``"cuda"``, ``"cuda:N"`` as given."""
+    """``"auto"`` → the current CUDA GPU when there is one, else the CPU; ``"cpu"``, ``"cuda"``, ``"cuda:N"`` as given.
+
+    A CUDA device always comes back with its index, so ``"cuda"`` and ``"cuda:0"`` are one cache key.
+    """
     if isinstance(name, torch.device):
         device = name
     elif name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     else:
         try:
             device = torch.device(name)
@@ -118,7 +121,9 @@ def resolve_device(name: str | torch.device) -> torch.device:
     if device.type == "cuda":
         if not torch.cuda.is_available():
             raise UserError(f"device {name} was asked for but PyTorch sees no CUDA GPU; use device = \"cpu\" or \"auto\".")
-        if device.index is not None and device.index >= torch.cuda.device_count():
+        if device.index is None:
+            device = torch.device("cuda", torch.cuda.current_device())
+        if device.index >= torch.cuda.device_count():
             raise UserError(f"device {name} does not exist: this machine has {torch.cuda.device_count()} CUDA GPU(s).")
     return device
 
