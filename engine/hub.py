@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-import httpx2
 from huggingface_hub import snapshot_download
 from huggingface_hub.constants import is_offline_mode
 from huggingface_hub.errors import (
@@ -24,6 +23,11 @@ from huggingface_hub.errors import (
 )
 
 from engine.errors import UserError
+
+try:  # huggingface_hub 2.x talks HTTP through httpx2, 1.x through httpx
+    import httpx2 as _http
+except ImportError:  # pragma: no cover
+    import httpx as _http
 
 log = logging.getLogger(__name__)
 
@@ -161,7 +165,7 @@ def friendly_error(err: BaseException, model_id: str) -> UserError | None:
         return UserError(
             f"{model_id} is neither a folder on this machine nor a valid hub model id; check [engine] in the config."
         )
-    if has(httpx2.TransportError) or has(ConnectionError):
+    if has(_http.TransportError) or has(ConnectionError):
         return UserError(
             f"The Hugging Face hub cannot be reached and {model_id} is not in the local cache; "
             f"{DOWNLOAD_HINT}, or set [engine] to a local model folder."

@@ -18,12 +18,11 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 from huggingface_hub.errors import LocalEntryNotFoundError, OfflineModeIsEnabled, RepositoryNotFoundError  # noqa: E402
-from PIL import Image  # noqa: E402
 
 from engine import hub, models  # noqa: E402
 from engine.config import EngineConfig  # noqa: E402
 from engine.errors import UserError  # noqa: E402
-from tests.hubserver import LoopbackHub, closed_port_url, hub_env, run_python  # noqa: E402
+from hubserver import LoopbackHub, closed_port_url, hub_env, run_python  # noqa: E402
 
 SD_ID = "animabot-test/sd-tiny"
 CN_ID = "animabot-test/cn-tiny"
@@ -211,7 +210,8 @@ def test_friendly_error_walks_the_cause_chain(tmp_path):
     request = httpx2.Request("GET", "http://127.0.0.1:9/api/models/a/b")
     unreachable = _caused(OSError("does not appear to have a file named config.json"),
                           _caused(LocalEntryNotFoundError("no"), httpx2.ConnectError("refused", request=request)))
-    assert "cannot be reached" in str(hub.friendly_error(unreachable, "a/b"))
+    friendly = hub.friendly_error(unreachable, "a/b")
+    assert isinstance(friendly, UserError) and "cannot be reached" in str(friendly)
 
     missing = _caused(OSError("is not a valid model identifier"),
                       RepositoryNotFoundError("404", response=httpx2.Response(404, request=request)))
