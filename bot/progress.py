@@ -18,6 +18,7 @@ message are delivered then.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import io
 import logging
@@ -170,6 +171,7 @@ class Tracker:
         self.task: asyncio.Task | None = None
         self._changed = asyncio.Event()
         self._changed.set()
+        self._finished = asyncio.Event()
         self._last_edit = -math.inf
         self._shown: Shown | None = None
         self._edits_broken = False
@@ -181,6 +183,8 @@ class Tracker:
             job = dataclasses.replace(job, progress_message_id=self.job.progress_message_id)
         self.job, self.position = job, position
         self._changed.set()
+        if job.status.finished:
+            self._finished.set()
 
     @property
     def store(self):
@@ -209,8 +213,10 @@ class Tracker:
         while not self.job.status.finished:
             await self._changed.wait()
             wait = self._last_edit + self.watcher.edit_interval - time.monotonic()
-            if wait > 0:
-                await asyncio.sleep(wait)  # updates meanwhile replace self.job: the latest wins
+            if wait > 0 and not self.job.status.finished:
+                # updates meanwhile replace self.job: the latest wins; a finished job goes at once
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._finished.wait(), wait)
             self._changed.clear()
             if self.job.status.finished:
                 break

@@ -27,7 +27,7 @@ from fakediscord import FakeDiscord, MessageRecord, World, fake_discord
 # Small renders keep the suite quick: /animate without `size` renders the [render] defaults.
 RENDER = RenderParams(prompt="-", negative_prompt="", frames=2, fps=8, steps=2, width=128, height=128)
 LIMITS = LimitsConfig(
-    max_frames=12, max_steps=4, max_side=768, max_fps=24, daily_quota=50, max_queued_per_user=5, cooldown_seconds=0
+    max_frames=12, max_steps=8, max_side=768, max_fps=24, daily_quota=50, max_queued_per_user=5, cooldown_seconds=0
 )
 RENDER_TIMEOUT = 90.0
 

@@ -26,7 +26,7 @@ async def test_animate_shows_progress_then_posts_the_video_without_pinging(fake,
 
     # 2. /animate is deferred at once and answered with the job id and queue position
     prompt = "@everyone a cat in a sunflower field"
-    options = {"prompt": prompt, "frames": 4, "steps": 2, "size": "square", "seed": 1234}
+    options = {"prompt": prompt, "frames": 12, "steps": 6, "size": "square", "seed": 1234}
     answer = await command(fake, "animate", options, user_id=world.member_id, channel_id=world.channel_id)
     job_id = job_id_in(answer.content)
     assert "position 1 in the queue" in answer.content or "starting now" in answer.content
@@ -39,9 +39,9 @@ async def test_animate_shows_progress_then_posts_the_video_without_pinging(fake,
     [video] = result.attachments
     assert video.filename == f"animabot-{job_id}-seed1234.mp4"
     info = probe(job.result_path)
-    assert (info.frames, info.width, info.height) == (4, 512, 512)
+    assert (info.frames, info.width, info.height) == (12, 512, 512)
     assert video.data == open(job.result_path, "rb").read()
-    assert prompt in result.content and "seed 1234" in result.content and "4 frames @ 8 fps" in result.content
+    assert prompt in result.content and "seed 1234" in result.content and "12 frames @ 8 fps" in result.content
     await fake.wait_for(lambda: set(result.reactions) >= {"🔄", "❌"}, 5, "the bot's reactions")
     assert result.custom_ids() == [f"animabot:reroll:{job_id}"]
 
@@ -51,7 +51,7 @@ async def test_animate_shows_progress_then_posts_the_video_without_pinging(fake,
     assert progress is not None and job.progress_message_id == progress.id
     await fake.wait_for(lambda: "Done" in progress.content, 10, "the final progress edit")
     revisions = progress.revisions
-    frames_shown = [r for r in revisions if "frame " in r.content and "/4" in r.content]
+    frames_shown = [r for r in revisions if "frame " in r.content and "/12" in r.content]
     assert frames_shown, [r.content for r in revisions]
     with_preview = [r for r in revisions if [a.filename for a in r.attachments] == ["preview.jpg"]]
     assert with_preview and with_preview[0].attachments[0].data.startswith(b"\xff\xd8")
