@@ -20,3 +20,9 @@ def can_manage_limits(permissions: discord.Permissions) -> bool:
 def can_reroll(job: Job) -> bool:
     """Any render job can be re-rolled; a mux job has no render parameters."""
     return job.params is not None
+
+
+def can_post_videos(permissions: discord.Permissions, *, in_thread: bool = False) -> bool:
+    """Whether the bot may post progress and videos where a command was used."""
+    send = permissions.send_messages_in_threads if in_thread else permissions.send_messages
+    return permissions.view_channel and send and permissions.attach_files

@@ -148,6 +148,13 @@ class ProgressWatcher:
         self._delivered.add(tracker.job.id)
         self._trackers.pop(tracker.job.id, None)
 
+    def remove_upload(self, path: str) -> None:
+        """Delete a /mux upload once its job has ended (only files in the uploads folder)."""
+        uploads = (self.bot.config.data_dir / "uploads").resolve()
+        target = Path(path).resolve()
+        if target.is_relative_to(uploads):
+            target.unlink(missing_ok=True)
+
     # -- Discord helpers ----------------------------------------------------------------------
     def channel(self, job: Job) -> discord.PartialMessageable:
         return self.bot.get_partial_messageable(job.channel_id, guild_id=job.guild_id)
@@ -300,6 +307,8 @@ class Tracker:
             self._result_id = message.id if message is not None else job.progress_message_id
             await self.store.set_messages(job.id, result_message_id=self._result_id)
             log.info("job %d: %s, delivered as message %d", job.id, job.status.value, self._result_id)
+            if job.kind is JobKind.MUX and job.audio_path:
+                self.watcher.remove_upload(job.audio_path)
         try:
             await self._final_edit()
         except discord.HTTPException as err:

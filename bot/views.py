@@ -41,6 +41,7 @@ class RerollButton(discord.ui.DynamicItem[discord.ui.Button], template=r"animabo
         bot: AnimaBot = interaction.client  # type: ignore[assignment]
         await interaction.response.defer(ephemeral=True, thinking=True)
         try:
+            actions.check_can_post(interaction)
             job = await _job(bot, self.job_id)
             new = await actions.reroll(
                 bot, job, user_id=interaction.user.id, guild_id=interaction.guild_id, channel_id=interaction.channel_id

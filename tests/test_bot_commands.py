@@ -91,6 +91,8 @@ async def test_mux_puts_a_wav_on_the_latest_video_and_explains_bad_files(fake, w
     uploaded.write_bytes(video.data)
     info = probe(uploaded)
     assert info.has_audio and info.frames == 2
+    uploads = bot.bot.config.data_dir / "uploads"
+    await fake.wait_for(lambda: not list(uploads.iterdir()), 5, "the used upload to be removed")
 
 
 async def test_queue_and_cancel(fake, world, bot):

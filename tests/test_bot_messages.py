@@ -9,7 +9,7 @@ import pytest
 
 from bot import messages
 from bot.cogs.mux import MAX_AUDIO_BYTES, check_attachment, upload_path
-from bot.permissions import can_cancel, can_manage_limits, can_reroll
+from bot.permissions import can_cancel, can_manage_limits, can_post_videos, can_reroll
 from bot.progress import Shown, read_preview, upload_too_large
 from engine.errors import UserError
 from engine.jobs import Job, JobKind, JobStatus
@@ -145,6 +145,14 @@ def test_can_manage_limits():
 def test_can_reroll():
     assert can_reroll(make_job())
     assert not can_reroll(make_job(kind=JobKind.MUX, params=None))
+
+
+def test_can_post_videos():
+    post = discord.Permissions(view_channel=True, send_messages=True, attach_files=True)
+    assert can_post_videos(post)
+    assert not can_post_videos(discord.Permissions(view_channel=True, send_messages=True))
+    assert not can_post_videos(post, in_thread=True)
+    assert can_post_videos(post | discord.Permissions(send_messages_in_threads=True), in_thread=True)
 
 
 # -- /mux attachment checks -----------------------------------------------------------------------

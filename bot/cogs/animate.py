@@ -65,6 +65,7 @@ class Animate(commands.Cog):
         size: app_commands.Choice[str] | None = None,
     ) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
+        actions.check_can_post(interaction)
         width, height = SIZES[size.value] if size is not None else (None, None)
         params = self.bot.config.defaults(
             prompt, negative_prompt=negative, frames=frames, fps=fps, seed=seed, steps=steps,
@@ -86,6 +87,8 @@ class Animate(commands.Cog):
             return
         if self.bot.user is not None and payload.user_id == self.bot.user.id:
             return  # the bot's own 🔄 and ❌ on its results
+        if payload.member is not None and payload.member.bot:
+            return
         job = await self.bot.store.find_by_message(payload.message_id)
         if job is None:
             return

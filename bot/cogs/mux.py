@@ -17,6 +17,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot import actions
 from bot.messages import format_bytes, format_duration, queued_reply
 from bot.replies import reply
 from engine.errors import UserError
@@ -71,6 +72,7 @@ class Mux(commands.Cog):
     ) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
         # 1. check what we can before downloading anything
+        actions.check_can_post(interaction)
         extension = check_attachment(audio.filename, audio.content_type, audio.size)
         target = await self._target(interaction, job)
         limits = await self.bot.store.get_limits(interaction.guild_id)
