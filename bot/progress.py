@@ -144,7 +144,8 @@ class ProgressWatcher:
             else:
                 tracker.update(job, position)
 
-    def _done(self, tracker: Tracker) -> None:
+    def forget(self, tracker: Tracker) -> None:
+        """A tracker has ended: its job is never picked up again by this process."""
         self._delivered.add(tracker.job.id)
         self._trackers.pop(tracker.job.id, None)
 
@@ -213,7 +214,7 @@ class Tracker:
                     log.exception("job %d: progress or delivery failed", self.job.id)
                     return
         finally:
-            self.watcher._done(self)
+            self.watcher.forget(self)
 
     async def _follow(self) -> None:
         await self._ensure_message()
@@ -300,7 +301,7 @@ class Tracker:
         if self._result_id is None:
             if job.status is JobStatus.DONE:
                 message = await self._post_result(job)
-            elif job.progress_message_id is None:  # ended before its progress message was posted
+            elif job.progress_message_id is None or self._edits_broken:  # no progress message to show it on
                 message = await self.watcher.channel(job).send(progress_text(job), allowed_mentions=NO_MENTIONS)
             else:  # failed or cancelled: the progress message itself shows how it ended
                 message = None

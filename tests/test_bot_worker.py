@@ -1,0 +1,27 @@
+"""The store is the contract: a bot without a runtime delivers what a separate worker renders."""
+
+from __future__ import annotations
+
+from botharness import command, config, fake, job_id_in, start, wait_job, wait_result, world  # noqa: F401
+from engine.jobs import JobStatus
+from engine.runtime import Runtime
+from engine.store import JobStore
+
+
+async def test_the_bot_delivers_jobs_rendered_by_a_worker_on_its_own_store_connection(fake, world, config):
+    worker_store = await JobStore.open(config.db_path, limits=config.limits)  # as `animabot worker` would
+    worker = Runtime(config, worker_store, worker="worker-1")
+    await worker.start()
+    running = await start(config, with_runtime=False)
+    try:
+        assert running.bot.runtime is None
+        answer = await command(fake, "animate", {"prompt": "a paper boat", "frames": 3}, user_id=world.member_id,
+                               channel_id=world.channel_id)  # fmt: skip
+        job_id = job_id_in(answer.content)
+        result = await wait_result(fake, world.channel_id, job_id)
+        job = await wait_job(running, job_id, lambda j: j.result_message_id == result.id)
+        assert job.status is JobStatus.DONE and job.worker == "worker-1"
+    finally:
+        await running.stop()
+        await worker.stop()
+        await worker_store.close()
