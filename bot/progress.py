@@ -33,11 +33,13 @@ import discord
 from bot.messages import (
     CANCEL_EMOJI,
     REROLL_EMOJI,
+    apology,
     format_bytes,
     progress_text,
     result_filename,
     result_text,
     upload_failed_text,
+    user_ref,
 )
 from bot.replies import NO_MENTIONS
 from bot.views import progress_view, result_view
@@ -207,14 +209,25 @@ class Tracker:
                 except (discord.HTTPException, OSError) as err:
                     if delay is None:
                         log.error("job %d: giving up on its messages after repeated errors", self.job.id, exc_info=err)
+                        await self._apologise()
                         return
                     log.warning("job %d: Discord error (%s); retrying in %g s", self.job.id, err, delay)
                     await asyncio.sleep(delay)
                 except Exception:
                     log.exception("job %d: progress or delivery failed", self.job.id)
+                    await self._apologise()
                     return
         finally:
             self.watcher.forget(self)
+
+    async def _apologise(self) -> None:
+        """Tell the channel, with the job id the host can find in the log (best effort)."""
+        try:
+            await self.watcher.channel(self.job).send(
+                f"{user_ref(self.job.user_id)} {apology(self.job.id)}", allowed_mentions=NO_MENTIONS
+            )
+        except discord.HTTPException:
+            log.warning("job %d: could not post the apology either", self.job.id)
 
     async def _follow(self) -> None:
         await self._ensure_message()

@@ -7,6 +7,7 @@ import logging
 
 import pytest
 
+from bot import progress as progress_module
 from botharness import (  # noqa: F401 (fixtures)
     bot,
     command,
@@ -76,6 +77,15 @@ async def test_mux_puts_a_wav_on_the_latest_video_and_explains_bad_files(fake, w
                              attachments={"audio": ("song.wav", b"not really audio" * 50, "audio/wav")})  # fmt: skip
     assert "not an audio file that can be decoded" in fake_wav.content
     assert not list((bot.bot.config.data_dir / "uploads").iterdir())  # the rejected upload was removed
+    too_long = write_wav(tmp_path / "long.wav", seconds=601, rate=1000).read_bytes()
+    long_answer = await command(fake, "mux", user_id=member, channel_id=channel,
+                                attachments={"audio": ("long.wav", too_long)})  # fmt: skip
+    assert long_answer.content.startswith("That audio is 10 min 01 s long; /mux takes at most 10 min 00 s")
+    downloads = len(fake.requests("GET", r"^/attachments/"))
+    huge = await command(fake, "mux", user_id=member, channel_id=channel,
+                         attachments={"audio": ("huge.wav", bytes(26 * 2**20), "audio/wav")})  # fmt: skip
+    assert huge.content == "That file is 26 MiB; audio for /mux can be at most 25 MiB."
+    assert len(fake.requests("GET", r"^/attachments/")) == downloads  # refused before downloading
 
     # 2. a real WAV is muxed into the latest video and the new MP4 posted
     answer = await command(fake, "mux", user_id=member, channel_id=channel, attachments={"audio": ("tone.wav", wav)})
@@ -145,3 +155,19 @@ async def test_an_unexpected_error_is_logged_with_a_reference_and_the_user_gets_
     assert "database on fire" not in answer.content
     [record] = [r for r in caplog.records if "/animate failed" in r.getMessage()]
     assert str(interaction.id) in record.getMessage() and record.exc_info[1].args == ("database on fire",)
+
+
+async def test_a_delivery_bug_is_logged_with_the_job_id_and_the_channel_gets_an_apology(fake, world, bot,
+                                                                                       monkeypatch, caplog):  # fmt: skip
+    async def broken(source, limit):
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(progress_module, "fit", broken)
+    with caplog.at_level(logging.ERROR, logger="bot.progress"):
+        answer = await command(fake, "animate", {"prompt": "a cat"}, user_id=world.member_id, channel_id=world.channel_id)
+        job_id = job_id_in(answer.content)
+        notice = await fake.wait_for(
+            lambda: next((m for m in fake.bot_messages(world.channel_id) if "Sorry" in m.content), None), 30
+        )
+    assert f"reference {job_id}" in notice.content and "disk on fire" not in notice.content
+    assert any(f"job {job_id}: progress or delivery failed" in r.getMessage() for r in caplog.records)
