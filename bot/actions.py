@@ -118,6 +118,3 @@ async def latest_active(bot: AnimaBot, user_id: int, guild_id: int | None) -> Jo
 def job_id_of(job: Job) -> int:
     return job.id
 
-
-def is_render(job: Job) -> bool:
-    return job.kind in (JobKind.ANIMATE, JobKind.REROLL)

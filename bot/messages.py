@@ -141,20 +141,30 @@ def result_text(job: Job, parent: Job | None = None, note: str = "") -> str:
 
 
 def upload_failed_text(job: Job, reason: str) -> str:
-    return _finish([f"⚠️ **{_title(job)}** for {user_ref(job.user_id)} rendered, but the video could not be posted: {reason}"])
+    head = f"⚠️ **{_title(job)}** for {user_ref(job.user_id)}"
+    return _finish([f"{head} rendered, but the video could not be posted: {reason}"])
 
 
 def queued_reply(job: Job, position: int) -> str:
     """The (private) answer to the command that queued a job."""
     where = f"position {position} in the queue" if position else "starting now"
     if job.kind is JobKind.MUX:
-        return f"Queued job {job.id}: adding your audio to job {job.parent_id} ({where}). The video will be posted in this channel."
+        return (
+            f"Queued job {job.id}: adding your audio to job {job.parent_id} ({where}). "
+            "The video will be posted in this channel."
+        )
     what = f"re-roll of job {job.parent_id}" if job.kind is JobKind.REROLL else "render"
-    return f"Queued job {job.id} ({what}, seed {job.seed}), {where}. Progress and the video will appear in this channel."
+    return (
+        f"Queued job {job.id} ({what}, seed {job.seed}), {where}. "
+        "Progress and the video will appear in this channel."
+    )
 
 
 def apology(reference: int | str) -> str:
-    return f"Sorry, something went wrong on our side (reference {reference}). It has been logged; please try again later."
+    return (
+        f"Sorry, something went wrong on our side (reference {reference}). "
+        "It has been logged; please try again later."
+    )
 
 
 # -- /limits and /queue ---------------------------------------------------------------------------
