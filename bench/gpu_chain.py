@@ -82,7 +82,7 @@ def tutorial_chain(components: Components, frames: int, size: int) -> int:
     pipe = components.pipeline()
     pipe.scheduler = PNDMScheduler.from_config(components.scheduler_config, skip_prk_steps=True)
     pipe.set_progress_bar_config(disable=True)
-    text2img = StableDiffusionPipeline.from_pipe(pipe)
+    text2img = StableDiffusionPipeline.from_pipe(pipe, dtype=components.dtype)  # else it casts to fp32
     text2img.set_progress_bar_config(disable=True)
     seed = 1000
     image = text2img(PROMPT, negative_prompt=NEGATIVE, num_inference_steps=20, guidance_scale=7.5,
@@ -104,6 +104,53 @@ def engine_jobs(components, params_list, predict) -> tuple[int, list[FrameChain]
         live = [chain for chain in chains if not chain.done]
         render_round(components, live, predict=predict)
     return sum(len(chain.frames) for chain in chains), chains
+
+
+def timed_ms(device, fn, repeat: int = 20) -> float:
+    fn()
+    sync(device)
+    started = time.perf_counter()
+    for _ in range(repeat):
+        fn()
+    sync(device)
+    return round((time.perf_counter() - started) / repeat * 1000, 2)
+
+
+@torch.inference_mode()
+def breakdown(components, predict, size: int, jobs: int) -> dict:
+    """Where a frame's time goes: the model step, the VAE, the scheduler and the CPU steps."""
+    from engine import sampler
+    from engine.color import lab_stats, match_colors
+
+    c, device = components, components.device
+    out = {}
+    for rows in (2, 2 * jobs):
+        args = (torch.randn(rows, 4, size // 8, size // 8, device=device, dtype=c.dtype),
+                torch.full((rows,), 500.0, device=device),
+                torch.randn(rows, 77, c.text_encoder.config.hidden_size, device=device, dtype=c.dtype),
+                torch.rand(rows, 3, size, size, device=device, dtype=c.dtype),
+                torch.ones(rows, 1, 1, 1, device=device, dtype=c.dtype))
+        fn = predict or (lambda *a: accel.predict_noise(c.unet, c.controlnet, *a))
+        out[f"model_step_rows_{rows}"] = timed_ms(device, lambda: fn(*args))
+    latents = torch.randn(1, 4, size // 8, size // 8, device=device)
+    for count in (1, jobs):
+        out[f"vae_decode_{count}"] = timed_ms(device, lambda: sampler.decode(c, [latents] * count))
+    frame = np.random.default_rng(0).integers(0, 255, (size, size, 3), dtype=np.uint8)
+    out["vae_encode_1"] = timed_ms(device, lambda: sampler.encode(c, frame))
+    out["canny_cpu"] = timed_ms(device, lambda: canny(frame, RenderParams(prompt="x")))
+    reference = lab_stats(frame)
+    out["colour_match_cpu"] = timed_ms(device, lambda: match_colors(frame, reference))
+    scheduler, timesteps = sampler.make_scheduler("dpm++", c.scheduler_config, 20, device)
+    noise = torch.randn(1, 4, size // 8, size // 8, device=device)
+
+    def scheduler_steps():
+        s, ts = sampler.make_scheduler("dpm++", c.scheduler_config, 20, device)
+        x = noise
+        for t in ts:
+            x = s.step(noise, t, x, return_dict=False)[0]
+
+    out["scheduler_20_steps_incl_setup"] = timed_ms(device, scheduler_steps, repeat=5)
+    return out
 
 
 def main() -> None:
@@ -176,6 +223,10 @@ def main() -> None:
             print("compile failed, measuring eager:", repr(err)[:2000], flush=True)
             predict = None
         save()
+
+    report["breakdown_ms"] = breakdown(components, predict, args.size, args.jobs)
+    print("breakdown", report["breakdown_ms"], flush=True)
+    save()
 
     fast_frames = engine_jobs(components, [dataclasses.replace(twenty, frames=2, seed=1)], predict)[1][0].frames
     report["setup"]["max_abs_diff_vs_eager_uint8"] = int(

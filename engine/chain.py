@@ -155,11 +155,14 @@ def render_round(
     """
     tasks = [chain.next_task() for chain in chains]
     total = max(len(task.timesteps) for task in tasks)
+    batch = None
     for number in range(1, total + 1):
         running = [task for task in tasks if not task.done and not task.cancelled]
         if not running:
             break
-        sampler.step(components, running, predict)
+        if batch is None or batch.tasks != running:
+            batch = sampler.Batch(components, running)
+        sampler.step(components, batch, predict)
         if on_step is not None:
             on_step(number, total)
     finished = [i for i, task in enumerate(tasks) if task.done and not task.cancelled]

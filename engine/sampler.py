@@ -81,28 +81,37 @@ class FrameTask:
         return 1 if self.uncond is None else 2
 
 
-def _model_inputs(tasks: list[FrameTask]):
-    latents, timesteps, embeds, controls, scales = [], [], [], [], []
-    for task in tasks:
-        t = task.timesteps[task.index]
-        scaled = task.scheduler.scale_model_input(task.latents, t)
-        rows = task.rows
-        latents.append(scaled.expand(rows, -1, -1, -1))
-        timesteps.append(t.reshape(1).float().expand(rows))
-        embeds.append(task.cond if task.uncond is None else torch.cat([task.uncond, task.cond]))
-        if task.control is not None:
-            controls.append(task.control.expand(rows, -1, -1, -1))
-            scales.append(scaled.new_full((rows,), task.control_scale))
-        else:
-            controls.append(scaled.new_zeros((rows, 3, *_pixel_size(scaled))))
-            scales.append(scaled.new_zeros(rows))
-    return (
-        torch.cat(latents),
-        torch.cat(timesteps),
-        torch.cat(embeds),
-        torch.cat(controls),
-        torch.cat(scales),
-    )
+class Batch:
+    """Tasks denoised together. What stays fixed for a frame (prompt embeddings, control maps,
+    ControlNet weights) is concatenated once here, not at every step."""
+
+    def __init__(self, components, tasks: list[FrameTask]):
+        self.tasks = tasks
+        dtype, device = components.dtype, components.device
+        embeds, controls, scales = [], [], []
+        for task in tasks:
+            rows = task.rows
+            embeds.append(task.cond if task.uncond is None else torch.cat([task.uncond, task.cond]))
+            if task.control is not None:
+                controls.append(task.control.expand(rows, -1, -1, -1))
+                scales.append(task.latents.new_full((rows,), task.control_scale))
+            else:
+                controls.append(task.latents.new_zeros((rows, 3, *_pixel_size(task.latents))))
+                scales.append(task.latents.new_zeros(rows))
+        self.embeds = torch.cat(embeds).to(device, dtype)
+        self.controls = torch.cat(controls).to(device, dtype)
+        self.weight = torch.cat(scales).to(device, dtype).view(-1, 1, 1, 1)
+        self.any_control = any(task.control is not None for task in tasks)
+        self.unit_scales = all(task.control is not None and task.control_scale == 1.0 for task in tasks)
+
+    def model_inputs(self, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+        """This step's latents (scaled by each scheduler) and timesteps, one row per model row."""
+        latents, timesteps = [], []
+        for task in self.tasks:
+            t = task.timesteps[task.index]
+            latents.append(task.scheduler.scale_model_input(task.latents, t).expand(task.rows, -1, -1, -1))
+            timesteps.append(t.reshape(1).float().expand(task.rows))
+        return torch.cat(latents).to(dtype), torch.cat(timesteps)
 
 
 def _pixel_size(latents: torch.Tensor) -> tuple[int, int]:
@@ -110,21 +119,20 @@ def _pixel_size(latents: torch.Tensor) -> tuple[int, int]:
 
 
 @torch.inference_mode()
-def step(components, tasks: list[FrameTask], predict=None) -> None:
+def step(components, batch: Batch | list[FrameTask], predict=None) -> None:
     """Advance every task by one denoising step, all in one UNet(+ControlNet) call.
 
     ``predict`` is a compiled ``engine.accel.predict_noise`` (or None for the eager modules).
     """
-    latents, timesteps, embeds, controls, scales = _model_inputs(tasks)
-    dtype, device = components.dtype, components.device
-    latents, embeds = latents.to(dtype), embeds.to(dtype)
+    if not isinstance(batch, Batch):
+        batch = Batch(components, batch)
+    latents, timesteps = batch.model_inputs(components.dtype)
     if predict is not None:
-        weight = scales.to(device, dtype).view(-1, 1, 1, 1)
-        noise = predict(latents, timesteps, embeds, controls.to(device, dtype), weight)
+        noise = predict(latents, timesteps, batch.embeds, batch.controls, batch.weight)
     else:
-        noise = _predict_eager(components, tasks, latents, timesteps, embeds, controls, scales)
+        noise = _predict_eager(components, batch, latents, timesteps)
     row = 0
-    for task in tasks:
+    for task in batch.tasks:
         pred = noise[row : row + task.rows]
         row += task.rows
         if task.uncond is not None:
@@ -135,28 +143,26 @@ def step(components, tasks: list[FrameTask], predict=None) -> None:
         task.index += 1
 
 
-def _predict_eager(components, tasks, latents, timesteps, embeds, controls, scales) -> torch.Tensor:
+def _predict_eager(components, batch: Batch, latents, timesteps) -> torch.Tensor:
     """The plain path: ControlNet only when some task has a control map (frame 0 needs none)."""
-    dtype, device = components.dtype, components.device
     down, mid = None, None
-    if any(task.control is not None for task in tasks):
+    if batch.any_control:
         down, mid = components.controlnet(
             latents,
             timesteps,
-            encoder_hidden_states=embeds,
-            controlnet_cond=controls.to(device, dtype),
+            encoder_hidden_states=batch.embeds,
+            controlnet_cond=batch.controls,
             conditioning_scale=1.0,
             guess_mode=False,
             return_dict=False,
         )
-        if not all(task.control is not None and task.control_scale == 1.0 for task in tasks):
-            weight = scales.to(device, dtype).view(-1, 1, 1, 1)
-            down = [residual * weight for residual in down]
-            mid = mid * weight
+        if not batch.unit_scales:
+            down = [residual * batch.weight for residual in down]
+            mid = mid * batch.weight
     return components.unet(
         latents,
         timesteps,
-        encoder_hidden_states=embeds,
+        encoder_hidden_states=batch.embeds,
         down_block_additional_residuals=down,
         mid_block_additional_residual=mid,
         return_dict=False,
