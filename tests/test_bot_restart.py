@@ -14,7 +14,7 @@ async def test_resume_after_restart_then_reroll_by_reaction_and_button_after_ano
     # 1. a render is interrupted by a restart half way through ...
     running = await start(config)
     try:
-        options = {"prompt": "a lighthouse in a storm", "frames": 10, "seed": 7}
+        options = {"prompt": "a lighthouse in a storm", "frames": 10, "size": "square", "seed": 7}
         job_id = job_id_in((await command(fake, "animate", options, user_id=member, channel_id=channel)).content)
         await wait_job(running, job_id, lambda j: j.frames_done >= 2 and j.progress_message_id is not None)
     finally:
