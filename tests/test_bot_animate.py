@@ -26,7 +26,7 @@ async def test_animate_shows_progress_then_posts_the_video_without_pinging(fake,
 
     # 2. /animate is deferred at once and answered with the job id and queue position
     prompt = "@everyone a cat in a sunflower field"
-    options = {"prompt": prompt, "frames": 12, "steps": 6, "size": "square", "seed": 1234}
+    options = {"prompt": prompt, "frames": 12, "steps": 4, "size": "square", "seed": 1234}
     answer = await command(fake, "animate", options, user_id=world.member_id, channel_id=world.channel_id)
     job_id = job_id_in(answer.content)
     assert "position 1 in the queue" in answer.content or "starting now" in answer.content

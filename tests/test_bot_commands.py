@@ -110,7 +110,7 @@ async def test_queue_and_cancel(fake, world, bot):
     empty = await command(fake, "queue", user_id=member, channel_id=channel)
     assert empty.content.startswith("The queue is empty")
 
-    long = {"prompt": "a long journey", "frames": 12, "steps": 6, "size": "square"}
+    long = {"prompt": "a long journey", "frames": 12, "size": "square"}
     first = job_id_in((await command(fake, "animate", long, user_id=member, channel_id=channel)).content)
     await wait_job(bot, first, lambda j: j.status is JobStatus.RUNNING)
     second_answer = await command(fake, "animate", long, user_id=world.admin_id, channel_id=channel)

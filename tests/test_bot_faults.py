@@ -21,7 +21,7 @@ from engine.video import probe
 async def test_a_429_on_the_progress_edit_and_gateway_reconnects_mid_render_are_survived(fake, world, bot):
     channel = world.channel_id
     rule = fake.inject_429("PATCH", r"/channels/\d+/messages/\d+$", count=1, retry_after=0.5)
-    options = {"prompt": "waves on a beach", "frames": 12, "steps": 6, "size": "square"}
+    options = {"prompt": "waves on a beach", "frames": 8, "size": "square"}
     job_id = job_id_in((await command(fake, "animate", options, user_id=world.member_id, channel_id=channel)).content)
 
     await wait_job(bot, job_id, lambda j: j.frames_done >= 1)
@@ -31,7 +31,7 @@ async def test_a_429_on_the_progress_edit_and_gateway_reconnects_mid_render_are_
 
     result = await wait_result(fake, channel, job_id)
     job = await bot.bot.store.get(job_id)
-    assert job.status is JobStatus.DONE and probe(job.result_path).frames == 12
+    assert job.status is JobStatus.DONE and probe(job.result_path).frames == 8
     progress = progress_of(fake, channel, job_id)
     await fake.wait_for(lambda: "Done" in progress.content, 10, "the final progress edit")
     assert rule.hits == 1
