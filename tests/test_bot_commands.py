@@ -54,7 +54,14 @@ async def test_limits_are_for_admins_and_refuse_requests_over_them(fake, world, 
                             channel_id=channel)  # fmt: skip
     assert "increasing frame order" in invalid.content  # a UserError's text, as it is
 
-    # 4. reset puts the defaults back
+    # 4. renders can be kept to some channels
+    allowed = await command(fake, "limits set", {"channel": channel}, user_id=world.admin_id, channel_id=channel)
+    assert f"Channels: **<#{channel}>**" in allowed.content
+    elsewhere = fake.add_channel(world.guild_id, "random")
+    refused = await command(fake, "animate", {"prompt": "a cat"}, user_id=world.member_id, channel_id=elsewhere)
+    assert refused.content == f"Renders are not allowed in this channel; use <#{channel}>."
+
+    # 5. reset puts the defaults back
     await command(fake, "limits reset", user_id=world.admin_id, channel_id=channel)
     assert await store.get_limits(world.guild_id) == GuildLimits.from_config(bot.bot.config.limits)
 
