@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import signal
 import sys
 import time
@@ -19,6 +20,9 @@ from engine.errors import UserError
 from engine.params import parse_size
 
 log = logging.getLogger("animabot")
+
+# transformers warns at import about optional image processors the engine never uses.
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 
 def _render_args(sub) -> None:
@@ -71,11 +75,6 @@ def _engine_config(config: Config, **overrides) -> Config:
 
 
 def cmd_render(args, config: Config) -> int:
-    from tqdm import tqdm
-
-    from engine.models import load_components
-    from engine.render import render_video
-
     size = parse_size(args.size) if args.size else (None, None)
     params = config.defaults(
         args.prompt,
@@ -95,6 +94,12 @@ def cmd_render(args, config: Config) -> int:
     ).validate().with_seed(args.seed)
     if args.audio is not None and not args.audio.exists():
         raise UserError(f"Audio file {args.audio} does not exist.")
+    # Checked first: a bad value is answered at once, before torch and the models load.
+    from tqdm import tqdm
+
+    from engine.models import load_components
+    from engine.render import render_video
+
     config = _engine_config(config, model=args.model, device=args.device)
     out = args.out or Path(f"animabot-seed{params.seed}.mp4")
     print(f"seed {params.seed}: {params.summary()}", file=sys.stderr)
