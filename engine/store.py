@@ -198,7 +198,9 @@ class JobStore:
     ) -> Job | None:
         """Move the next queued job (fair order) to running for ``worker``; ``None`` if there is none.
 
-        ``size=(width, height)`` takes only render jobs of that size (to batch a same-size job).
+        ``size=(width, height)`` (a batch of that size asking for one more job) takes the next
+        render job only if it has that size: a batch never lets its size jump the queue, so a job
+        of another size waits only until the batch drains.
         With both lanes allowed a mux job comes first: it is short CPU work and never waits
         behind renders.
         """
@@ -207,12 +209,10 @@ class JobStore:
             return None
         where = [f"j.kind IN ({_marks(kinds)})"]
         args: list = list(kinds)
-        if size is not None:
-            where.append("json_extract(j.params, '$.width') = ? AND json_extract(j.params, '$.height') = ?")
-            args += [int(size[0]), int(size[1])]
         async with self._transaction() as db:
             rows = await db.execute_fetchall(
-                f"""SELECT j.id, j.kind, j.user_id FROM jobs AS j
+                f"""SELECT j.id, j.kind, j.user_id, json_extract(j.params, '$.width') AS width,
+                           json_extract(j.params, '$.height') AS height FROM jobs AS j
                     LEFT JOIN claim_turns AS t
                            ON t.user_id = j.user_id
                           AND t.lane = CASE j.kind WHEN 'mux' THEN 'mux' ELSE 'render' END
@@ -221,7 +221,7 @@ class JobStore:
                     LIMIT 1""",
                 args,
             )
-            if not rows:
+            if not rows or (size is not None and (rows[0]["width"], rows[0]["height"]) != tuple(size)):
                 return None
             job = await self._fetch_job(
                 db,
