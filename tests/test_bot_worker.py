@@ -1,8 +1,14 @@
-"""The store is the contract: a bot without a runtime delivers what a separate worker renders."""
+"""Start-up: a bot without a runtime delivers what a separate worker renders (the store is the
+contract), and a bad token is a readable error."""
 
 from __future__ import annotations
 
+import dataclasses
+
+import pytest
+
 from botharness import command, config, fake, job_id_in, start, wait_job, wait_result, world  # noqa: F401
+from engine.errors import UserError
 from engine.jobs import JobStatus
 from engine.runtime import Runtime
 from engine.store import JobStore
@@ -25,3 +31,13 @@ async def test_the_bot_delivers_jobs_rendered_by_a_worker_on_its_own_store_conne
         await running.stop()
         await worker.stop()
         await worker_store.close()
+
+
+async def test_a_rejected_token_is_a_readable_error_and_nothing_is_left_running(fake, world, config):
+    bad = dataclasses.replace(config, discord=dataclasses.replace(config.discord, token="wrong"))
+    with pytest.raises(UserError, match="Discord rejected the bot token"):
+        await start(bad)
+    missing = dataclasses.replace(config, discord=dataclasses.replace(config.discord, token=""))
+    with pytest.raises(UserError, match="DISCORD_TOKEN"):
+        await start(missing)
+    assert fake.gateway.identifies == 0
