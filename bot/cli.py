@@ -51,7 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--config", type=Path, default=None, help="config file (default: ./config.toml if present)")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("run", help="run the Discord bot and the engine in one process")
+    run = sub.add_parser("run", help="run the Discord bot and the engine in one process")
+    run.add_argument("--no-engine", action="store_true",
+                     help="run the bot alone; renders are served by `animabot worker` processes")
     _render_args(sub)
     worker = sub.add_parser("worker", help="run the GPU engine alone, serving the shared job store")
     worker.add_argument("--device", help="e.g. cuda:1 (one worker per GPU)")
@@ -62,7 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     download.add_argument("--model", help="override [engine] model")
     download.add_argument("--controlnet", help="override [engine] controlnet")
     # `--config` may also come after the sub-command, as the README shows.
-    for p in (sub.choices["run"], sub.choices["render"], worker, download):
+    for p in (run, sub.choices["render"], worker, download):
         p.add_argument("--config", type=Path, default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     return parser
 
@@ -176,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_models_download(args, config)
         from bot.runner import run
 
-        return run(config)
+        return run(config, with_runtime=not args.no_engine)
     except UserError as err:
         print(f"animabot: {err}", file=sys.stderr)
         return 2

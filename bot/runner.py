@@ -119,8 +119,8 @@ async def wait_ready(bot: AnimaBot, connection: asyncio.Task, timeout: float) ->
     raise TimeoutError(f"the Discord gateway was not ready within {timeout:g} s")
 
 
-async def main(config: Config) -> None:
-    running = await start_bot(config)
+async def main(config: Config, *, with_runtime: bool = True) -> None:
+    running = await start_bot(config, with_runtime=with_runtime)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -136,12 +136,13 @@ async def main(config: Config) -> None:
         await running.stop()
 
 
-def run(config: Config) -> int:
-    """``animabot run``: returns the process exit status."""
+def run(config: Config, *, with_runtime: bool = True) -> int:
+    """``animabot run``: returns the process exit status. ``with_runtime=False`` runs the bot
+    alone, for a host whose GPU side runs as ``animabot worker``."""
     if not logging.getLogger().handlers:
         discord.utils.setup_logging(level=logging.INFO)
     try:
-        asyncio.run(main(config))
+        asyncio.run(main(config, with_runtime=with_runtime))
     except UserError as err:
         print(err, file=sys.stderr)
         return 2

@@ -79,6 +79,16 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         )
         """,
     ),
+    # 2: worker heartbeats, so a starting worker re-queues only the jobs of workers that are gone
+    # (not those of a live worker beside it on another GPU).
+    (
+        """
+        CREATE TABLE workers (
+            name    TEXT PRIMARY KEY,
+            seen_at REAL NOT NULL
+        )
+        """,
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

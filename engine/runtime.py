@@ -31,6 +31,8 @@ log = logging.getLogger(__name__)
 
 POLL_SECONDS = 0.5
 CLEANUP_EVERY_SECONDS = 3600
+HEARTBEAT_SECONDS = 5.0
+STALE_SECONDS = 30.0  # a worker not heard from for this long is dead: its jobs go back to the queue
 
 
 @dataclass(frozen=True)
@@ -62,6 +64,20 @@ class _Active:
     @property
     def size(self) -> tuple[int, int]:
         return self.job.params.width, self.job.params.height
+
+
+def process_gone(worker: str) -> bool:
+    """Whether ``worker`` (``host:pid``) was a process on this host that no longer exists."""
+    host, _, pid = worker.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
 
 
 def job_dir(config: Config, job_id: int) -> Path:
@@ -102,15 +118,15 @@ class Runtime:
     # -- lifecycle ----------------------------------------------------------------------------
     async def start(self) -> None:
         """Re-queue what a dead process left running, load the models, then serve."""
-        requeued = await self.store.requeue_running()
-        if requeued:
-            log.info("re-queued %d job(s) left running by a stopped process: %s", len(requeued), requeued)
+        await self.store.heartbeat(self.worker)
+        await self._requeue_orphans()
         loop = asyncio.get_running_loop()
         self.components = await loop.run_in_executor(self._gpu, self._load_components)
         self._tasks = [
             asyncio.create_task(self._render_loop(), name="animabot-render"),
             asyncio.create_task(self._mux_loop(), name="animabot-mux"),
             asyncio.create_task(self._cleanup_loop(), name="animabot-cleanup"),
+            asyncio.create_task(self._heartbeat_loop(), name="animabot-heartbeat"),
         ]
         log.info("runtime %s serving on %s", self.worker, self.components.device)
 
@@ -321,6 +337,21 @@ class Runtime:
         out = job_dir(self.config, job.id) / f"animabot-{parent.id}-seed{parent.seed}-audio.mp4"
         out.parent.mkdir(parents=True, exist_ok=True)
         return mux_audio(parent.result_path, job.audio_path, out)
+
+    # -- liveness -----------------------------------------------------------------------------
+    async def _requeue_orphans(self) -> None:
+        """Jobs of workers that died (a gone process here, or silent for STALE_SECONDS) resume."""
+        dead = [worker for worker in await self.store.running_workers() if process_gone(worker)]
+        requeued = await self.store.requeue_running(stale_after=STALE_SECONDS, dead=dead)
+        if requeued:
+            log.info("re-queued %d job(s) of stopped workers: %s", len(requeued), requeued)
+            self.notify()
+
+    async def _heartbeat_loop(self) -> None:
+        while True:
+            await asyncio.sleep(HEARTBEAT_SECONDS)
+            await self.store.heartbeat(self.worker)
+            await self._requeue_orphans()
 
     # -- retention ----------------------------------------------------------------------------
     async def _cleanup_loop(self) -> None:

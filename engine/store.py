@@ -291,13 +291,45 @@ class JobStore:
         log.info("job %d %s → %s", job_id, before.status.value, status.value)
         return job
 
-    async def requeue_running(self, now: float | None = None, *, worker: str | None = None) -> list[int]:
+    async def heartbeat(self, worker: str, now: float | None = None) -> None:
+        """Record that ``worker`` is alive (the runtime calls this every few seconds)."""
+        async with self._transaction() as db:
+            await db.execute(
+                "INSERT INTO workers (name, seen_at) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET seen_at = excluded.seen_at",
+                (worker, _now(now)),
+            )
+
+    async def running_workers(self) -> list[str]:
+        """The workers that hold running jobs."""
+        rows = await self._db.execute_fetchall(
+            "SELECT DISTINCT worker FROM jobs WHERE status = 'running' AND worker IS NOT NULL ORDER BY worker"
+        )
+        return [row["worker"] for row in rows]
+
+    async def requeue_running(
+        self,
+        now: float | None = None,
+        *,
+        worker: str | None = None,
+        stale_after: float | None = None,
+        dead: Iterable[str] = (),
+    ) -> list[int]:
         """Put jobs left running by a dead process back in the queue; return their ids.
 
-        Only ``worker``'s jobs when given. ``frames_done`` is kept: the engine resumes from the
-        frames on disk. A job whose cancel was already requested is cancelled instead.
+        Only ``worker``'s jobs when given. With ``stale_after`` (seconds), only the jobs of workers
+        known ``dead`` or not heard from (``heartbeat``) for that long; without it, every running
+        job. ``frames_done`` is kept: the engine resumes from the frames on disk. A job whose
+        cancel was already requested is cancelled instead.
         """
-        who, args = ("AND worker = ?", [worker]) if worker is not None else ("", [])
+        if worker is not None:
+            who, args = "AND worker = ?", [worker]
+        elif stale_after is not None:
+            dead = list(dead)
+            who = f"""AND (worker IS NULL OR worker IN ({_marks(dead)}) OR NOT EXISTS (
+                          SELECT 1 FROM workers AS w WHERE w.name = jobs.worker AND w.seen_at >= ?))"""
+            args = [*dead, _now(now) - stale_after]
+        else:
+            who, args = "", []
         async with self._transaction() as db:
             rows = await db.execute_fetchall(
                 f"SELECT id, cancel_requested FROM jobs WHERE status = 'running' {who} ORDER BY id", args

@@ -194,3 +194,19 @@ async def test_a_worker_killed_mid_render_resumes_without_rendering_a_frame_twic
     everything = [int(i) for run in saved for i in run]
     assert len(everything) == len(set(everything)), "a frame was rendered twice"
     assert saved[0] and len(saved[1]) < 24  # the second run resumed instead of starting over
+
+
+async def test_a_second_worker_starting_leaves_a_live_workers_job_alone(served, tmp_path):
+    config, store, runtime = served
+    job = await store.enqueue(JobKind.ANIMATE, dataclasses.replace(SMALL, frames=40, steps=3), user_id=1)
+    runtime.notify()
+    await _until(lambda: _progressed(store, job.id, 1))
+    other = Runtime(config, await JobStore.open(config.db_path), worker="gpu-1")
+    await other.start()
+    try:
+        assert (await store.get(job.id)).worker == runtime.worker  # not re-queued under it
+        done = await _until(lambda: _finished(store, job.id), timeout=120)
+        assert done.status is JobStatus.DONE and done.attempts == 1
+    finally:
+        await other.stop()
+        await other.store.close()

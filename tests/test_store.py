@@ -42,10 +42,30 @@ async def test_columns_are_the_job_fields_and_migrations_are_idempotent(tmp_path
         store = await JobStore.open(path)
         await store.close()
     with sqlite3.connect(path) as db:
-        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 1
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
         assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         columns = [row[1] for row in db.execute("PRAGMA table_info(jobs)")]
     assert columns == [f.name for f in dataclasses.fields(Job)]
+
+
+async def test_a_version_1_database_is_upgraded_and_keeps_its_jobs(tmp_path):
+    from engine.migrations import MIGRATIONS
+
+    path = tmp_path / "old.sqlite3"
+    with sqlite3.connect(path) as db:
+        for statement in MIGRATIONS[0]:
+            db.execute(statement)
+        db.execute("PRAGMA user_version = 1")
+        db.execute("INSERT INTO jobs (kind, user_id, created_at, status, worker) VALUES ('mux', 7, 1.0, 'running', 'old')")
+    store = await JobStore.open(path)
+    try:
+        assert (await store.get(1)).user_id == 7
+        # The old worker never sent a heartbeat: its job counts as orphaned.
+        assert await store.requeue_running(stale_after=30) == [1]
+    finally:
+        await store.close()
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == 2
 
 
 # -- lifecycle --------------------------------------------------------------------------------------
@@ -357,3 +377,16 @@ async def test_active_latest_done_and_finished_before(store):
 
     assert [job.id for job in await store.finished_before(T0 + 10 + reroll.id + 0.5)] == [old.id, reroll.id]
     assert await store.finished_before(T0) == []
+
+
+async def test_requeue_spares_live_workers_and_takes_dead_or_silent_ones(store):
+    jobs = [await render(store, user) for user in (1, 2, 3)]
+    for worker in ("live", "silent", "dead"):
+        await store.claim(worker, now=T0)
+    await store.heartbeat("live", now=T0 + 100)
+    await store.heartbeat("silent", now=T0 + 50)
+    await store.heartbeat("dead", now=T0 + 100)
+    requeued = await store.requeue_running(now=T0 + 100, stale_after=30, dead=["dead"])
+    assert sorted(requeued) == [jobs[1].id, jobs[2].id]
+    assert (await store.get(jobs[0].id)).status is JobStatus.RUNNING
+    assert await store.running_workers() == ["live"]
