@@ -32,5 +32,5 @@ def load_frames(directory: Path, limit: int | None = None) -> list[np.ndarray]:
         if not path.exists():
             break
         with Image.open(path) as image:
-            frames.append(np.asarray(image.convert("RGB")))
+            frames.append(np.array(image.convert("RGB")))  # a writable copy, as rendered frames are
     return frames
