@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import platform
 import statistics
 import sys
@@ -73,6 +74,16 @@ async def store_throughput(data: Path, count: int) -> dict:
             "claimed": claimed}
 
 
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--jobs", type=int, default=2)
@@ -82,7 +93,7 @@ async def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         report = {
-            "machine": {"cpu": platform.processor() or platform.machine(), "python": platform.python_version()},
+            "machine": {"cpu": cpu_name(), "cores": os.cpu_count(), "python": platform.python_version()},
             "loop_lag": await loop_lag(Path(tmp) / "lag", args.jobs, args.frames),
             "store": await store_throughput(Path(tmp), args.store_jobs),
         }
