@@ -215,8 +215,8 @@ class VideoWriter:
         self.width, self.height, self.fps = width, height, fps
         self.frames_written = 0
         self._tmp = temp_path_for(self.path)
-        self._stderr = tempfile.TemporaryFile()
         command = writer_command(self._tmp, width, height, fps, crf, preset)
+        self._stderr = tempfile.TemporaryFile()  # a file, not a pipe: ffmpeg can never block on it
         log.debug("running %s", subprocess.list2cmdline(command))
         try:
             self._process: subprocess.Popen | None = subprocess.Popen(
@@ -257,8 +257,11 @@ class VideoWriter:
             self._process.stdin.close()
         if self._process.wait() != 0:
             raise self._failure("finish")
-        os.replace(self._tmp, self.path)
-        self._release()
+        try:
+            os.replace(self._tmp, self.path)
+        finally:
+            self._tmp.unlink(missing_ok=True)  # gone already unless the rename failed
+            self._release()
         log.info(
             "wrote %s: %d frames, %dx%d at %g fps",
             self.path, self.frames_written, self.width, self.height, self.fps,

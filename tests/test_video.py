@@ -114,6 +114,15 @@ def test_writer_keeps_an_existing_target_when_a_bad_frame_aborts_it(tmp_path):
     assert target.read_bytes() == b"previous render"
 
 
+def test_writer_leaves_no_temp_file_when_the_rename_fails(tmp_path):
+    target = tmp_path / "out.mp4"
+    (target / "taken").mkdir(parents=True)  # a folder in the way: the final rename fails
+    with pytest.raises(OSError):
+        video.encode_frames(moving_square_frames(2), target, FPS)
+    assert [p.name for p in tmp_path.iterdir()] == ["out.mp4"]
+    assert [p.name for p in target.iterdir()] == ["taken"]
+
+
 def test_writer_rejects_odd_sizes_and_empty_videos(tmp_path):
     with pytest.raises(ValueError, match="even"):
         video.VideoWriter(tmp_path / "odd.mp4", 63, 64, fps=FPS)
