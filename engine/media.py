@@ -43,6 +43,10 @@ USER_INPUT_OPTIONS = (
 
 _STDERR_TAIL_LINES = 8
 
+# No ffmpeg run here needs more than seconds (clips are at most a few hundred frames, uploads a
+# few MiB); the limit only keeps a stuck ffmpeg (a crafted upload) from holding a worker forever.
+FFMPEG_TIMEOUT_S = 600
+
 
 @dataclasses.dataclass(frozen=True)
 class MediaInfo:
@@ -97,16 +101,24 @@ def run_ffmpeg(args: Sequence[str], *, capture_stdout: bool = False) -> subproce
     """Run ``ffmpeg -hide_banner -nostdin -nostats ARGS``; stderr is always captured as bytes.
 
     The return code is not checked: callers decide whether a failure is the user's or ours.
+    A run longer than :data:`FFMPEG_TIMEOUT_S` is killed and raises ``RuntimeError``.
     """
     cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-nostats", *args]
     log.debug("running %s", subprocess.list2cmdline(cmd))
-    return subprocess.run(
-        cmd,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE if capture_stdout else subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        check=False,
-    )
+    try:
+        return subprocess.run(
+            cmd,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE if capture_stdout else subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            check=False,
+            timeout=FFMPEG_TIMEOUT_S,
+        )
+    except subprocess.TimeoutExpired as err:  # subprocess.run has killed and reaped it
+        raise RuntimeError(
+            f"ffmpeg did not finish within {FFMPEG_TIMEOUT_S} s: {subprocess.list2cmdline(cmd)}\n"
+            f"{stderr_tail(err.stderr or b'')}"
+        ) from None
 
 
 def stderr_tail(stderr: bytes | str, lines: int = _STDERR_TAIL_LINES) -> str:

@@ -28,6 +28,7 @@ from PIL import Image
 
 from engine.errors import UserError
 from engine.media import (
+    FFMPEG_TIMEOUT_S,
     USER_INPUT_OPTIONS,
     MediaInfo,
     check_audio,
@@ -255,7 +256,14 @@ class VideoWriter:
             raise ValueError(f"no frames were written to {self.path}")
         with contextlib.suppress(BrokenPipeError):
             self._process.stdin.close()
-        if self._process.wait() != 0:
+        try:
+            returncode = self._process.wait(timeout=FFMPEG_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            self.abort()
+            raise RuntimeError(
+                f"ffmpeg did not finish {self.path} within {FFMPEG_TIMEOUT_S} s"
+            ) from None
+        if returncode != 0:
             raise self._failure("finish")
         try:
             os.replace(self._tmp, self.path)

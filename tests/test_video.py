@@ -123,6 +123,13 @@ def test_writer_leaves_no_temp_file_when_the_rename_fails(tmp_path):
     assert [p.name for p in target.iterdir()] == ["taken"]
 
 
+def test_a_stuck_ffmpeg_is_killed_after_the_time_limit(monkeypatch):
+    monkeypatch.setattr(media, "FFMPEG_TIMEOUT_S", 0.5)
+    endless = ["-f", "lavfi", "-i", "anullsrc", "-f", "null", "-"]  # a source that never ends
+    with pytest.raises(RuntimeError, match="did not finish within 0.5 s"):
+        media.run_ffmpeg(endless)
+
+
 def test_writer_rejects_odd_sizes_and_empty_videos(tmp_path):
     with pytest.raises(ValueError, match="even"):
         video.VideoWriter(tmp_path / "odd.mp4", 63, 64, fps=FPS)
