@@ -114,6 +114,7 @@ class Runtime:
         self._active: dict[int, _Active] = {}
         self._tasks: list[asyncio.Task] = []
         self._predict = None  # engine.accel.CompiledStep on CUDA when compile is on
+        self._encodes: set[asyncio.Task] = set()  # videos being encoded (their jobs left the batch)
 
     # -- lifecycle ----------------------------------------------------------------------------
     async def start(self) -> None:
@@ -138,6 +139,7 @@ class Runtime:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []
+        await asyncio.gather(*self._encodes, return_exceptions=True)  # short: let them finish
         ids = await asyncio.shield(self.store.requeue_running(worker=self.worker))
         self._active.clear()
         self._gpu.shutdown(wait=True)
@@ -284,18 +286,19 @@ class Runtime:
             else:
                 await self._finish(job, JobStatus.CANCELLED)
             return
-        if frame is None:
-            return
-        active.rendered += 1
-        active.render_seconds += elapsed
-        done = len(active.chain.frames)
-        eta = active.render_seconds / active.rendered * (job.frames_total - done)
-        preview = str(active.work_dir.parent / "preview.jpg")
-        await self.store.update_progress(job.id, done, preview_path=preview, eta_seconds=eta)
-        self._publish(Progress(job.id, JobStatus.RUNNING, done, job.frames_total, eta, preview))
-        if active.chain.done:
+        if frame is not None:
+            active.rendered += 1
+            active.render_seconds += elapsed
+            done = len(active.chain.frames)
+            eta = active.render_seconds / active.rendered * (job.frames_total - done)
+            preview = str(active.work_dir.parent / "preview.jpg")
+            await self.store.update_progress(job.id, done, preview_path=preview, eta_seconds=eta)
+            self._publish(Progress(job.id, JobStatus.RUNNING, done, job.frames_total, eta, preview))
+        if active.chain.done:  # also a job that resumed with every frame already on disk
             self._active.pop(job.id, None)
-            asyncio.get_running_loop().create_task(self._encode(active))
+            encode = asyncio.create_task(self._encode(active), name=f"animabot-encode-{job.id}")
+            self._encodes.add(encode)
+            encode.add_done_callback(self._encodes.discard)
 
     async def _encode(self, active: _Active) -> None:
         from engine.video import encode_frames

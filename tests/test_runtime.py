@@ -210,3 +210,27 @@ async def test_a_second_worker_starting_leaves_a_live_workers_job_alone(served, 
     finally:
         await other.stop()
         await other.store.close()
+
+
+async def test_a_job_resumed_with_every_frame_on_disk_is_encoded(tmp_path):
+    from engine.chain import render_frames
+    from engine.frames import save_frame
+    from engine.models import load_components
+    from engine.runtime import job_dir
+
+    config = _config(tmp_path)
+    store = await JobStore.open(config.db_path)
+    job = await store.enqueue(JobKind.ANIMATE, SMALL, user_id=1)
+    await store.claim("a-worker-that-died-before-encoding")
+    components = load_components(config.engine)
+    for index, frame in enumerate(render_frames(components, SMALL)):
+        save_frame(job_dir(config, job.id) / "frames", index, frame)
+    runtime = Runtime(config, store)
+    await store.requeue_running()
+    await runtime.start()
+    try:
+        done = await _until(lambda: _finished(store, job.id))
+    finally:
+        await runtime.stop()
+        await store.close()
+    assert done.status is JobStatus.DONE and probe(done.result_path).frames == 3
