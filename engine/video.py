@@ -416,11 +416,11 @@ def preview_animation(frames: Sequence[np.ndarray], fps: float, max_side: int = 
 
     Identical consecutive frames may be merged by the encoder into one longer frame.
     """
-    images = [_thumbnail(frame, max_side) for frame in frames]
-    if not images:
+    if len(frames) == 0:  # not `not frames`: a 4-D array of frames is a Sequence too
         raise ValueError("no frames to preview")
     if not fps > 0:
         raise ValueError(f"fps must be positive, got {fps}")
+    images = [_thumbnail(frame, max_side) for frame in frames]
     options = dict(save_all=True, append_images=images[1:], duration=round(1000 / fps), loop=0)
     buffer = io.BytesIO()
     try:
