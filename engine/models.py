@@ -124,7 +124,8 @@ def resolve_device(name: str | torch.device) -> torch.device:
         if device.index is None:
             device = torch.device("cuda", torch.cuda.current_device())
         if device.index >= torch.cuda.device_count():
-            raise UserError(f"device {name} does not exist: this machine has {torch.cuda.device_count()} CUDA GPU(s).")
+            count = torch.cuda.device_count()
+            raise UserError(f"device {name} does not exist: this machine has {count} CUDA GPU(s), so use cuda:0 to cuda:{count - 1} or auto.")
     return device
 
 
