@@ -4,14 +4,16 @@ Why not call the diffusers pipelines per frame? Their loop runs one prompt at a 
 several jobs of the same size gets most of its speed from putting the denoising steps of all those
 jobs into one UNet+ControlNet call (at batch 2 the GPU mostly waits on kernel launches), so the loop
 lives here: each ``FrameTask`` is one frame being denoised, with its own scheduler, and ``step``
-advances any number of them together. With a single task it does exactly what
-``StableDiffusionControlNet(Img2Img)Pipeline`` does for one prompt with precomputed embeddings.
+advances any number of them together. With a single task it computes what
+``StableDiffusionControlNet(Img2Img)Pipeline`` computes for one prompt with precomputed embeddings,
+except that latents stay float32 between steps (only the models run in fp16) and img2img starts
+from the VAE posterior's mean of the previous frame (deterministic) rather than a sample of it.
 """
 
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -66,7 +68,6 @@ class FrameTask:
     timesteps: torch.Tensor
     cancel: threading.Event | None = None
     index: int = 0
-    owner: object = field(default=None, repr=False)  # whoever queued it (the runtime's job)
 
     @property
     def done(self) -> bool:
