@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import NoReturn
 
 from huggingface_hub import snapshot_download
 from huggingface_hub.constants import is_offline_mode
@@ -47,6 +48,8 @@ PIPELINE_PATTERNS = [
 ]
 # A ControlNet repo (lllyasviel/control_v11p_sd15_canny): config.json and the weights at the root.
 CONTROLNET_PATTERNS = ["*.json", "diffusion_pytorch_model*.safetensors"]
+# The file that makes a folder a diffusers repo of each kind.
+MARKER_FILE = {"pipeline": "model_index.json", "controlnet": "config.json"}
 IGNORE_PATTERNS = [
     "*.fp16*",
     "*non_ema*",
@@ -78,7 +81,7 @@ def fetch(
     the files land in that plain folder; without, in the Hugging Face cache. Failures the user can
     fix raise ``UserError``.
     """
-    if kind not in ("pipeline", "controlnet"):
+    if kind not in MARKER_FILE:
         raise ValueError(f"kind must be 'pipeline' or 'controlnet', got {kind!r}")
     patterns = PIPELINE_PATTERNS if kind == "pipeline" else CONTROLNET_PATTERNS
     try:
@@ -90,12 +93,9 @@ def fetch(
             local_files_only=local_files_only,
         )
     except Exception as err:
-        friendly = friendly_error(err, repo_id)
-        if friendly is None:
-            raise
-        raise friendly from err
+        raise_friendly(err, repo_id)
     folder = Path(folder)
-    wanted = "model_index.json" if kind == "pipeline" else "config.json"
+    wanted = MARKER_FILE[kind]
     if not (folder / wanted).is_file():
         # allow_patterns that match nothing only warn; the folder is then empty or missing.
         raise UserError(f"{repo_id} has no {wanted}: it is not a diffusers {kind} repo; check the id in [engine].")
@@ -132,6 +132,14 @@ def _chain(err: BaseException) -> list[BaseException]:
         seen.append(current)
         todo += [current.__cause__, current.__context__]
     return seen
+
+
+def raise_friendly(err: Exception, model_id: str) -> NoReturn:
+    """Re-raise ``err`` as its :func:`friendly_error` (chained), or as it is when it has none."""
+    friendly = friendly_error(err, model_id)
+    if friendly is None:
+        raise err
+    raise friendly from err
 
 
 def friendly_error(err: BaseException, model_id: str) -> UserError | None:

@@ -23,7 +23,6 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NoReturn
 
 import torch
 from diffusers import (
@@ -218,7 +217,7 @@ def _load(model: str, controlnet: str, device: torch.device, dtype: torch.dtype,
     try:
         cn_model = ControlNetModel.from_pretrained(cn_dir, dtype=dtype, use_safetensors=cn_safetensors)
     except Exception as err:
-        _raise_friendly(err, controlnet)
+        hub.raise_friendly(err, controlnet)
     try:
         pipe = StableDiffusionControlNetPipeline.from_pretrained(
             sd_dir,
@@ -230,7 +229,7 @@ def _load(model: str, controlnet: str, device: torch.device, dtype: torch.dtype,
             requires_safety_checker=False,
         )
     except Exception as err:
-        _raise_friendly(err, model)
+        hub.raise_friendly(err, model)
 
     # 3. place them: device, eval mode, no gradients
     modules = {name: getattr(pipe, name) for name in ("unet", "controlnet", "vae", "text_encoder")}
@@ -258,7 +257,7 @@ def _folder(model_id: str, kind: str, local_files_only: bool) -> tuple[Path, boo
         return test_tiny_dir() / ("sd" if kind == "pipeline" else "controlnet"), True
     if hub.is_local(model_id):
         folder = Path(model_id).expanduser()
-        wanted = "model_index.json" if kind == "pipeline" else "config.json"
+        wanted = hub.MARKER_FILE[kind]
         if not (folder / wanted).is_file():
             raise UserError(
                 f"The folder {model_id} has no {wanted}, so it is not a diffusers {kind} folder; "
@@ -279,10 +278,3 @@ def _folder(model_id: str, kind: str, local_files_only: bool) -> tuple[Path, boo
 def _looks_like_path(model_id: str) -> bool:
     """Hub ids are ``owner/name``; anything with more parts, a leading ``/``, ``.`` or ``~`` is a path."""
     return model_id.startswith(("/", ".", "~")) or "\\" in model_id or model_id.count("/") > 1
-
-
-def _raise_friendly(err: Exception, model_id: str) -> NoReturn:
-    friendly = hub.friendly_error(err, model_id)
-    if friendly is None:
-        raise err
-    raise friendly from err
