@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+from types import SimpleNamespace
 
 import discord
 import pytest
+from aiohttp import web
 
 from bot import messages
-from bot.cogs.mux import MAX_AUDIO_BYTES, check_attachment, upload_path
+from bot.cogs.mux import MAX_AUDIO_BYTES, Mux, check_attachment, upload_path
 from bot.permissions import can_cancel, can_manage_limits, can_post_videos, can_reroll
 from bot.progress import Shown, read_preview, upload_too_large
 from engine.errors import UserError
@@ -166,6 +168,38 @@ def test_check_attachment():
         check_attachment("song.mp3.exe", "application/octet-stream", 10)
     with pytest.raises(UserError, match="at most 25 MiB"):
         check_attachment("big.wav", "audio/wav", MAX_AUDIO_BYTES + 1)
+
+
+async def test_the_audio_download_stops_at_the_cap_whatever_size_was_declared(tmp_path):
+    async def lying(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse()  # no Content-Length: chunked, as a CDN might send
+        await response.prepare(request)
+        for _ in range(MAX_AUDIO_BYTES // 2**20 + 2):
+            await response.write(bytes(2**20))
+        return response
+
+    async def small(request: web.Request) -> web.Response:
+        return web.Response(body=b"RIFF" * 10)
+
+    app = web.Application()
+    app.router.add_get("/tone.wav", lying)
+    app.router.add_get("/small.wav", small)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    base = f"http://127.0.0.1:{runner.addresses[0][1]}"
+    mux = Mux(SimpleNamespace(http=SimpleNamespace(proxy=None, proxy_auth=None)))
+    try:
+        with pytest.raises(UserError, match="larger than 25 MiB"):
+            await mux._download(SimpleNamespace(id=1, url=f"{base}/tone.wav"), tmp_path / "big.wav")
+        assert not (tmp_path / "big.wav").exists()
+        with pytest.raises(UserError, match="attach it again"):
+            await mux._download(SimpleNamespace(id=2, url=f"{base}/gone.wav"), tmp_path / "gone.wav")
+        await mux._download(SimpleNamespace(id=3, url=f"{base}/small.wav"), tmp_path / "small.wav")
+        assert (tmp_path / "small.wav").read_bytes() == b"RIFF" * 10
+    finally:
+        await runner.cleanup()
 
 
 def test_upload_path_ignores_the_users_file_name(tmp_path):

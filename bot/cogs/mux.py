@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import aiohttp
 import discord
 from discord import app_commands
 from discord.ext import commands
@@ -31,6 +32,8 @@ log = logging.getLogger(__name__)
 
 MAX_AUDIO_BYTES = 25 * 1024 * 1024
 MAX_AUDIO_SECONDS = 600.0
+DOWNLOAD_SECONDS = 120.0  # the whole download, however slow the CDN
+CHUNK_BYTES = 64 * 1024
 UNSPECIFIC_TYPES = ("", "application/octet-stream", "video/mp4", "video/webm", "video/ogg")
 AUDIO_EXTENSIONS = (".mp3", ".wav", ".ogg", ".oga", ".opus", ".flac", ".m4a", ".aac", ".mp4", ".webm")
 
@@ -122,11 +125,30 @@ class Mux(commands.Cog):
         return target
 
     async def _download(self, audio: discord.Attachment, path: Path) -> None:
-        data = await audio.read()  # at most MAX_AUDIO_BYTES, as Discord declared; checked again below
-        if len(data) > MAX_AUDIO_BYTES:
-            raise UserError(f"That file is larger than {format_bytes(MAX_AUDIO_BYTES)}; send a shorter one.")
+        """Save the attachment, reading at most ``MAX_AUDIO_BYTES`` whatever its declared size was.
+
+        Not ``Attachment.read()``: that reads the whole response into memory before we could check it.
+        """
+        data = bytearray()
+        http = self.bot.http
+        try:
+            async with (
+                aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=DOWNLOAD_SECONDS)) as session,
+                session.get(audio.url, proxy=http.proxy, proxy_auth=http.proxy_auth) as response,
+            ):
+                if response.status != 200:
+                    raise UserError(f"Discord did not hand over that file (HTTP {response.status}); attach it again.")
+                async for chunk in response.content.iter_chunked(CHUNK_BYTES):
+                    data += chunk
+                    if len(data) > MAX_AUDIO_BYTES:
+                        raise UserError(
+                            f"That file is larger than {format_bytes(MAX_AUDIO_BYTES)}; send a smaller one."
+                        )
+        except (aiohttp.ClientError, TimeoutError) as err:
+            log.warning("downloading attachment %d failed: %r", audio.id, err)
+            raise UserError("I could not download that file; attach it again.") from None
         path.parent.mkdir(parents=True, exist_ok=True)
-        await asyncio.to_thread(path.write_bytes, data)
+        await asyncio.to_thread(path.write_bytes, bytes(data))
 
 
 async def setup(bot: AnimaBot) -> None:
