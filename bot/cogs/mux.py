@@ -95,14 +95,14 @@ class Mux(commands.Cog):
                     f"That audio is {format_duration(seconds)} long; /mux takes at most "
                     f"{format_duration(MAX_AUDIO_SECONDS)} (only the video's length is used anyway)."
                 )
+            # 3. queue the mux job (until it is queued, nothing else would ever remove the file)
+            mux_job = await self.bot.store.enqueue(
+                JobKind.MUX, None, user_id=interaction.user.id, guild_id=interaction.guild_id,
+                channel_id=interaction.channel_id, parent_id=target.id, audio_path=str(path),
+            )  # fmt: skip
         except BaseException:
             path.unlink(missing_ok=True)
             raise
-        # 3. queue the mux job
-        mux_job = await self.bot.store.enqueue(
-            JobKind.MUX, None, user_id=interaction.user.id, guild_id=interaction.guild_id,
-            channel_id=interaction.channel_id, parent_id=target.id, audio_path=str(path),
-        )  # fmt: skip
         interaction.extras["job_id"] = mux_job.id
         self.bot.jobs_changed()
         log.info("job %d: %.1f s of audio from user %d for job %d", mux_job.id, seconds, interaction.user.id, target.id)
