@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -23,7 +22,6 @@ from bot.messages import format_bytes, format_duration, queued_reply
 from bot.replies import reply
 from engine.errors import UserError
 from engine.jobs import Job, JobKind, JobStatus
-from engine.limits import check_request
 
 if TYPE_CHECKING:
     from bot.client import AnimaBot
@@ -78,11 +76,8 @@ class Mux(commands.Cog):
         actions.check_can_post(interaction)
         extension = check_attachment(audio.filename, audio.content_type, audio.size)
         target = await self._target(interaction, job)
-        limits = await self.bot.store.get_limits(interaction.guild_id)
-        usage = await self.bot.store.usage(interaction.guild_id, interaction.user.id)
-        reason = check_request(limits, None, usage, channel_id=interaction.channel_id, now=time.time())
-        if reason is not None:
-            raise UserError(reason)
+        user_id, guild_id, channel_id = interaction.user.id, interaction.guild_id, interaction.channel_id
+        await actions.check_limits(self.bot, None, user_id=user_id, guild_id=guild_id, channel_id=channel_id)
         # 2. download (capped) and check that it is audio of a sane length
         path = upload_path(self.bot.config.data_dir / "uploads", interaction.id, extension)
         await self._download(audio, path)
@@ -97,15 +92,15 @@ class Mux(commands.Cog):
                 )
             # 3. queue the mux job (until it is queued, nothing else would ever remove the file)
             mux_job = await self.bot.store.enqueue(
-                JobKind.MUX, None, user_id=interaction.user.id, guild_id=interaction.guild_id,
-                channel_id=interaction.channel_id, parent_id=target.id, audio_path=str(path),
+                JobKind.MUX, None, user_id=user_id, guild_id=guild_id, channel_id=channel_id, parent_id=target.id,
+                audio_path=str(path),
             )  # fmt: skip
         except BaseException:
             path.unlink(missing_ok=True)
             raise
         interaction.extras["job_id"] = mux_job.id
         self.bot.jobs_changed()
-        log.info("job %d: %.1f s of audio from user %d for job %d", mux_job.id, seconds, interaction.user.id, target.id)
+        log.info("job %d: %.1f s of audio from user %d for job %d", mux_job.id, seconds, user_id, target.id)
         await reply(interaction, queued_reply(mux_job, await self.bot.store.queue_position(mux_job.id)))
 
     async def _target(self, interaction: discord.Interaction, job_id: int | None) -> Job:
