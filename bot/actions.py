@@ -109,6 +109,14 @@ async def cancel_or_delete(bot: AnimaBot, job: Job, *, user_id: int, permissions
     return f"Job {job.id} has already finished ({job.status.value})."
 
 
+async def job_on_server(bot: AnimaBot, job_id: int, guild_id: int | None) -> Job:
+    """Job ``job_id`` if it belongs to this guild; ``UserError`` otherwise."""
+    job = await bot.store.get(job_id)
+    if job is None or job.guild_id != guild_id:
+        raise UserError(f"There is no job {job_id} on this server; /queue shows the current ones.")
+    return job
+
+
 async def latest_active(bot: AnimaBot, user_id: int, guild_id: int | None) -> Job | None:
     """The user's most recent queued or running job in this guild."""
     mine = [job for job in await bot.store.active_jobs(guild_id) if job.user_id == user_id]

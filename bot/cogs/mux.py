@@ -104,15 +104,12 @@ class Mux(commands.Cog):
         await reply(interaction, queued_reply(mux_job, await self.bot.store.queue_position(mux_job.id)))
 
     async def _target(self, interaction: discord.Interaction, job_id: int | None) -> Job:
-        store = self.bot.store
         if job_id is None:
-            target = await store.latest_done(interaction.user.id, interaction.guild_id)
+            target = await self.bot.store.latest_done(interaction.user.id, interaction.guild_id)
             if target is None:
                 raise UserError("You have no finished video here yet; make one with /animate first.")
         else:
-            target = await store.get(job_id)
-            if target is None or target.guild_id != interaction.guild_id:
-                raise UserError(f"There is no job {job_id} on this server; /queue shows the current ones.")
+            target = await actions.job_on_server(self.bot, job_id, interaction.guild_id)
             if target.status is not JobStatus.DONE or target.kind is JobKind.MUX:
                 raise UserError(f"Job {job_id} has no finished video to put audio on; pick a finished /animate job.")
         if not target.result_path or not Path(target.result_path).exists():

@@ -42,9 +42,7 @@ class Queue(commands.Cog):
             if target is None:
                 raise UserError("You have no queued or running job here.")
         else:
-            target = await self.bot.store.get(job)
-            if target is None or target.guild_id != interaction.guild_id:
-                raise UserError(f"There is no job {job} on this server; /queue shows the current ones.")
+            target = await actions.job_on_server(self.bot, job, interaction.guild_id)
             if target.status.finished:
                 raise UserError(f"Job {job} has already finished ({target.status.value}).")
         interaction.extras["job_id"] = target.id
