@@ -16,6 +16,7 @@ from bot import actions
 from bot.messages import CANCEL_EMOJI, REROLL_EMOJI, apology, queued_reply
 from bot.replies import reply
 from engine.errors import UserError
+from engine.jobs import Job
 
 if TYPE_CHECKING:
     from bot.client import AnimaBot
@@ -38,21 +39,15 @@ class RerollButton(discord.ui.DynamicItem[discord.ui.Button], template=r"animabo
         return cls(int(match["job"]))
 
     async def callback(self, interaction: discord.Interaction) -> None:
-        bot: AnimaBot = interaction.client  # type: ignore[assignment]
-        await interaction.response.defer(ephemeral=True, thinking=True)
-        try:
-            actions.check_can_post(interaction)
-            job = await _job(bot, self.job_id)
-            new = await actions.reroll(
-                bot, job, user_id=interaction.user.id, guild_id=interaction.guild_id, channel_id=interaction.channel_id
-            )
-            interaction.extras["job_id"] = new.id
-            await reply(interaction, queued_reply(new, await bot.store.queue_position(new.id)))
-        except UserError as err:
-            await reply(interaction, str(err))
-        except Exception:
-            log.exception("re-roll button on job %d failed", self.job_id)
-            await reply(interaction, apology(self.job_id))
+        await press(interaction, self.job_id, "re-roll", self.reroll)
+
+    async def reroll(self, interaction: discord.Interaction, bot: AnimaBot, job: Job) -> str:
+        actions.check_can_post(interaction)
+        new = await actions.reroll(
+            bot, job, user_id=interaction.user.id, guild_id=interaction.guild_id, channel_id=interaction.channel_id
+        )
+        interaction.extras["job_id"] = new.id
+        return queued_reply(new, await bot.store.queue_position(new.id))
 
 
 class CancelButton(discord.ui.DynamicItem[discord.ui.Button], template=r"animabot:cancel:(?P<job>\d+)"):
@@ -70,26 +65,26 @@ class CancelButton(discord.ui.DynamicItem[discord.ui.Button], template=r"animabo
         return cls(int(match["job"]))
 
     async def callback(self, interaction: discord.Interaction) -> None:
-        bot: AnimaBot = interaction.client  # type: ignore[assignment]
-        await interaction.response.defer(ephemeral=True, thinking=True)
-        try:
-            job = await _job(bot, self.job_id)
-            text = await actions.cancel_or_delete(
-                bot, job, user_id=interaction.user.id, permissions=interaction.permissions
-            )
-            await reply(interaction, text)
-        except UserError as err:
-            await reply(interaction, str(err))
-        except Exception:
-            log.exception("cancel button on job %d failed", self.job_id)
-            await reply(interaction, apology(self.job_id))
+        await press(interaction, self.job_id, "cancel", self.cancel)
+
+    async def cancel(self, interaction: discord.Interaction, bot: AnimaBot, job: Job) -> str:
+        user_id, permissions = interaction.user.id, interaction.permissions
+        return await actions.cancel_or_delete(bot, job, user_id=user_id, permissions=permissions)
 
 
-async def _job(bot: AnimaBot, job_id: int):
-    job = await bot.store.get(job_id)
-    if job is None:
-        raise UserError(f"Job {job_id} no longer exists.")
-    return job
+async def press(interaction: discord.Interaction, job_id: int, name: str, action) -> None:
+    """Defer, run ``action(interaction, bot, job)`` on the button's job, answer privately with its text."""
+    await interaction.response.defer(ephemeral=True, thinking=True)
+    bot: AnimaBot = interaction.client  # type: ignore[assignment]
+    try:
+        job = await actions.job_on_server(bot, job_id, interaction.guild_id)
+        text = await action(interaction, bot, job)
+    except UserError as err:
+        text = str(err)
+    except Exception:
+        log.exception("%s button on job %d failed", name, job_id)
+        text = apology(job_id)
+    await reply(interaction, text)
 
 
 def result_view(job_id: int) -> discord.ui.View:
