@@ -95,7 +95,11 @@ async def cancel_or_delete(bot: AnimaBot, job: Job, *, user_id: int, permissions
         job = await bot.store.request_cancel(job.id)
         bot.jobs_changed()
         log.info("job %d: cancel by user %d", job.id, user_id)
-        return f"Job {job.id} is cancelled." if job.status is JobStatus.CANCELLED else f"Cancelling job {job.id}…"
+        if job.status is JobStatus.CANCELLED:
+            return f"Job {job.id} is cancelled."
+        if job.status.finished:  # it ended just now: nothing to cancel, and its post is not deleted
+            return f"Job {job.id} has already finished ({job.status.value})."
+        return f"Cancelling job {job.id}…"
     if job.result_message_id is not None and job.channel_id is not None:
         message = bot.get_partial_messageable(job.channel_id, guild_id=job.guild_id).get_partial_message(
             job.result_message_id
