@@ -124,9 +124,5 @@ async def job_on_server(bot: AnimaBot, job_id: int, guild_id: int | None) -> Job
 async def latest_active(bot: AnimaBot, user_id: int, guild_id: int | None) -> Job | None:
     """The user's most recent queued or running job in this guild."""
     mine = [job for job in await bot.store.active_jobs(guild_id) if job.user_id == user_id]
-    return max(mine, key=job_id_of) if mine else None
-
-
-def job_id_of(job: Job) -> int:
-    return job.id
+    return mine[-1] if mine else None  # active_jobs is oldest first
 
