@@ -32,6 +32,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 COGS = ("bot.cogs.animate", "bot.cogs.mux", "bot.cogs.queue", "bot.cogs.admin")
+
+
 def point_at(settings: DiscordConfig) -> None:
     """Send REST calls to ``api_base`` and open the gateway at ``gateway_url``.
 
@@ -59,15 +61,6 @@ class AnimaTree(app_commands.CommandTree):
         original = getattr(error, "original", error)
         if isinstance(original, UserError):
             await reply(interaction, str(original))
-            return
-        if isinstance(error, app_commands.MissingPermissions):
-            await reply(interaction, "You need the Manage Server permission for that.")
-            return
-        if isinstance(error, app_commands.NoPrivateMessage):
-            await reply(interaction, "This command only works in a server channel.")
-            return
-        if isinstance(error, app_commands.CheckFailure):
-            await reply(interaction, "You are not allowed to use this command here.")
             return
         reference = interaction.extras.get("job_id") or interaction.id
         name = interaction.command.qualified_name if interaction.command else "?"
