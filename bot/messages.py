@@ -199,10 +199,10 @@ def queue_text(jobs: list[Job], positions: dict[int, int], user_id: int) -> str:
     """``/queue``: running jobs first, then the waiting ones in claim order; the caller's marked."""
     if not jobs:
         return "The queue is empty: /animate starts right away."
-    running = [j for j in jobs if j.status is JobStatus.RUNNING]
     def place(job: Job) -> float:
         return positions.get(job.id) or math.inf
 
+    running = [j for j in jobs if j.status is JobStatus.RUNNING]
     queued = sorted((j for j in jobs if j.status is JobStatus.QUEUED), key=place)
     lines: list[str] = []
     for job in running:
