@@ -208,7 +208,7 @@ class Tracker:
                     return
                 except (discord.HTTPException, OSError) as err:
                     if delay is None:
-                        log.error("job %d: giving up on its messages after repeated errors", self.job.id, exc_info=err)
+                        log.error("job %d: giving up on delivering it after repeated errors", self.job.id, exc_info=err)
                         await self._apologise()
                         return
                     log.warning("job %d: Discord error (%s); retrying in %g s", self.job.id, err, delay)
@@ -250,9 +250,15 @@ class Tracker:
         if job.progress_message_id is not None or job.status.finished:
             return
         content = progress_text(job, self.position)
-        message = await self.watcher.channel(job).send(
-            content, view=progress_view(job.id), allowed_mentions=NO_MENTIONS
-        )
+        try:
+            message = await self.watcher.channel(job).send(
+                content, view=progress_view(job.id), allowed_mentions=NO_MENTIONS
+            )
+        except discord.HTTPException as err:
+            # progress is best effort: the outcome is still posted (as a new message) when the job ends
+            log.warning("job %d: could not post its progress message (%s); posting only the outcome", job.id, err)
+            self._edits_broken = True
+            return
         self._last_edit = time.monotonic()
         self._shown = Shown(content, None, True)
         await self.store.set_messages(job.id, progress_message_id=message.id)
@@ -297,6 +303,11 @@ class Tracker:
             log.warning("job %d: may not edit progress message %d", job.id, job.progress_message_id)
             self._edits_broken = True
             return
+        except discord.HTTPException as err:
+            # skipped, not retried: the next change (or the final edit) shows the latest state
+            log.warning("job %d: editing progress message %d failed (%s)", job.id, job.progress_message_id, err)
+            self._last_edit = time.monotonic()
+            return
         self._last_edit = time.monotonic()
         self._shown = wanted
 
@@ -323,10 +334,7 @@ class Tracker:
             log.info("job %d: %s, delivered as message %d", job.id, job.status.value, self._result_id)
             if job.kind is JobKind.MUX and job.audio_path:
                 self.watcher.remove_upload(job.audio_path)
-        try:
-            await self._final_edit()
-        except discord.HTTPException as err:
-            log.warning("job %d: could not show the final state on its progress message (%s)", job.id, err)
+        await self._final_edit()
 
     async def _post_result(self, job: Job) -> discord.Message:
         parent = await self.store.get(job.parent_id) if job.kind is JobKind.MUX and job.parent_id else None
