@@ -279,14 +279,16 @@ class Tracker:
         if wanted == self._shown:
             return
         kwargs: dict = {}
-        if wanted.preview != (self._shown.preview if self._shown else None):
+        # _shown is None for a message found again after a restart: what it shows is unknown
+        if self._shown is None or wanted.preview != self._shown.preview:
             data = await asyncio.to_thread(read_preview, wanted.preview[0]) if wanted.preview else None
             if data is not None:
                 kwargs["attachments"] = [discord.File(io.BytesIO(data), filename="preview.jpg")]
-            elif wanted.preview is None:
-                kwargs["attachments"] = []  # a finished job drops its preview
-            else:
-                wanted = Shown(wanted.content, self._shown.preview if self._shown else None, wanted.buttons)
+            elif wanted.preview is not None and self._shown is not None:  # unreadable: keep the last one
+                wanted = dataclasses.replace(wanted, preview=self._shown.preview)
+            else:  # no preview (a finished job, or an unreadable one after a restart): drop any old one
+                kwargs["attachments"] = []
+                wanted = dataclasses.replace(wanted, preview=None)
         message = self.watcher.channel(job).get_partial_message(job.progress_message_id)
         try:
             await message.edit(

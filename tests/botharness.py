@@ -22,6 +22,7 @@ from bot.runner import Running, start_bot
 from engine.config import Config, DiscordConfig, EngineConfig, LimitsConfig
 from engine.jobs import Job
 from engine.params import RenderParams
+from engine.store import JobStore
 from fakediscord import FakeDiscord, MessageRecord, World, fake_discord
 
 # Small renders keep the suite quick: /animate without `size` renders the [render] defaults.
@@ -97,10 +98,15 @@ def job_id_in(text: str) -> int:
 
 
 async def wait_job(running: Running, job_id: int, predicate, timeout: float = RENDER_TIMEOUT) -> Job:
-    """Poll the store until ``predicate(job)`` holds; return that job."""
+    """Poll the bot's store until ``predicate(job)`` holds; return that job."""
+    return await wait_stored(running.bot.store, job_id, predicate, timeout)
+
+
+async def wait_stored(store: JobStore, job_id: int, predicate, timeout: float = RENDER_TIMEOUT) -> Job:
+    """Poll ``store`` until ``predicate(job)`` holds; return that job."""
     deadline = time.monotonic() + timeout
     while True:
-        job = await running.bot.store.get(job_id)
+        job = await store.get(job_id)
         if job is not None and predicate(job):
             return job
         if time.monotonic() > deadline:

@@ -1,5 +1,5 @@
 """Start-up: a bot without a runtime delivers what a separate worker renders (the store is the
-contract), and a bad token is a readable error."""
+contract), also across a restart of the bot alone, and a bad token is a readable error."""
 
 from __future__ import annotations
 
@@ -7,7 +7,18 @@ import dataclasses
 
 import pytest
 
-from botharness import command, config, fake, job_id_in, start, wait_job, wait_result, world  # noqa: F401
+from botharness import (  # noqa: F401 (fixtures)
+    command,
+    config,
+    fake,
+    job_id_in,
+    progress_of,
+    start,
+    wait_job,
+    wait_result,
+    wait_stored,
+    world,
+)
 from engine.errors import UserError
 from engine.jobs import JobStatus
 from engine.runtime import Runtime
@@ -41,3 +52,33 @@ async def test_a_rejected_token_is_a_readable_error_and_nothing_is_left_running(
     with pytest.raises(UserError, match="DISCORD_TOKEN"):
         await start(missing)
     assert fake.gateway.identifies == 0
+
+
+async def test_a_job_finished_while_the_bot_was_down_loses_its_stale_preview(fake, world, config):
+    # the bot stops with a preview on the progress message; the worker finishes the job meanwhile
+    worker_store = await JobStore.open(config.db_path, limits=config.limits)
+    worker = Runtime(config, worker_store, worker="worker-1")
+    await worker.start()
+    try:
+        running = await start(config, with_runtime=False)
+        try:
+            options = {"prompt": "a paper plane", "frames": 12, "steps": 8, "size": "square"}  # stopped mid-render
+            job_id = job_id_in((await command(fake, "animate", options, user_id=world.member_id,
+                                              channel_id=world.channel_id)).content)  # fmt: skip
+            progress = await fake.wait_for(lambda: progress_of(fake, world.channel_id, job_id), 30)
+            await fake.wait_for(lambda: progress.attachments, 30, "a preview on the progress message")
+        finally:
+            await running.stop()
+        await wait_stored(worker_store, job_id, lambda j: j.status is JobStatus.DONE)  # rendered meanwhile
+
+        running = await start(config, with_runtime=False)
+        try:
+            await wait_result(fake, world.channel_id, job_id)
+            await fake.wait_for(lambda: "Done" in progress.content, 10, "the final progress edit")
+            assert progress.attachments == [], "the preview from before the restart is dropped"
+        finally:
+            await running.stop()
+    finally:
+        await worker.stop()
+        await worker_store.close()
+
