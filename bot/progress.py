@@ -332,11 +332,20 @@ class Tracker:
             else:  # failed or cancelled: the progress message itself shows how it ended
                 message = None
             self._result_id = message.id if message is not None else job.progress_message_id
-            await self.store.set_messages(job.id, result_message_id=self._result_id)
+            await self._record_result(job.id, self._result_id)
             log.info("job %d: %s, delivered as message %d", job.id, job.status.value, self._result_id)
             if job.kind is JobKind.MUX and job.audio_path:
                 self.watcher.remove_upload(job.audio_path)
         await self._final_edit()
+
+    async def _record_result(self, job_id: int, message_id: int) -> None:
+        """Store the result message even if the bot stops now: unrecorded, it would be posted again."""
+        write = asyncio.ensure_future(self.store.set_messages(job_id, result_message_id=message_id))
+        try:
+            await asyncio.shield(write)
+        except asyncio.CancelledError:
+            await write
+            raise
 
     async def _post_result(self, job: Job) -> discord.Message:
         parent = await self.store.get(job.parent_id) if job.kind is JobKind.MUX and job.parent_id else None
