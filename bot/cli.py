@@ -99,6 +99,7 @@ def cmd_render(args, config: Config) -> int:
     # Checked first: a bad value is answered at once, before torch and the models load.
     from tqdm import tqdm
 
+    from engine import accel
     from engine.models import load_components
     from engine.render import render_video
 
@@ -107,6 +108,7 @@ def cmd_render(args, config: Config) -> int:
     print(f"seed {params.seed}: {params.summary()}", file=sys.stderr)
     started = time.perf_counter()
     components = load_components(config.engine)
+    accel.prepare(components)  # CUDA layouts only; the compiled step is for long-running workers
     with tqdm(total=params.frames, desc="frames", unit="frame", position=0) as frames_bar, tqdm(
         total=params.steps, desc="steps", unit="step", position=1, leave=False
     ) as steps_bar:
