@@ -368,7 +368,15 @@ class Tracker:
                 log.info("job %d: upload of %d bytes refused (%s); re-encoding to %d", job.id,
                          upload.stat().st_size, err.status, smaller)  # fmt: skip
                 upload, note = await fit(source, smaller)
-                message = await self._send_video(channel, job, parent, upload, note)
+                try:
+                    message = await self._send_video(channel, job, parent, upload, note)
+                except discord.HTTPException as again:
+                    if not upload_too_large(again):
+                        raise
+                    raise UserError(  # a second refusal is final: say so rather than retry from full size
+                        f"Discord refused it even at {format_bytes(upload.stat().st_size)}; "
+                        "ask for fewer frames or a smaller size."
+                    ) from None
         except UserError as err:
             log.info("job %d: video not posted: %s", job.id, err)
             return await channel.send(upload_failed_text(job, str(err)), allowed_mentions=NO_MENTIONS)

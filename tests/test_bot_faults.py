@@ -85,3 +85,16 @@ async def test_discords_413_gets_a_smaller_re_encode_and_an_impossible_fit_is_ex
     notice = fake.message(job.result_message_id)
     assert "could not be posted" in notice.content and "cannot fit under" in notice.content
     assert notice.attachments == []
+
+
+async def test_a_second_413_is_final_and_explained(fake, world, bot):
+    channel = world.channel_id
+    fake.upload_limit = 20_000  # far below even the halved re-encode
+    options = {"prompt": "a forest in autumn", "frames": 4, "size": "square"}
+    job_id = job_id_in((await command(fake, "animate", options, user_id=world.member_id, channel_id=channel)).content)
+    job = await wait_job(bot, job_id, lambda j: j.result_message_id is not None)
+    notice = fake.message(job.result_message_id)
+    assert "could not be posted" in notice.content and "Discord refused it even at" in notice.content
+    assert notice.attachments == []
+    refused = [r for r in fake.requests("POST", r"/channels/\d+/messages$") if r.status == 413]
+    assert len(refused) == 2  # the original and one smaller re-encode; no retries from full size
