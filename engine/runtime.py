@@ -33,6 +33,7 @@ POLL_SECONDS = 0.5
 CLEANUP_EVERY_SECONDS = 3600
 HEARTBEAT_SECONDS = 5.0
 STALE_SECONDS = 30.0  # a worker not heard from for this long is dead: its jobs go back to the queue
+MAX_ATTEMPTS = 3  # a job whose worker died this many times fails instead of going back again
 
 
 @dataclass(frozen=True)
@@ -345,7 +346,7 @@ class Runtime:
     async def _requeue_orphans(self) -> None:
         """Jobs of workers that died (a gone process here, or silent for STALE_SECONDS) resume."""
         dead = [worker for worker in await self.store.running_workers() if process_gone(worker)]
-        requeued = await self.store.requeue_running(stale_after=STALE_SECONDS, dead=dead)
+        requeued = await self.store.requeue_running(stale_after=STALE_SECONDS, dead=dead, max_attempts=MAX_ATTEMPTS)
         if requeued:
             log.info("re-queued %d job(s) of stopped workers: %s", len(requeued), requeued)
             self.notify()

@@ -313,13 +313,15 @@ class JobStore:
         worker: str | None = None,
         stale_after: float | None = None,
         dead: Iterable[str] = (),
+        max_attempts: int | None = None,
     ) -> list[int]:
         """Put jobs left running by a dead process back in the queue; return their ids.
 
         Only ``worker``'s jobs when given. With ``stale_after`` (seconds), only the jobs of workers
         known ``dead`` or not heard from (``heartbeat``) for that long; without it, every running
         job. ``frames_done`` is kept: the engine resumes from the frames on disk. A job whose
-        cancel was already requested is cancelled instead.
+        cancel was already requested is cancelled instead, and one that has already been started
+        ``max_attempts`` times fails instead (a render that kills its worker is not retried forever).
         """
         if worker is not None:
             who, args = "AND worker = ?", [worker]
@@ -332,10 +334,19 @@ class JobStore:
             who, args = "", []
         async with self._transaction() as db:
             rows = await db.execute_fetchall(
-                f"SELECT id, cancel_requested FROM jobs WHERE status = 'running' {who} ORDER BY id", args
+                f"SELECT id, cancel_requested, attempts FROM jobs WHERE status = 'running' {who} ORDER BY id", args
             )
             cancelled = [row["id"] for row in rows if row["cancel_requested"]]
-            requeued = [row["id"] for row in rows if not row["cancel_requested"]]
+            exhausted = [row["id"] for row in rows if not row["cancel_requested"]
+                         and max_attempts is not None and row["attempts"] >= max_attempts]
+            requeued = [row["id"] for row in rows if not row["cancel_requested"] and row["id"] not in exhausted]
+            if exhausted:
+                await db.execute(
+                    f"""UPDATE jobs SET status = 'failed', finished_at = ?, eta_seconds = NULL, error = ?
+                        WHERE id IN ({_marks(exhausted)})""",
+                    [_now(now), f"This render stopped its worker {max_attempts} times, so it was not tried "
+                                "again; try other settings or ask the host to check the log.", *exhausted],
+                )
             if cancelled:
                 await db.execute(
                     f"""UPDATE jobs SET status = 'cancelled', finished_at = ?, eta_seconds = NULL
@@ -350,6 +361,8 @@ class JobStore:
                 )
         for job_id in cancelled:
             log.info("job %d running → cancelled (its process died after the cancel was requested)", job_id)
+        for job_id in exhausted:
+            log.info("job %d running → failed (its worker died on each of %d attempts)", job_id, max_attempts)
         for job_id in requeued:
             log.info("job %d running → queued (its process died; it will resume)", job_id)
         return requeued

@@ -390,3 +390,15 @@ async def test_requeue_spares_live_workers_and_takes_dead_or_silent_ones(store):
     assert sorted(requeued) == [jobs[1].id, jobs[2].id]
     assert (await store.get(jobs[0].id)).status is JobStatus.RUNNING
     assert await store.running_workers() == ["live"]
+
+
+async def test_a_job_whose_worker_keeps_dying_fails_after_max_attempts(store):
+    job = await render(store, 1)
+    for attempt in range(1, 4):
+        claimed = await store.claim(f"w{attempt}")
+        assert claimed.id == job.id and claimed.attempts == attempt
+        requeued = await store.requeue_running(stale_after=30, dead=[f"w{attempt}"], max_attempts=3)
+        assert requeued == ([job.id] if attempt < 3 else [])
+    failed = await store.get(job.id)
+    assert failed.status is JobStatus.FAILED and "stopped its worker 3 times" in failed.error
+    assert await store.claim("w4") is None
