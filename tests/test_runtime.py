@@ -234,3 +234,44 @@ async def test_a_job_resumed_with_every_frame_on_disk_is_encoded(tmp_path):
         await runtime.stop()
         await store.close()
     assert done.status is JobStatus.DONE and probe(done.result_path).frames == 3
+
+
+async def test_a_job_over_the_time_limit_fails_with_the_reason(tmp_path):
+    config = _config(tmp_path, job_timeout_seconds=0.3)
+    store = await JobStore.open(config.db_path)
+    runtime = Runtime(config, store)
+    await runtime.start()
+    try:
+        job = await store.enqueue(JobKind.ANIMATE, dataclasses.replace(SMALL, frames=200), user_id=1)
+        runtime.notify()
+        failed = await _until(lambda: _finished(store, job.id), timeout=30)
+    finally:
+        await runtime.stop()
+        await store.close()
+    assert failed.status is JobStatus.FAILED and "longer than the 0.3 s limit" in failed.error
+    assert failed.frames_done < 200
+
+
+async def test_files_of_jobs_older_than_the_retention_are_removed_at_start(tmp_path):
+    from engine.runtime import job_dir
+
+    config = _config(tmp_path, retention_days=1)
+    store = await JobStore.open(config.db_path)
+    old, recent = [await store.enqueue(JobKind.ANIMATE, SMALL, user_id=u) for u in (1, 2)]
+    for job, age_days in ((old, 2), (recent, 0.5)):
+        await store.claim("w")
+        await store.finish(job.id, JobStatus.DONE, now=time.time() - age_days * 86400)
+        job_dir(config, job.id).mkdir(parents=True)
+        (job_dir(config, job.id) / "video.mp4").write_bytes(b"x")
+    runtime = Runtime(config, store)
+    await runtime.start()
+    try:
+        await _until(lambda: _gone(job_dir(config, old.id)), timeout=10)
+        assert job_dir(config, recent.id).exists()
+    finally:
+        await runtime.stop()
+        await store.close()
+
+
+async def _gone(path):
+    return not path.exists()
