@@ -99,5 +99,6 @@ class CompiledStep:
                     torch.rand(count, 3, height, width, device=c.device, dtype=c.dtype),
                     torch.ones(count, 1, 1, 1, device=c.device, dtype=c.dtype),
                 )
-        torch.cuda.synchronize(c.device) if c.device.type == "cuda" else None
+        if c.device.type == "cuda":
+            torch.cuda.synchronize(c.device)
         return time.perf_counter() - started
