@@ -4,8 +4,9 @@
 - ``CompiledStep``: UNet+ControlNet as one ``torch.compile``d function ("reduce-overhead" mode, so
   the compiled step is replayed as a CUDA graph). Row counts are padded up to a few fixed buckets so
   jobs joining or leaving a batch reuse a handful of graphs instead of compiling a new one each
-  time; padded rows are dropped. Inductor's on-disk cache (``TORCHINDUCTOR_CACHE_DIR``) makes a
-  restarted process compile from cache.
+  time; padded rows are dropped. Only buckets compiled by ``warm_up`` run compiled, the rest
+  eagerly, so no render ever waits for a compile. Inductor's on-disk cache
+  (``TORCHINDUCTOR_CACHE_DIR``) makes a restarted process compile from cache.
 """
 
 from __future__ import annotations
@@ -68,11 +69,15 @@ class CompiledStep:
         if cache_dir is not None:
             os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(cache_dir))
         self.components = components
+        self.warmed: set[int] = set()  # buckets compiled by warm_up; other sizes run eagerly
         self._fn = torch.compile(predict_noise, mode=mode, dynamic=False)
 
     def __call__(self, latents, timesteps, embeds, controls, weight) -> torch.Tensor:
         rows = latents.shape[0]
         size = bucket(rows)
+        if size not in self.warmed:  # never stall a render for a minute-long compile
+            c = self.components
+            return predict_noise(c.unet, c.controlnet, latents, timesteps, embeds, controls, weight)
         if size != rows:
             pad = size - rows
             latents, timesteps, embeds, controls, weight = (
@@ -91,6 +96,7 @@ class CompiledStep:
         started = time.perf_counter()
         c = self.components
         for count in rows:
+            self.warmed.add(bucket(count))
             for _ in range(3):  # compile, record the CUDA graph, replay once
                 self(
                     torch.randn(count, 4, height // 8, width // 8, device=c.device, dtype=c.dtype),

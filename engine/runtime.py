@@ -194,8 +194,9 @@ class Runtime:
         if self.config.engine.compile and components.device.type == "cuda":
             self._predict = accel.CompiledStep(components, cache_dir=self.config.data_dir / "compile-cache")
             render = self.config.render
-            seconds = self._predict.warm_up(render.width, render.height)
-            log.info("compiled the UNet+ControlNet step for %s in %.0f s", render.size, seconds)
+            rows = sorted({2, accel.bucket(2 * max(1, self.config.engine.max_batch))})  # one job, a full batch
+            seconds = self._predict.warm_up(render.width, render.height, tuple(rows))
+            log.info("compiled the UNet+ControlNet step for %s, %s rows, in %.0f s", render.size, rows, seconds)
         return components
 
     async def _claim_renders(self) -> None:

@@ -130,3 +130,13 @@ def test_render_video_writes_an_h264_mp4_and_resumes_from_its_frames(components,
     steps = []
     render_video(components, params, tmp_path / "b.mp4", work_dir=work, on_step=lambda s, t: steps.append(s))
     assert steps == [] and probe(tmp_path / "b.mp4").frames == 4
+
+
+def test_a_compiled_step_runs_sizes_it_has_not_compiled_eagerly(components):
+    from engine import accel
+
+    step = accel.CompiledStep(components)  # nothing warmed: every call takes the eager path
+    assert accel.bucket(3) == 4 and accel.bucket(16) == 16
+    frames = _render(components, BASE, predict=step)
+    assert all((a == b).all() for a, b in zip(frames, _render(components, BASE)))
+    assert step.warmed == set()
