@@ -115,6 +115,7 @@ class Runtime:
         self._active: dict[int, _Active] = {}
         self._tasks: list[asyncio.Task] = []
         self._predict = None  # engine.accel.CompiledStep on CUDA when compile is on
+        self._to_warm: list[int] = [2]  # batch rows still to compile: one job first, then a full batch
         self._encodes: set[asyncio.Task] = set()  # videos being encoded (their jobs left the batch)
 
     # -- lifecycle ----------------------------------------------------------------------------
@@ -193,11 +194,17 @@ class Runtime:
         accel.prepare(components)
         if self.config.engine.compile and components.device.type == "cuda":
             self._predict = accel.CompiledStep(components, cache_dir=self.config.data_dir / "compile-cache")
-            render = self.config.render
-            rows = sorted({2, accel.bucket(2 * max(1, self.config.engine.max_batch))})  # one job, a full batch
-            seconds = self._predict.warm_up(render.width, render.height, tuple(rows))
-            log.info("compiled the UNet+ControlNet step for %s, %s rows, in %.0f s", render.size, rows, seconds)
+            self._warm_next()  # one job's size now; a full batch's when the runtime is first idle
+            full = accel.bucket(2 * max(1, self.config.engine.max_batch))
+            if full not in self._predict.warmed:
+                self._to_warm.append(full)
         return components
+
+    def _warm_next(self) -> None:
+        """GPU thread: compile the next pending batch size at the default render size."""
+        render, rows = self.config.render, self._to_warm.pop(0)
+        seconds = self._predict.warm_up(render.width, render.height, (rows,))
+        log.info("compiled the UNet+ControlNet step for %s at %d rows in %.0f s", render.size, rows, seconds)
 
     async def _claim_renders(self) -> None:
         """Fill the batch: any size when idle, then more jobs of the size being rendered."""
@@ -224,6 +231,9 @@ class Runtime:
         while True:
             await self._claim_renders()
             if not self._active:
+                if self._predict is not None and self._to_warm:  # idle: compile the next batch size
+                    await loop.run_in_executor(self._gpu, self._warm_next)
+                    continue
                 await self._wait()
                 continue
             await self._check_cancels()

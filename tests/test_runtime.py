@@ -275,3 +275,25 @@ async def test_files_of_jobs_older_than_the_retention_are_removed_at_start(tmp_p
 
 async def _gone(path):
     return not path.exists()
+
+
+async def test_an_idle_runtime_compiles_the_pending_batch_size_and_still_serves(served):
+    from engine import accel
+
+    config, store, runtime = served
+    calls = []
+
+    class RecordingStep(accel.CompiledStep):  # records warm-ups instead of compiling (CPU test)
+        def warm_up(self, width, height, rows=(2,)):
+            calls.append((width, height, rows))
+            return 0.0
+
+    runtime._predict = RecordingStep(runtime.components)
+    runtime._to_warm = [16]
+    runtime.notify()
+    await _until(lambda: asyncio.sleep(0, result=bool(calls)))
+    assert calls == [(512, 512, (16,))] and runtime._to_warm == []
+    job = await store.enqueue(JobKind.ANIMATE, SMALL, user_id=1)
+    runtime.notify()
+    done = await _until(lambda: _finished(store, job.id))
+    assert done.status is JobStatus.DONE  # sizes never warmed run eagerly
