@@ -359,24 +359,22 @@ class Tracker:
         limit = await self.watcher.upload_limit(job)
         try:
             upload, note = await fit(source, limit)
-            try:
-                message = await self._send_video(channel, job, parent, upload, note)
-            except discord.HTTPException as err:
-                if not upload_too_large(err):
-                    raise
-                smaller = upload.stat().st_size // 2  # Discord's real limit is lower than we knew
-                log.info("job %d: upload of %d bytes refused (%s); re-encoding to %d", job.id,
-                         upload.stat().st_size, err.status, smaller)  # fmt: skip
-                upload, note = await fit(source, smaller)
+            for last_try in (False, True):
                 try:
                     message = await self._send_video(channel, job, parent, upload, note)
-                except discord.HTTPException as again:
-                    if not upload_too_large(again):
+                    break
+                except discord.HTTPException as err:
+                    if not upload_too_large(err):
                         raise
-                    raise UserError(  # a second refusal is final: say so rather than retry from full size
-                        f"Discord refused it even at {format_bytes(upload.stat().st_size)}; "
-                        "ask for fewer frames or a smaller size."
-                    ) from None
+                    size = upload.stat().st_size
+                    if last_try:  # a second refusal is final: say so rather than retry from full size
+                        raise UserError(
+                            f"Discord refused it even at {format_bytes(size)}; ask for fewer frames or a smaller size."
+                        ) from None
+                    # Discord's real limit is lower than we knew: re-encode to half and try once more.
+                    log.info("job %d: upload of %d bytes refused (%s); re-encoding to %d", job.id, size,
+                             err.status, size // 2)  # fmt: skip
+                    upload, note = await fit(source, size // 2)
         except UserError as err:
             log.info("job %d: video not posted: %s", job.id, err)
             return await channel.send(upload_failed_text(job, str(err)), allowed_mentions=NO_MENTIONS)
