@@ -140,7 +140,6 @@ def breakdown(components, predict, size: int, jobs: int) -> dict:
     out["canny_cpu"] = timed_ms(device, lambda: canny(frame, RenderParams(prompt="x")))
     reference = lab_stats(frame)
     out["colour_match_cpu"] = timed_ms(device, lambda: match_colors(frame, reference))
-    scheduler, timesteps = sampler.make_scheduler("dpm++", c.scheduler_config, 20, device)
     noise = torch.randn(1, 4, size // 8, size // 8, device=device)
 
     def scheduler_steps():

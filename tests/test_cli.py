@@ -6,7 +6,6 @@ import struct
 import subprocess
 import sys
 import wave
-from pathlib import Path
 
 from engine import models
 from engine.video import probe
