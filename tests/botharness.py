@@ -2,9 +2,8 @@
 
 A loopback Discord (``tests/fakediscord``), a config pointing the bot at it with the ``test-tiny``
 model, and the bot started through ``bot.runner.start_bot`` — the code path of ``animabot run`` —
-inside the test's event loop. Test modules import the fixtures they use from here::
-
-    from botharness import bot, config, fake, world  # noqa: F401 (pytest fixtures)
+inside the test's event loop. ``tests/conftest.py`` imports the fixtures (``bot``, ``config``,
+``fake``, ``world``), so every test module can ask for them; the helpers are imported from here.
 """
 
 from __future__ import annotations

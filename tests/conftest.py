@@ -9,6 +9,7 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 import pytest  # noqa: E402
 
+from botharness import bot, config, fake, world  # noqa: E402,F401 (the bot tests' fixtures, for every module)
 from engine.config import EngineConfig  # noqa: E402
 
 TINY = EngineConfig(model="test-tiny", device="cpu")

@@ -2,17 +2,7 @@
 
 from __future__ import annotations
 
-from botharness import (  # noqa: F401 (fixtures)
-    bot,
-    command,
-    config,
-    fake,
-    job_id_in,
-    progress_of,
-    wait_job,
-    wait_result,
-    world,
-)
+from botharness import command, job_id_in, progress_of, wait_job, wait_result
 from engine.jobs import JobKind, JobStatus
 from engine.video import probe
 

@@ -8,18 +8,7 @@ import logging
 import pytest
 
 from bot import progress as progress_module
-from botharness import (  # noqa: F401 (fixtures)
-    bot,
-    command,
-    config,
-    fake,
-    job_id_in,
-    progress_of,
-    wait_job,
-    wait_result,
-    world,
-    write_wav,
-)
+from botharness import command, job_id_in, progress_of, wait_job, wait_result, write_wav
 from engine.jobs import JobKind, JobStatus
 from engine.limits import GuildLimits
 from engine.video import probe

@@ -3,17 +3,7 @@ videos over the upload limit (the guild's, or Discord's own 413)."""
 
 from __future__ import annotations
 
-from botharness import (  # noqa: F401 (fixtures)
-    bot,
-    command,
-    config,
-    fake,
-    job_id_in,
-    progress_of,
-    wait_job,
-    wait_result,
-    world,
-)
+from botharness import command, job_id_in, progress_of, wait_job, wait_result
 from engine.jobs import JobStatus
 from engine.video import probe
 

@@ -3,7 +3,7 @@ old results still work, because their state is in SQLite and the buttons are Dyn
 
 from __future__ import annotations
 
-from botharness import command, config, fake, job_id_in, progress_of, start, wait_job, wait_result, world  # noqa: F401
+from botharness import command, job_id_in, progress_of, start, wait_job, wait_result
 from engine.jobs import JobKind, JobStatus
 from engine.video import probe
 

@@ -7,18 +7,7 @@ import dataclasses
 
 import pytest
 
-from botharness import (  # noqa: F401 (fixtures)
-    command,
-    config,
-    fake,
-    job_id_in,
-    progress_of,
-    start,
-    wait_job,
-    wait_result,
-    wait_stored,
-    world,
-)
+from botharness import command, job_id_in, progress_of, start, wait_job, wait_result, wait_stored
 from engine.errors import UserError
 from engine.jobs import JobStatus
 from engine.runtime import Runtime
