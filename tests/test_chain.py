@@ -103,10 +103,11 @@ def test_batched_jobs_give_the_same_frames_as_jobs_run_alone(components):
         chains = [FrameChain(components, params, frames=solo[:k]) for params, solo in zip(jobs, alone)]
         batched = render_round(components, chains)
         for solo, frame in zip(alone, batched):
-            # Batched CPU kernels may round differently: a few pixels may differ by a level or two
-            # (one level, doubled by the colour match's trip through LAB); the rest are identical.
+            # Batched CPU kernels may round differently: a few pixels may differ by a few levels
+            # (one level, amplified by the colour match's trip through LAB and by Canny edges that
+            # flip); the rest are identical. Mixing up two jobs' rows differs by tens of levels.
             diff = np.abs(solo[k].astype(int) - frame.astype(int))
-            assert diff.max() <= 2 and (diff > 0).mean() < 0.01
+            assert diff.max() <= 8 and diff.mean() < 0.05 and (diff > 0).mean() < 0.03
 
 
 def test_a_cancelled_job_leaves_the_batch_and_the_others_finish(components):
