@@ -30,12 +30,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from engine import accel, tiny  # noqa: E402
-from engine.chain import FrameChain, render_round  # noqa: E402
+from engine.render import accel
+from engine.render import tiny  # noqa: E402
+from engine.render.chain import FrameChain, render_round  # noqa: E402
 from engine.config import load_config  # noqa: E402
-from engine.control import canny  # noqa: E402
-from engine.models import Components  # noqa: E402
-from engine.params import RenderParams  # noqa: E402
+from engine.render.steps.control import canny  # noqa: E402
+from engine.render.models import Components  # noqa: E402
+from engine.render.params import RenderParams  # noqa: E402
 
 PROMPT = "a cat in a sunflower field, golden hour, highly detailed"
 NEGATIVE = "blurry, low quality"
@@ -119,8 +120,8 @@ def timed_ms(device, fn, repeat: int = 20) -> float:
 @torch.inference_mode()
 def breakdown(components, predict, size: int, jobs: int) -> dict:
     """Where a frame's time goes: the model step, the VAE, the scheduler and the CPU steps."""
-    from engine import sampler
-    from engine.color import lab_stats, match_colors
+    from engine.render import sampler
+    from engine.render.steps.color import lab_stats, match_colors
 
     c, device = components, components.device
     out = {}

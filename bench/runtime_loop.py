@@ -23,10 +23,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from engine.config import Config, EngineConfig  # noqa: E402
-from engine.jobs import JobKind, JobStatus  # noqa: E402
-from engine.params import RenderParams  # noqa: E402
-from engine.runtime import Runtime  # noqa: E402
-from engine.store import JobStore  # noqa: E402
+from engine.queue.jobs import JobKind, JobStatus  # noqa: E402
+from engine.render.params import RenderParams  # noqa: E402
+from engine.queue.worker import Runtime  # noqa: E402
+from engine.queue.store import JobStore  # noqa: E402
 
 
 async def loop_lag(data: Path, jobs: int, frames: int) -> dict:

@@ -14,9 +14,9 @@ import discord
 
 from bot.permissions import can_cancel, can_post_videos, can_reroll
 from engine.errors import UserError
-from engine.jobs import Job, JobKind, JobStatus
-from engine.limits import check_request
-from engine.params import RenderParams
+from engine.queue.jobs import Job, JobKind, JobStatus
+from engine.queue.limits import check_request
+from engine.render.params import RenderParams
 
 if TYPE_CHECKING:
     from bot.client import AnimaBot

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from engine.config import Config, load_config
 from engine.errors import UserError
-from engine.params import parse_size
+from engine.render.params import parse_size
 
 log = logging.getLogger("animabot")
 
@@ -99,9 +99,9 @@ def cmd_render(args, config: Config) -> int:
     # Checked first: a bad value is answered at once, before torch and the models load.
     from tqdm import tqdm
 
-    from engine import accel
-    from engine.models import load_components
-    from engine.render import render_video
+    from engine.render import accel
+    from engine.render.models import load_components
+    from engine.render.clip import render_video
 
     config = _engine_config(config, model=args.model, device=args.device)
     out = args.out or Path(f"animabot-seed{params.seed}.mp4")
@@ -124,7 +124,7 @@ def cmd_render(args, config: Config) -> int:
 
         result = render_video(components, params, out, on_frame=on_frame, on_step=on_step)
     if args.audio is not None:
-        from engine.video import mux_audio
+        from engine.video.encode import mux_audio
 
         mux_audio(result.path, args.audio, result.path)
     total = time.perf_counter() - started
@@ -136,8 +136,8 @@ def cmd_render(args, config: Config) -> int:
 
 
 async def _serve_worker(config: Config, device: str | None) -> None:
-    from engine.runtime import Runtime
-    from engine.store import JobStore
+    from engine.queue.worker import Runtime
+    from engine.queue.store import JobStore
 
     store = await JobStore.open(config.db_path, limits=config.limits)
     runtime = Runtime(config, store, device=device)
@@ -155,7 +155,7 @@ async def _serve_worker(config: Config, device: str | None) -> None:
 
 
 def cmd_models_download(args, config: Config) -> int:
-    from engine.hub import download_models
+    from engine.render.hub import download_models
 
     config = _engine_config(config, model=args.model, controlnet=args.controlnet)
     for path in download_models(config.engine, to=args.to):

@@ -24,10 +24,10 @@ from bot.replies import NO_MENTIONS, reply
 from bot.views import CancelButton, RerollButton
 from engine.config import Config, DiscordConfig
 from engine.errors import UserError
-from engine.store import JobStore
+from engine.queue.store import JobStore
 
 if TYPE_CHECKING:
-    from engine.runtime import Runtime
+    from engine.queue.worker import Runtime
 
 log = logging.getLogger(__name__)
 

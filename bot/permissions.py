@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import discord
 
-from engine.jobs import Job
+from engine.queue.jobs import Job
 
 
 def can_cancel(job: Job, user_id: int, permissions: discord.Permissions) -> bool:

@@ -44,7 +44,7 @@ from bot.messages import (
 from bot.replies import NO_MENTIONS
 from bot.views import progress_view, result_view
 from engine.errors import UserError
-from engine.jobs import Job, JobKind, JobStatus
+from engine.queue.jobs import Job, JobKind, JobStatus
 
 if TYPE_CHECKING:
     from bot.client import AnimaBot
@@ -402,7 +402,7 @@ async def fit(source: Path, limit: int) -> tuple[Path, str]:
     size = source.stat().st_size
     if size <= limit:
         return source, ""
-    from engine.video import fit_to_size  # ffmpeg side; imported only when needed
+    from engine.video.encode import fit_to_size  # ffmpeg side; imported only when needed
 
     out = source.with_name(f"{source.stem}-fit{limit}.mp4")
     await asyncio.to_thread(fit_to_size, source, out, limit)

@@ -18,7 +18,7 @@ import discord
 from bot.client import AnimaBot
 from engine.config import Config
 from engine.errors import UserError
-from engine.store import JobStore
+from engine.queue.store import JobStore
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +76,7 @@ async def start_bot(
     owns_runtime = False
     try:
         if runtime is None and with_runtime:
-            from engine.runtime import Runtime
+            from engine.queue.worker import Runtime
 
             runtime = Runtime(config, store)
             await runtime.start()

@@ -16,7 +16,7 @@ from bot import actions
 from bot.messages import CANCEL_EMOJI, REROLL_EMOJI, apology, queued_reply
 from bot.replies import reply
 from engine.errors import UserError
-from engine.jobs import Job
+from engine.queue.jobs import Job
 
 if TYPE_CHECKING:
     from bot.client import AnimaBot

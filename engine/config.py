@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from engine.errors import UserError
-from engine.params import RenderParams
+from engine.render.params import RenderParams
 
 
 @dataclass(frozen=True)

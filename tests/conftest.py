@@ -9,7 +9,7 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 import pytest  # noqa: E402
 
-from botharness import bot, config, fake, world  # noqa: E402,F401 (the bot tests' fixtures, for every module)
+from support.botharness import bot, config, fake, world  # noqa: E402,F401 (the bot tests' fixtures, for every module)
 from engine.config import EngineConfig  # noqa: E402
 
 TINY = EngineConfig(model="test-tiny", device="cpu")
@@ -17,6 +17,6 @@ TINY = EngineConfig(model="test-tiny", device="cpu")
 
 @pytest.fixture(scope="session")
 def components():
-    from engine.models import load_components
+    from engine.render.models import load_components
 
     return load_components(TINY)

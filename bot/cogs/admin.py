@@ -17,7 +17,7 @@ from bot.messages import limits_text
 from bot.permissions import can_manage_limits
 from bot.replies import reply
 from engine.errors import UserError
-from engine.params import MAX_FPS, MAX_FRAMES, MAX_SIDE, MAX_STEPS
+from engine.render.params import MAX_FPS, MAX_FRAMES, MAX_SIDE, MAX_STEPS
 
 if TYPE_CHECKING:
     from bot.client import AnimaBot

@@ -13,8 +13,8 @@ from bot import actions
 from bot.messages import CANCEL_EMOJI, REROLL_EMOJI, queued_reply, user_ref
 from bot.replies import NO_MENTIONS, reply
 from engine.errors import UserError
-from engine.jobs import JobKind
-from engine.params import MAX_FPS, MAX_FRAMES, MAX_SEED, MAX_STEPS, MOTIONS
+from engine.queue.jobs import JobKind
+from engine.render.params import MAX_FPS, MAX_FRAMES, MAX_SEED, MAX_STEPS, MOTIONS
 
 if TYPE_CHECKING:
     from bot.client import AnimaBot

@@ -21,7 +21,7 @@ from bot import actions
 from bot.messages import format_bytes, format_duration, queued_reply
 from bot.replies import reply
 from engine.errors import UserError
-from engine.jobs import Job, JobKind, JobStatus
+from engine.queue.jobs import Job, JobKind, JobStatus
 
 if TYPE_CHECKING:
     from bot.client import AnimaBot
@@ -82,7 +82,7 @@ class Mux(commands.Cog):
         path = upload_path(self.bot.config.data_dir / "uploads", interaction.id, extension)
         await self._download(audio, path)
         try:
-            from engine.video import check_audio  # ffmpeg side; imported only when needed
+            from engine.video.read import check_audio  # ffmpeg side; imported only when needed
 
             seconds = await asyncio.to_thread(check_audio, path)
             if seconds > MAX_AUDIO_SECONDS:

@@ -12,7 +12,7 @@ from bot import actions
 from bot.messages import queue_text
 from bot.replies import reply
 from engine.errors import UserError
-from engine.jobs import JobStatus
+from engine.queue.jobs import JobStatus
 
 if TYPE_CHECKING:
     from bot.client import AnimaBot

@@ -1,0 +1,75 @@
+"""What a job is: its kind, its status and the frozen record read from the store."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from enum import Enum
+
+from engine.render.params import RenderParams
+
+
+class JobKind(str, Enum):
+    ANIMATE = "animate"
+    REROLL = "reroll"
+    MUX = "mux"
+
+    @property
+    def renders(self) -> bool:
+        """Renders need the GPU; mux is CPU work and never waits behind them."""
+        return self is not JobKind.MUX
+
+
+class JobStatus(str, Enum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def finished(self) -> bool:
+        return self in (JobStatus.DONE, JobStatus.FAILED, JobStatus.CANCELLED)
+
+
+@dataclass(frozen=True)
+class Job:
+    id: int
+    kind: JobKind
+    status: JobStatus
+    params: RenderParams | None  # None for mux jobs
+    seed: int | None
+    guild_id: int | None
+    channel_id: int | None
+    user_id: int
+    parent_id: int | None  # re-roll: the job it re-rolls; mux: the job whose video gets the audio
+    audio_path: str | None  # mux: the downloaded audio file
+    frames_done: int
+    frames_total: int
+    preview_path: str | None
+    result_path: str | None
+    error: str | None
+    eta_seconds: float | None
+    cancel_requested: bool
+    progress_message_id: int | None
+    result_message_id: int | None
+    worker: str | None
+    attempts: int
+    created_at: float
+    started_at: float | None
+    finished_at: float | None
+
+    @classmethod
+    def from_row(cls, row) -> Job:
+        """Build from an ``aiosqlite.Row`` (or any mapping) of the ``jobs`` table."""
+        data = dict(row)
+        params = data.pop("params")
+        return cls(
+            **{
+                **data,
+                "kind": JobKind(data["kind"]),
+                "status": JobStatus(data["status"]),
+                "params": RenderParams.from_dict(json.loads(params)) if params else None,
+                "cancel_requested": bool(data["cancel_requested"]),
+            }
+        )

@@ -1,0 +1,125 @@
+"""The job store's schema as numbered migrations, tracked with ``PRAGMA user_version``.
+
+Migration N (1-based) brings a database from version N-1 to N. Never edit a released migration:
+append a new one (``ALTER TABLE ... ADD COLUMN`` and the like).
+"""
+
+from __future__ import annotations
+
+import logging
+
+import aiosqlite
+
+log = logging.getLogger(__name__)
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    # 1: jobs (columns = the fields of engine.queue.jobs.Job), per-guild limit overrides, fair-order turns.
+    (
+        # AUTOINCREMENT: ids are never reused after old rows are deleted, so a button or command
+        # carrying an old job id can never act on a newer job.
+        """
+        CREATE TABLE jobs (
+            id                  INTEGER PRIMARY KEY AUTOINCREMENT,
+            kind                TEXT    NOT NULL CHECK (kind IN ('animate', 'reroll', 'mux')),
+            status              TEXT    NOT NULL DEFAULT 'queued'
+                                CHECK (status IN ('queued', 'running', 'done', 'failed', 'cancelled')),
+            params              TEXT,               -- JSON of RenderParams.to_dict(); NULL for mux
+            seed                INTEGER,
+            guild_id            INTEGER,
+            channel_id          INTEGER,
+            user_id             INTEGER NOT NULL,
+            parent_id           INTEGER,
+            audio_path          TEXT,
+            frames_done         INTEGER NOT NULL DEFAULT 0,
+            frames_total        INTEGER NOT NULL DEFAULT 0,
+            preview_path        TEXT,
+            result_path         TEXT,
+            error               TEXT,
+            eta_seconds         REAL,
+            cancel_requested    INTEGER NOT NULL DEFAULT 0,
+            progress_message_id INTEGER,
+            result_message_id   INTEGER,
+            worker              TEXT,
+            attempts            INTEGER NOT NULL DEFAULT 0,
+            created_at          REAL    NOT NULL,
+            started_at          REAL,
+            finished_at         REAL
+        )
+        """,
+        "CREATE INDEX jobs_by_status ON jobs (status, kind, id)",
+        "CREATE INDEX jobs_by_user ON jobs (guild_id, user_id, created_at)",
+        "CREATE INDEX jobs_by_finish ON jobs (finished_at)",
+        "CREATE INDEX jobs_by_progress_message ON jobs (progress_message_id)",
+        "CREATE INDEX jobs_by_result_message ON jobs (result_message_id)",
+        # One row per guild that changed a limit; NULL means "the configured default".
+        """
+        CREATE TABLE guild_limits (
+            guild_id            INTEGER PRIMARY KEY,
+            max_frames          INTEGER,
+            max_steps           INTEGER,
+            max_side            INTEGER,
+            max_fps             INTEGER,
+            daily_quota         INTEGER,
+            max_queued_per_user INTEGER,
+            cooldown_seconds    INTEGER,
+            upload_limit_bytes  INTEGER,
+            allowed_channel_ids TEXT,               -- JSON list of channel ids
+            updated_at          REAL
+        )
+        """,
+        # The fair order: when each user was last served in each lane ('render' or 'mux'). `turn`
+        # grows by one with every claim, so "served longest ago" is exact even when two claims
+        # read the same clock.
+        """
+        CREATE TABLE claim_turns (
+            user_id INTEGER NOT NULL,
+            lane    TEXT    NOT NULL CHECK (lane IN ('render', 'mux')),
+            turn    INTEGER NOT NULL,
+            PRIMARY KEY (user_id, lane)
+        )
+        """,
+    ),
+    # 2: worker heartbeats, so a starting worker re-queues only the jobs of workers that are gone
+    # (not those of a live worker beside it on another GPU).
+    (
+        """
+        CREATE TABLE workers (
+            name    TEXT PRIMARY KEY,
+            seen_at REAL NOT NULL
+        )
+        """,
+    ),
+)
+
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+async def migrate(db: aiosqlite.Connection) -> int:
+    """Apply the pending migrations; return the schema version.
+
+    ``db`` must be in autocommit mode (``isolation_level=None``). The version is read again under
+    ``BEGIN IMMEDIATE``, so two processes opening a new file at once migrate it only once.
+    """
+    await db.execute("BEGIN IMMEDIATE")
+    try:
+        version = await user_version(db)
+        if version > SCHEMA_VERSION:
+            raise RuntimeError(
+                f"the database is at schema version {version}, newer than this code's {SCHEMA_VERSION}; "
+                "update animabot"
+            )
+        for number in range(version + 1, SCHEMA_VERSION + 1):
+            for statement in MIGRATIONS[number - 1]:
+                await db.execute(statement)
+            await db.execute(f"PRAGMA user_version = {number:d}")
+            log.info("job store migrated to schema version %d", number)
+    except BaseException:
+        await db.execute("ROLLBACK")
+        raise
+    await db.execute("COMMIT")
+    return SCHEMA_VERSION
+
+
+async def user_version(db: aiosqlite.Connection) -> int:
+    rows = await db.execute_fetchall("PRAGMA user_version")
+    return rows[0][0]

@@ -1,0 +1,195 @@
+"""The frame chain of one job: frame 0 from text, each next frame from the previous one.
+
+What makes the tutorial's chain flicker and slow is fixed here: the prompt is encoded once per job
+(keyframe prompts once per key, interpolated per frame), one seed gives the same starting noise to
+every frame, the previous frame can seed the next (img2img ``strength``), colours are held to frame
+0's, and a camera motion warps the previous frame before it conditions the next.
+
+``FrameChain`` only plans: it builds the next ``FrameTask`` and takes the decoded frame back, so the
+runtime can denoise the frames of several jobs in one batch. ``render_frames`` is the one-job loop.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator, Sequence
+
+import numpy as np
+import torch
+
+from engine.render import sampler
+from engine.render.steps.color import lab_stats, match_colors
+from engine.render.steps.control import control_map
+from engine.render.steps.motion import apply_motion
+from engine.render.params import RenderParams, keyframes
+
+
+def prompt_schedule(keys: Sequence[int], frames: int) -> list[tuple[int, int, float]]:
+    """For each frame, ``(key a, key b, weight of b)``: linear blend between the keyframes around it.
+
+    ``keys`` are the keyframes' frame numbers, increasing, the first 0. Past the last key the last
+    prompt holds.
+    """
+    plan = []
+    for frame in range(frames):
+        later = [i for i, key in enumerate(keys) if key > frame]
+        if not later:
+            plan.append((len(keys) - 1, len(keys) - 1, 0.0))
+            continue
+        b = later[0]
+        a = b - 1
+        plan.append((a, b, (frame - keys[a]) / (keys[b] - keys[a])))
+    return plan
+
+
+def initial_noise(seed: int, width: int, height: int) -> torch.Tensor:
+    """The clip's starting noise, drawn on the CPU so a seed gives the same clip on every device."""
+    generator = torch.Generator("cpu").manual_seed(seed)
+    return torch.randn((1, 4, height // 8, width // 8), generator=generator, dtype=torch.float32)
+
+
+def to_control_tensor(image: np.ndarray, device: torch.device) -> torch.Tensor:
+    """RGB uint8 HxWx3 → (1, 3, H, W) float in [0, 1], as the ControlNet pipelines prepare it."""
+    return torch.from_numpy(image).to(device).permute(2, 0, 1)[None].float() / 255.0
+
+
+class FrameChain:
+    """Plans the frames of one job. ``frames`` already rendered (for resume) may be passed in."""
+
+    def __init__(
+        self,
+        components,
+        params: RenderParams,
+        *,
+        frames: Sequence[np.ndarray] = (),
+        cancel: threading.Event | None = None,
+    ):
+        if params.seed is None:
+            raise ValueError("a render needs a concrete seed (use params.with_seed())")
+        self.components = components
+        self.params = params
+        self.cancel = cancel
+        self.frames: list[np.ndarray] = list(frames)
+        device = components.device
+        keys = keyframes(params.prompt)
+        self._embeds, self._uncond = _encode_prompts(components, [text for _, text in keys], params)
+        self._schedule = prompt_schedule([frame for frame, _ in keys], params.frames)
+        self._noise = initial_noise(params.seed, params.width, params.height).to(device)
+        self._reference = lab_stats(self.frames[0]) if self.frames else None
+
+    @property
+    def done(self) -> bool:
+        return len(self.frames) >= self.params.frames
+
+    def embedding(self, frame: int) -> torch.Tensor:
+        a, b, weight = self._schedule[frame]
+        return torch.lerp(self._embeds[a], self._embeds[b], weight) if weight else self._embeds[a]
+
+    def next_task(self) -> sampler.FrameTask:
+        """The denoising task for frame ``len(self.frames)``."""
+        params, components = self.params, self.components
+        k = len(self.frames)
+        strength = params.strength if k > 0 else 0.0
+        scheduler, timesteps = sampler.make_scheduler(
+            params.scheduler, components.scheduler_config, params.steps, components.device, strength
+        )
+        control = None
+        latents = self._noise * scheduler.init_noise_sigma
+        if k > 0:
+            source = apply_motion(self.frames[-1], params.motion, params.motion_amount)
+            control = to_control_tensor(control_map(source, params), components.device)
+            if strength > 0:
+                init = sampler.encode(components, source).float()
+                latents = scheduler.add_noise(init, self._noise, timesteps[:1])
+        return sampler.FrameTask(
+            latents=latents,
+            cond=self.embedding(k),
+            uncond=self._uncond,
+            control=control,
+            guidance=params.guidance,
+            control_scale=params.control_scale,
+            scheduler=scheduler,
+            timesteps=timesteps,
+            cancel=self.cancel,
+        )
+
+    def accept(self, image: np.ndarray) -> np.ndarray:
+        """Take the decoded frame, hold its colours to frame 0's, and return the finished frame."""
+        if self._reference is None:
+            self._reference = lab_stats(image)
+        elif self.params.color_coherence:
+            image = match_colors(image, self._reference)
+        self.frames.append(image)
+        return image
+
+
+def _encode_prompts(components, texts: list[str], params: RenderParams):
+    """Each keyframe text once, and the negative prompt once (None without guidance)."""
+    pipe = components.pipeline()
+    guided = params.guidance > 1.0
+    embeds, uncond = [], None
+    with torch.inference_mode():
+        for text in texts:
+            want_negative = guided and uncond is None
+            cond, negative = pipe.encode_prompt(
+                text, components.device, 1, want_negative, negative_prompt=params.negative_prompt or None
+            )
+            embeds.append(cond)
+            if want_negative:
+                uncond = negative
+    return embeds, uncond
+
+
+def render_round(
+    components,
+    chains: Sequence[FrameChain],
+    on_step: Callable[[int, int], None] | None = None,
+    predict=None,
+) -> list[np.ndarray | None]:
+    """The next frame of every chain, their denoising steps batched into shared model calls.
+
+    Chains may differ in prompt, seed, steps, guidance and control scale, but not in size. A chain
+    whose cancel event is set drops out before the next step and gets ``None``: its unfinished frame
+    is never used. ``on_step(step, total)`` reports the slowest task after each step; ``predict``
+    is an ``engine.render.accel.CompiledStep`` (None: the eager modules).
+    """
+    tasks = [chain.next_task() for chain in chains]
+    total = max(len(task.timesteps) for task in tasks)
+    batch = None
+    for number in range(1, total + 1):
+        running = [task for task in tasks if not task.done and not task.cancelled]
+        if not running:
+            break
+        if batch is None or batch.tasks != running:
+            batch = sampler.Batch(components, running)
+        sampler.step(components, batch, predict)
+        if on_step is not None:
+            on_step(number, total)
+    finished = [i for i, task in enumerate(tasks) if task.done and not task.cancelled]
+    images = sampler.decode(components, [tasks[i].latents for i in finished]) if finished else []
+    frames: list[np.ndarray | None] = [None] * len(chains)
+    for i, image in zip(finished, images):
+        frames[i] = chains[i].accept(image)
+    return frames
+
+
+def render_frames(
+    components,
+    params: RenderParams,
+    *,
+    frames: Sequence[np.ndarray] = (),
+    cancel: threading.Event | None = None,
+    on_step: Callable[[int, int], None] | None = None,
+    predict=None,
+) -> Iterator[np.ndarray]:
+    """Yield the clip's frames after ``frames`` (those already rendered), one job alone.
+
+    ``on_step(step, total)`` is called after each denoising step; a set ``cancel`` event raises
+    ``sampler.Cancelled`` before the next step, and the unfinished frame is thrown away.
+    """
+    chain = FrameChain(components, params, frames=frames, cancel=cancel)
+    while not chain.done:
+        (frame,) = render_round(components, [chain], on_step, predict)
+        if frame is None:
+            raise sampler.Cancelled(f"cancelled before frame {len(chain.frames)}")
+        yield frame

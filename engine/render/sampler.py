@@ -1,0 +1,190 @@
+"""The one place that touches the GPU: batched denoising steps and VAE encode/decode.
+
+Why not call the diffusers pipelines per frame? Their loop runs one prompt at a time. A server with
+several jobs of the same size gets most of its speed from putting the denoising steps of all those
+jobs into one UNet+ControlNet call (at batch 2 the GPU mostly waits on kernel launches), so the loop
+lives here: each ``FrameTask`` is one frame being denoised, with its own scheduler, and ``step``
+advances any number of them together. With a single task it computes what
+``StableDiffusionControlNet(Img2Img)Pipeline`` computes for one prompt with precomputed embeddings,
+except that latents stay float32 between steps (only the models run in fp16) and img2img starts
+from the VAE posterior's mean of the previous frame (deterministic) rather than a sample of it.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from diffusers import (
+    DPMSolverMultistepScheduler,
+    EulerDiscreteScheduler,
+    PNDMScheduler,
+    UniPCMultistepScheduler,
+)
+
+SCHEDULER_CLASSES = {
+    "dpm++": (DPMSolverMultistepScheduler, {"algorithm_type": "dpmsolver++"}),
+    "pndm": (PNDMScheduler, {"skip_prk_steps": True}),
+    "euler": (EulerDiscreteScheduler, {}),
+    "unipc": (UniPCMultistepScheduler, {}),
+}
+
+
+class Cancelled(Exception):
+    """A job's cancel event was set; it stopped before its next denoising step."""
+
+
+def make_scheduler(name: str, config: dict, steps: int, device: torch.device, strength: float = 0.0):
+    """A fresh scheduler set to ``steps``; with ``strength`` > 0 only its last ``strength`` part runs.
+
+    Returns the scheduler and the timesteps this frame will run (the img2img rule of diffusers).
+    """
+    cls, extra = SCHEDULER_CLASSES[name]
+    scheduler = cls.from_config(config, **extra)
+    scheduler.set_timesteps(steps, device=device)
+    timesteps = scheduler.timesteps
+    if strength > 0:
+        run = max(1, min(int(steps * strength), steps))
+        start = (steps - run) * scheduler.order
+        timesteps = timesteps[start:]
+        if hasattr(scheduler, "set_begin_index"):
+            scheduler.set_begin_index(start)
+    return scheduler, timesteps
+
+
+@dataclass(eq=False)
+class FrameTask:
+    """One frame being denoised. Mutable on purpose: ``step`` advances ``latents`` and ``index``."""
+
+    latents: torch.Tensor  # (1, 4, h/8, w/8)
+    cond: torch.Tensor  # (1, 77, D)
+    uncond: torch.Tensor | None  # None when guidance <= 1 (no classifier-free guidance)
+    control: torch.Tensor | None  # (1, 3, H, W) in [0, 1]; None for frame 0 (text-to-image)
+    guidance: float
+    control_scale: float
+    scheduler: object
+    timesteps: torch.Tensor
+    cancel: threading.Event | None = None
+    index: int = 0
+
+    @property
+    def done(self) -> bool:
+        return self.index >= len(self.timesteps)
+
+    @property
+    def cancelled(self) -> bool:
+        return self.cancel is not None and self.cancel.is_set()
+
+    @property
+    def rows(self) -> int:
+        return 1 if self.uncond is None else 2
+
+
+class Batch:
+    """Tasks denoised together. What stays fixed for a frame (prompt embeddings, control maps,
+    ControlNet weights) is concatenated once here, not at every step."""
+
+    def __init__(self, components, tasks: list[FrameTask]):
+        self.tasks = tasks
+        dtype, device = components.dtype, components.device
+        embeds, controls, scales = [], [], []
+        for task in tasks:
+            rows = task.rows
+            embeds.append(task.cond if task.uncond is None else torch.cat([task.uncond, task.cond]))
+            if task.control is not None:
+                controls.append(task.control.expand(rows, -1, -1, -1))
+                scales.append(task.latents.new_full((rows,), task.control_scale))
+            else:
+                controls.append(task.latents.new_zeros((rows, 3, *_pixel_size(task.latents))))
+                scales.append(task.latents.new_zeros(rows))
+        self.embeds = torch.cat(embeds).to(device, dtype)
+        self.controls = torch.cat(controls).to(device, dtype)
+        self.weight = torch.cat(scales).to(device, dtype).view(-1, 1, 1, 1)
+        self.any_control = any(task.control is not None for task in tasks)
+        self.unit_scales = all(task.control is not None and task.control_scale == 1.0 for task in tasks)
+
+    def model_inputs(self, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+        """This step's latents (scaled by each scheduler) and timesteps, one row per model row."""
+        latents, timesteps = [], []
+        for task in self.tasks:
+            t = task.timesteps[task.index]
+            latents.append(task.scheduler.scale_model_input(task.latents, t).expand(task.rows, -1, -1, -1))
+            timesteps.append(t.reshape(1).float().expand(task.rows))
+        return torch.cat(latents).to(dtype), torch.cat(timesteps)
+
+
+def _pixel_size(latents: torch.Tensor) -> tuple[int, int]:
+    return latents.shape[-2] * 8, latents.shape[-1] * 8
+
+
+@torch.inference_mode()
+def step(components, batch: Batch | list[FrameTask], predict=None) -> None:
+    """Advance every task by one denoising step, all in one UNet(+ControlNet) call.
+
+    ``predict`` is a compiled ``engine.render.accel.predict_noise`` (or None for the eager modules).
+    """
+    if not isinstance(batch, Batch):
+        batch = Batch(components, batch)
+    latents, timesteps = batch.model_inputs(components.dtype)
+    if predict is not None:
+        noise = predict(latents, timesteps, batch.embeds, batch.controls, batch.weight)
+    else:
+        noise = _predict_eager(components, batch, latents, timesteps)
+    row = 0
+    for task in batch.tasks:
+        pred = noise[row : row + task.rows]
+        row += task.rows
+        if task.uncond is not None:
+            uncond, cond = pred.chunk(2)
+            pred = uncond + task.guidance * (cond - uncond)
+        t = task.timesteps[task.index]
+        task.latents = task.scheduler.step(pred, t, task.latents, return_dict=False)[0]
+        task.index += 1
+
+
+def _predict_eager(components, batch: Batch, latents, timesteps) -> torch.Tensor:
+    """The plain path: ControlNet only when some task has a control map (frame 0 needs none)."""
+    down, mid = None, None
+    if batch.any_control:
+        down, mid = components.controlnet(
+            latents,
+            timesteps,
+            encoder_hidden_states=batch.embeds,
+            controlnet_cond=batch.controls,
+            conditioning_scale=1.0,
+            guess_mode=False,
+            return_dict=False,
+        )
+        if not batch.unit_scales:
+            down = [residual * batch.weight for residual in down]
+            mid = mid * batch.weight
+    return components.unet(
+        latents,
+        timesteps,
+        encoder_hidden_states=batch.embeds,
+        down_block_additional_residuals=down,
+        mid_block_additional_residual=mid,
+        return_dict=False,
+    )[0]
+
+
+@torch.inference_mode()
+def decode(components, latents: list[torch.Tensor]) -> list[np.ndarray]:
+    """Latents → RGB uint8 frames (one VAE call for all of them)."""
+    vae = components.vae
+    batch = torch.cat(latents).to(vae.dtype) / vae.config.scaling_factor
+    images = vae.decode(batch, return_dict=False)[0]
+    images = (images / 2 + 0.5).clamp(0, 1).mul(255).round().to(torch.uint8)
+    return list(images.permute(0, 2, 3, 1).cpu().numpy())
+
+
+@torch.inference_mode()
+def encode(components, frame: np.ndarray) -> torch.Tensor:
+    """RGB uint8 frame → latents (the distribution's mean: deterministic for a given frame)."""
+    vae = components.vae
+    pixels = torch.from_numpy(frame).to(components.device).permute(2, 0, 1)[None].to(vae.dtype)
+    pixels = pixels / 127.5 - 1.0
+    latents = vae.encode(pixels).latent_dist.mean
+    return latents * vae.config.scaling_factor

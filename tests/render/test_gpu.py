@@ -1,0 +1,42 @@
+"""Checks that need CUDA (skipped on machines without a GPU; bench/device.sh runs the benchmark)."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from engine.render import accel
+from engine.render.chain import render_frames
+from engine.config import EngineConfig
+from engine.render.params import RenderParams
+
+pytestmark = [
+    pytest.mark.gpu,
+    pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU"),
+]
+
+
+@pytest.fixture(scope="module")
+def cuda_components():
+    from engine.render.models import load_components
+
+    components = load_components(EngineConfig(model="test-tiny", device="cuda"))
+    accel.prepare(components)
+    return components
+
+
+def test_fp16_chain_on_cuda_renders_the_requested_frames(cuda_components):
+    assert cuda_components.dtype == torch.float16
+    frames = list(render_frames(cuda_components, RenderParams(prompt="a cat", frames=3, steps=3, seed=1)))
+    assert [f.shape for f in frames] == [(512, 512, 3)] * 3
+
+
+def test_compiled_step_matches_the_eager_one_within_fp16_noise(cuda_components):
+    params = RenderParams(prompt="a cat", frames=2, steps=4, width=256, height=256, seed=3)
+    eager = list(render_frames(cuda_components, params))
+    step = accel.CompiledStep(cuda_components)
+    step.warm_up(256, 256)
+    compiled = list(render_frames(cuda_components, dataclasses.replace(params), predict=step))
+    for a, b in zip(eager, compiled):
+        assert np.abs(a.astype(int) - b.astype(int)).mean() < 2.0
