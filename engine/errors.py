@@ -1,6 +1,6 @@
 """The one user-facing error type.
 
-Its text is what the person reads (in Discord or on the command line): one sentence saying what was
+Its text is what the person reads (in a chat or on the command line): one sentence saying what was
 wrong and what to do next. Anything else that escapes is a bug, logged with the job id.
 """
 
