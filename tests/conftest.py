@@ -20,3 +20,15 @@ def components():
     from engine.render.models import load_components
 
     return load_components(TINY)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Fail the run if the bot sent any request Discord's OpenAPI description does not allow,
+    in any test (the loopback Discord also answered each with 400/50035)."""
+    from support.fakediscord.openapi import VIOLATIONS
+
+    if VIOLATIONS:
+        print("\nRequests that Discord's OpenAPI description does not allow:")
+        for line in dict.fromkeys(VIOLATIONS):
+            print(f"  {line}")
+        session.exitstatus = 1

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
+from . import openapi
 from .models import EPHEMERAL, LOADING, CallbackRecord, InteractionRecord, MessageRecord, RequestRecord, SyncRecord
 from .state import ApiError, unknown
 from .wire import drain, json_response, no_content, parse_multipart, rate_limited
@@ -121,6 +122,10 @@ class RestApi:
             payload, parts = (json.loads(raw) if raw else {}), []
         files = [self.state.new_attachment(name, data, ctype) for _, name, ctype, data in parts]
         record.json = payload
+        errors = openapi.check(request.method, request.path, request.content_type, payload)
+        if errors is not None:
+            record.note = "invalid form body (OpenAPI)"
+            raise ApiError(400, "Invalid Form Body", 50035, errors)
         record.files = [(f.filename, f.size) for f in files]
         return payload, files
 
