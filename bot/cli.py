@@ -124,7 +124,7 @@ def cmd_render(args, config: Config) -> int:
 
         result = render_video(components, params, out, on_frame=on_frame, on_step=on_step)
     if args.audio is not None:
-        from engine.video.encode import mux_audio
+        from engine.video.edit import mux_audio
 
         mux_audio(result.path, args.audio, result.path)
     total = time.perf_counter() - started

@@ -402,7 +402,7 @@ async def fit(source: Path, limit: int) -> tuple[Path, str]:
     size = source.stat().st_size
     if size <= limit:
         return source, ""
-    from engine.video.encode import fit_to_size  # ffmpeg side; imported only when needed
+    from engine.video.edit import fit_to_size  # ffmpeg side; imported only when needed
 
     out = source.with_name(f"{source.stem}-fit{limit}.mp4")
     await asyncio.to_thread(fit_to_size, source, out, limit)

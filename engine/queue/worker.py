@@ -256,7 +256,7 @@ class Runtime:
         """GPU thread: build missing chains, render one frame of each job, save frames and previews."""
         from engine.render.chain import FrameChain, render_round
         from engine.render.frames import load_frames, save_frame
-        from engine.video.encode import preview_jpeg
+        from engine.video.preview import preview_jpeg
 
         for active in batch:
             if active.chain is None and not active.cancel.is_set():
@@ -345,7 +345,7 @@ class Runtime:
             await self._finish(job, JobStatus.DONE, result=out)
 
     def _mux(self, job: Job, parent: Job | None) -> Path:
-        from engine.video.encode import mux_audio
+        from engine.video.edit import mux_audio
 
         if parent is None or parent.result_path is None or not Path(parent.result_path).exists():
             raise UserError(f"Job {job.parent_id} has no finished video to put the audio on; pick one that is done.")
