@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from support.botharness import command, job_id_in, progress_of, wait_job, wait_result
+from support.botharness import command, job_id_in, progress_of
+from support.waiting import wait_job, wait_result
 from engine.queue.jobs import JobKind, JobStatus
 from engine.video.read import probe
 

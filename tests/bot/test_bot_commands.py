@@ -7,8 +7,10 @@ import logging
 
 import pytest
 
-from bot import progress as progress_module
-from support.botharness import command, job_id_in, progress_of, wait_job, wait_result, write_wav
+from bot import delivery
+from support.botharness import command, job_id_in, progress_of
+from support.media import write_wav
+from support.waiting import wait_job, wait_result
 from engine.queue.jobs import JobKind, JobStatus
 from engine.queue.limits import GuildLimits
 from engine.video.read import probe
@@ -158,7 +160,7 @@ async def test_a_delivery_bug_is_logged_with_the_job_id_and_the_channel_gets_an_
     async def broken(source, limit):
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr(progress_module, "fit", broken)
+    monkeypatch.setattr(delivery, "fit", broken)
     with caplog.at_level(logging.ERROR, logger="bot.progress"):
         answer = await command(fake, "animate", {"prompt": "a cat"}, user_id=world.member_id, channel_id=world.channel_id)
         job_id = job_id_in(answer.content)

@@ -3,7 +3,8 @@ videos over the upload limit (the guild's, or Discord's own 413)."""
 
 from __future__ import annotations
 
-from support.botharness import command, job_id_in, progress_of, wait_job, wait_result
+from support.botharness import command, job_id_in, progress_of
+from support.waiting import wait_job, wait_result
 from engine.queue.jobs import JobStatus
 from engine.video.read import probe
 
