@@ -24,19 +24,19 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+BUTTON_LOOKS = {  # action → (label, emoji, style) of its button
+    "reroll": ("Re-roll", REROLL_EMOJI, discord.ButtonStyle.secondary),
+    "cancel": ("Cancel", CANCEL_EMOJI, discord.ButtonStyle.danger),
+}
+
 
 class JobButton(
     discord.ui.DynamicItem[discord.ui.Button], template=r"animabot:(?P<action>reroll|cancel):(?P<id>\d+)"
 ):
     """Re-roll (on a result) or Cancel (on a progress message) for one job: ``animabot:reroll:42``."""
 
-    LOOKS = {
-        "reroll": ("Re-roll", REROLL_EMOJI, discord.ButtonStyle.secondary),
-        "cancel": ("Cancel", CANCEL_EMOJI, discord.ButtonStyle.danger),
-    }
-
     def __init__(self, action: str, job_id: int) -> None:
-        label, emoji, style = self.LOOKS[action]
+        label, emoji, style = BUTTON_LOOKS[action]
         super().__init__(
             discord.ui.Button(label=label, emoji=emoji, style=style, custom_id=f"animabot:{action}:{job_id}")
         )
