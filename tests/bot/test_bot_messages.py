@@ -176,7 +176,8 @@ def run_checks(command, interaction) -> None:
 
 @pytest.mark.parametrize("command", [Animate.animate, Mux.mux], ids=["animate", "mux"])
 def test_commands_that_post_are_refused_with_a_sentence_where_the_bot_cannot_attach_files(command):
-    interaction = SimpleNamespace(channel=None, app_permissions=discord.Permissions(view_channel=True, send_messages=True))
+    no_files = discord.Permissions(view_channel=True, send_messages=True)
+    interaction = SimpleNamespace(channel=None, app_permissions=no_files)
     with pytest.raises(checks.Refused) as refused:
         run_checks(command, interaction)
     assert str(refused.value) == checks.CANNOT_POST

@@ -7,7 +7,9 @@ import wave
 from pathlib import Path
 
 
-def write_wav(path: Path, seconds: float = 1.0, rate: int = 8000, *, freq: float = 440.0, amplitude: int = 12000) -> Path:
+def write_wav(
+    path: Path, seconds: float = 1.0, rate: int = 8000, *, freq: float = 440.0, amplitude: int = 12000
+) -> Path:
     """A mono 16-bit sine tone of ``seconds`` at ``rate`` Hz; returns ``path``."""
     frames = bytearray()
     for i in range(int(seconds * rate)):

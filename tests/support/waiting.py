@@ -63,6 +63,8 @@ def result_of(fake: FakeDiscord, channel_id: int, job_id: int) -> MessageRecord 
     return None
 
 
-async def wait_result(fake: FakeDiscord, channel_id: int, job_id: int, timeout: float = RENDER_TIMEOUT) -> MessageRecord:
+async def wait_result(
+    fake: FakeDiscord, channel_id: int, job_id: int, timeout: float = RENDER_TIMEOUT
+) -> MessageRecord:
     """Wait until job ``job_id``'s video is posted in ``channel_id``; return that message."""
     return await fake.wait_for(lambda: result_of(fake, channel_id, job_id), timeout, f"the video of job {job_id}")
