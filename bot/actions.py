@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 import discord
 
-from bot.permissions import can_cancel, can_post_videos, can_reroll
+from bot.checks import can_cancel, can_reroll
 from engine.errors import UserError
 from engine.queue.jobs import Job, JobKind, JobStatus
 from engine.queue.limits import check_request
@@ -22,15 +22,6 @@ if TYPE_CHECKING:
     from bot.client import AnimaBot
 
 log = logging.getLogger(__name__)
-
-
-def check_can_post(interaction: discord.Interaction) -> None:
-    """``UserError`` when the bot could not post the progress and the video in this channel."""
-    in_thread = isinstance(interaction.channel, discord.Thread)
-    if not can_post_videos(interaction.app_permissions, in_thread=in_thread):
-        raise UserError(
-            "I can't post videos in this channel; ask an admin to let me send messages and attach files here."
-        )
 
 
 async def check_limits(

@@ -1,27 +1,31 @@
 """The Discord client: settings, store and runtime are passed in; cogs do the rest.
 
-``setup_hook`` loads one cog per concern, registers the persistent buttons (``DynamicItem``
-templates carrying the job id, so buttons on old messages work after a restart), syncs the slash
-commands and starts the progress watcher. Only non-privileged intents are used.
+``setup_hook`` opens the bot's one HTTP session for downloads (``close`` closes it), loads one cog
+per concern, registers the persistent buttons (one ``DynamicItem`` template carrying the action and
+the job id, so buttons on old messages work after a restart), syncs the slash commands and starts
+the progress watcher. Only non-privileged intents are used.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import logging
 from typing import TYPE_CHECKING
 
+import aiohttp
 import discord
 import yarl
 from discord import app_commands
 from discord.ext import commands
 
+from bot.checks import Refused
 from bot.messages import apology
 from bot.progress import ProgressWatcher
 from bot.replies import NO_MENTIONS, reply
-from bot.views import CancelButton, RerollButton
+from bot.views import JobButton
 from engine.config import Config, DiscordConfig
 from engine.errors import UserError
 from engine.queue.store import JobStore
@@ -55,9 +59,17 @@ def intents() -> discord.Intents:
 
 
 class AnimaTree(app_commands.CommandTree):
-    """Shows ``UserError`` text as-is; logs anything else with its job id and apologises."""
+    """Shows the text of a refused check or a ``UserError`` as-is; logs anything else and apologises."""
 
     async def on_error(self, interaction: discord.Interaction, error: app_commands.AppCommandError) -> None:
+        if isinstance(error, Refused):
+            # Checks run before the command could defer; every command answers the same way on the
+            # wire (a private "thinking…", then the text), so a refusal defers first too.
+            if not interaction.response.is_done():
+                with contextlib.suppress(discord.HTTPException):  # reply() logs an expired token
+                    await interaction.response.defer(ephemeral=True, thinking=True)
+            await reply(interaction, str(error))
+            return
         original = getattr(error, "original", error)
         if isinstance(original, UserError):
             await reply(interaction, str(original))
@@ -92,13 +104,15 @@ class AnimaBot(commands.Bot):
         self.store = store
         self.runtime = runtime
         self.identify_delay = identify_delay
+        self.session: aiohttp.ClientSession | None = None  # opened in setup_hook, inside the event loop
         self.watcher = ProgressWatcher(self, poll_interval=poll_interval, edit_interval=edit_interval)
         point_at(config.discord)
 
     async def setup_hook(self) -> None:
+        self.session = aiohttp.ClientSession()
         for name in COGS:
             await self.load_extension(name)
-        self.add_dynamic_items(RerollButton, CancelButton)
+        self.add_dynamic_items(JobButton)
         await self.sync_commands()
         self.watcher.start()
 
@@ -143,3 +157,6 @@ class AnimaBot(commands.Bot):
     async def close(self) -> None:
         await self.watcher.stop()
         await super().close()
+        if self.session is not None:
+            await self.session.close()
+            self.session = None

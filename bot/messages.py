@@ -11,6 +11,7 @@ import math
 
 import discord
 
+from engine import files
 from engine.queue.jobs import Job, JobKind, JobStatus
 from engine.queue.limits import GuildLimits
 
@@ -73,11 +74,11 @@ def result_filename(job: Job, parent: Job | None = None) -> str:
     """The upload's file name, with the seed in it: ``animabot-42-seed1234.mp4``.
 
     A mux result is named after the job whose video it carries (``animabot-43-seed1234-audio.mp4``).
+    The rule itself is the engine's one: :func:`engine.files.result_filename`.
     """
     if job.kind is JobKind.MUX:
-        seed = parent.seed if parent is not None else None
-        return f"animabot-{job.id}-seed{seed}-audio.mp4" if seed is not None else f"animabot-{job.id}-audio.mp4"
-    return f"animabot-{job.id}-seed{job.seed}.mp4"
+        return files.result_filename(job.id, parent.seed if parent is not None else None, audio=True)
+    return files.result_filename(job.id, job.seed)
 
 
 def _title(job: Job) -> str:

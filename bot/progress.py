@@ -7,9 +7,9 @@ commands only wake it sooner). Each job with a channel gets a tracker task that
 1. posts the job's progress message (or finds it again after a restart: its id is in the store),
 2. edits it as the job moves, at most once per ``edit_interval`` per message, the latest state
    winning: queue position, then a bar, frame k/N, ETA and the newest preview frame,
-3. when the job finishes, posts the MP4 (re-encoded to fit the upload limit when needed) with 🔄
-   and ❌ and a Re-roll button, or the readable error, and records the result message in the
-   store, which is what marks the job delivered.
+3. when the job finishes, has ``bot.delivery`` post the outcome (the MP4 fitted to the upload
+   limit, or the readable error) and record the result message in the store, which is what marks
+   the job delivered; then shows the final state on the progress message.
 
 A job is never delivered twice by one process; after a restart, finished jobs without a result
 message are delivered then.
@@ -30,20 +30,10 @@ from typing import TYPE_CHECKING
 
 import discord
 
-from bot.messages import (
-    CANCEL_EMOJI,
-    REROLL_EMOJI,
-    apology,
-    format_bytes,
-    progress_text,
-    result_filename,
-    result_text,
-    upload_failed_text,
-    user_ref,
-)
+from bot import delivery
+from bot.messages import progress_text
 from bot.replies import NO_MENTIONS
-from bot.views import progress_view, result_view
-from engine.errors import UserError
+from bot.views import progress_view
 from engine.queue.jobs import Job, JobKind, JobStatus
 
 if TYPE_CHECKING:
@@ -63,11 +53,6 @@ class Shown:
     buttons: bool
 
 
-def upload_too_large(err: discord.HTTPException) -> bool:
-    """Discord refuses an oversize upload with HTTP 413 or JSON error code 40005."""
-    return err.status == 413 or err.code == 40005
-
-
 def read_preview(path: str | None) -> bytes | None:
     """The preview JPEG's bytes, or ``None`` when missing or not a whole JPEG."""
     if not path:
@@ -80,6 +65,8 @@ def read_preview(path: str | None) -> bytes | None:
 
 
 class ProgressWatcher:
+    """Polls the store and keeps one :class:`Tracker` per job that has a channel to report to."""
+
     def __init__(self, bot: AnimaBot, *, poll_interval: float = 1.0, edit_interval: float = 3.0) -> None:
         self.bot = bot
         self.poll_interval = poll_interval
@@ -151,24 +138,8 @@ class ProgressWatcher:
         self._delivered.add(tracker.job.id)
         self._trackers.pop(tracker.job.id, None)
 
-    def remove_upload(self, path: str) -> None:
-        """Delete a /mux upload once its job has ended (only files in the uploads folder)."""
-        uploads = (self.bot.config.data_dir / "uploads").resolve()
-        target = Path(path).resolve()
-        if target.is_relative_to(uploads):
-            target.unlink(missing_ok=True)
-
-    # -- Discord helpers ----------------------------------------------------------------------
     def channel(self, job: Job) -> discord.PartialMessageable:
-        return self.bot.get_partial_messageable(job.channel_id, guild_id=job.guild_id)
-
-    async def upload_limit(self, job: Job) -> int:
-        """The smaller of the guild's configured limit and what Discord allows in that guild."""
-        limit = (await self.bot.store.get_limits(job.guild_id)).upload_limit_bytes if job.guild_id else math.inf
-        guild = self.bot.get_guild(job.guild_id) if job.guild_id else None
-        if guild is not None:
-            limit = min(limit, guild.filesize_limit)
-        return int(limit) if limit != math.inf else discord.utils.DEFAULT_FILE_SIZE_LIMIT_BYTES
+        return delivery.job_channel(self.bot, job)
 
 
 class Tracker:
@@ -209,25 +180,16 @@ class Tracker:
                 except (discord.HTTPException, OSError) as err:
                     if delay is None:
                         log.error("job %d: giving up on delivering it after repeated errors", self.job.id, exc_info=err)
-                        await self._apologise()
+                        await delivery.post_apology(self.watcher.bot, self.job)
                         return
                     log.warning("job %d: Discord error (%s); retrying in %g s", self.job.id, err, delay)
                     await asyncio.sleep(delay)
                 except Exception:
                     log.exception("job %d: progress or delivery failed", self.job.id)
-                    await self._apologise()
+                    await delivery.post_apology(self.watcher.bot, self.job)
                     return
         finally:
             self.watcher.forget(self)
-
-    async def _apologise(self) -> None:
-        """Tell the channel, with the job id the host can find in the log (best effort)."""
-        try:
-            await self.watcher.channel(self.job).send(
-                f"{user_ref(self.job.user_id)} {apology(self.job.id)}", allowed_mentions=NO_MENTIONS
-            )
-        except discord.HTTPException:
-            log.warning("job %d: could not post the apology either", self.job.id)
 
     async def _follow(self) -> None:
         await self._ensure_message()
@@ -323,89 +285,13 @@ class Tracker:
     # -- delivery -----------------------------------------------------------------------------
     async def _deliver(self) -> None:
         """Post the outcome once and record it (that marks the job delivered), then tidy up."""
-        job = self.job
+        job, bot = self.job, self.watcher.bot
         if self._result_id is None:
-            if job.status is JobStatus.DONE:
-                message = await self._post_result(job)
-            elif job.progress_message_id is None or self._edits_broken:  # no progress message to show it on
-                message = await self.watcher.channel(job).send(progress_text(job), allowed_mentions=NO_MENTIONS)
-            else:  # failed or cancelled: the progress message itself shows how it ended
-                message = None
+            progress_shown = job.progress_message_id is not None and not self._edits_broken
+            message = await delivery.post_outcome(bot, job, progress_shown=progress_shown)
             self._result_id = message.id if message is not None else job.progress_message_id
-            await self._record_result(job.id, self._result_id)
+            await delivery.record_result(bot, job.id, self._result_id)
             log.info("job %d: %s, delivered as message %d", job.id, job.status.value, self._result_id)
             if job.kind is JobKind.MUX and job.audio_path:
-                self.watcher.remove_upload(job.audio_path)
+                delivery.remove_upload(bot, job.audio_path)
         await self._final_edit()
-
-    async def _record_result(self, job_id: int, message_id: int) -> None:
-        """Store the result message even if the bot stops now: unrecorded, it would be posted again."""
-        write = asyncio.ensure_future(self.store.set_messages(job_id, result_message_id=message_id))
-        try:
-            await asyncio.shield(write)
-        except asyncio.CancelledError:
-            await write
-            raise
-
-    async def _post_result(self, job: Job) -> discord.Message:
-        parent = await self.store.get(job.parent_id) if job.kind is JobKind.MUX and job.parent_id else None
-        channel = self.watcher.channel(job)
-        source = Path(job.result_path) if job.result_path else None
-        if source is None or not source.exists():
-            log.error("job %d is done but its video %s is missing", job.id, job.result_path)
-            return await channel.send(
-                upload_failed_text(job, "the video file is missing on the host."), allowed_mentions=NO_MENTIONS
-            )
-        limit = await self.watcher.upload_limit(job)
-        try:
-            upload, note = await fit(source, limit)
-            for last_try in (False, True):
-                try:
-                    message = await self._send_video(channel, job, parent, upload, note)
-                    break
-                except discord.HTTPException as err:
-                    if not upload_too_large(err):
-                        raise
-                    size = upload.stat().st_size
-                    if last_try:  # a second refusal is final: say so rather than retry from full size
-                        raise UserError(
-                            f"Discord refused it even at {format_bytes(size)}; ask for fewer frames or a smaller size."
-                        ) from None
-                    # Discord's real limit is lower than we knew: re-encode to half and try once more.
-                    log.info("job %d: upload of %d bytes refused (%s); re-encoding to %d", job.id, size,
-                             err.status, size // 2)  # fmt: skip
-                    upload, note = await fit(source, size // 2)
-        except UserError as err:
-            log.info("job %d: video not posted: %s", job.id, err)
-            return await channel.send(upload_failed_text(job, str(err)), allowed_mentions=NO_MENTIONS)
-        for emoji in (REROLL_EMOJI, CANCEL_EMOJI) if job.kind is not JobKind.MUX else (CANCEL_EMOJI,):
-            try:
-                await message.add_reaction(emoji)
-            except discord.HTTPException:
-                log.warning("job %d: could not add %s to result message %d", job.id, emoji, message.id)
-        return message
-
-    async def _send_video(
-        self, channel: discord.PartialMessageable, job: Job, parent: Job | None, path: Path, note: str
-    ) -> discord.Message:
-        view = result_view(job.id) if job.kind is not JobKind.MUX else discord.utils.MISSING
-        return await channel.send(
-            result_text(job, parent, note),
-            file=discord.File(path, filename=result_filename(job, parent)),
-            view=view,
-            allowed_mentions=NO_MENTIONS,
-        )
-
-
-async def fit(source: Path, limit: int) -> tuple[Path, str]:
-    """``source`` if it is within ``limit`` bytes, else a re-encoded copy that is (or ``UserError``)."""
-    size = source.stat().st_size
-    if size <= limit:
-        return source, ""
-    from engine.video.edit import fit_to_size  # ffmpeg side; imported only when needed
-
-    out = source.with_name(f"{source.stem}-fit{limit}.mp4")
-    await asyncio.to_thread(fit_to_size, source, out, limit)
-    note = f"re-encoded from {format_bytes(size)} to {format_bytes(out.stat().st_size)} to fit the upload limit"
-    return out, note
-

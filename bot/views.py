@@ -1,8 +1,9 @@
 """Buttons that survive a restart: Re-roll on results, Cancel on progress messages.
 
-Each is a ``DynamicItem`` whose ``custom_id`` carries the job id (``animabot:reroll:42``); the bot
-registers the templates in ``setup_hook``, so a click on a message posted before a restart is
-rebuilt from the id alone and the job is read back from the store.
+Both are one ``DynamicItem``, :class:`JobButton`, whose ``custom_id`` carries the action and the job
+id (``animabot:reroll:42``, ``animabot:cancel:42``); the bot registers its template in
+``setup_hook``, so a click on a message posted before a restart is rebuilt from the id alone and
+the job is read back from the store.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import discord
 
-from bot import actions
+from bot import actions, checks
 from bot.messages import CANCEL_EMOJI, REROLL_EMOJI, apology, queued_reply
 from bot.replies import reply
 from engine.errors import UserError
@@ -23,53 +24,51 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+BUTTON_LOOKS = {  # action → (label, emoji, style) of its button
+    "reroll": ("Re-roll", REROLL_EMOJI, discord.ButtonStyle.secondary),
+    "cancel": ("Cancel", CANCEL_EMOJI, discord.ButtonStyle.danger),
+}
 
-class RerollButton(discord.ui.DynamicItem[discord.ui.Button], template=r"animabot:reroll:(?P<job>\d+)"):
-    def __init__(self, job_id: int) -> None:
+
+class JobButton(
+    discord.ui.DynamicItem[discord.ui.Button], template=r"animabot:(?P<action>reroll|cancel):(?P<id>\d+)"
+):
+    """Re-roll (on a result) or Cancel (on a progress message) for one job: ``animabot:reroll:42``."""
+
+    def __init__(self, action: str, job_id: int) -> None:
+        label, emoji, style = BUTTON_LOOKS[action]
         super().__init__(
-            discord.ui.Button(
-                label="Re-roll", emoji=REROLL_EMOJI, style=discord.ButtonStyle.secondary,
-                custom_id=f"animabot:reroll:{job_id}",
-            )
-        )  # fmt: skip
-        self.job_id = job_id
-
-    @classmethod
-    async def from_custom_id(cls, interaction: discord.Interaction, item: discord.ui.Button, match) -> RerollButton:
-        return cls(int(match["job"]))
-
-    async def callback(self, interaction: discord.Interaction) -> None:
-        await press(interaction, self.job_id, "re-roll", self.reroll)
-
-    async def reroll(self, interaction: discord.Interaction, bot: AnimaBot, job: Job) -> str:
-        actions.check_can_post(interaction)
-        new = await actions.reroll(
-            bot, job, user_id=interaction.user.id, guild_id=interaction.guild_id, channel_id=interaction.channel_id
+            discord.ui.Button(label=label, emoji=emoji, style=style, custom_id=f"animabot:{action}:{job_id}")
         )
-        interaction.extras["job_id"] = new.id
-        return queued_reply(new, await bot.store.queue_position(new.id))
-
-
-class CancelButton(discord.ui.DynamicItem[discord.ui.Button], template=r"animabot:cancel:(?P<job>\d+)"):
-    def __init__(self, job_id: int) -> None:
-        super().__init__(
-            discord.ui.Button(
-                label="Cancel", emoji=CANCEL_EMOJI, style=discord.ButtonStyle.danger,
-                custom_id=f"animabot:cancel:{job_id}",
-            )
-        )  # fmt: skip
+        self.action = action
         self.job_id = job_id
 
     @classmethod
-    async def from_custom_id(cls, interaction: discord.Interaction, item: discord.ui.Button, match) -> CancelButton:
-        return cls(int(match["job"]))
+    async def from_custom_id(cls, interaction: discord.Interaction, item: discord.ui.Button, match) -> JobButton:
+        return cls(match["action"], int(match["id"]))
 
     async def callback(self, interaction: discord.Interaction) -> None:
-        await press(interaction, self.job_id, "cancel", self.cancel)
+        if self.action == "reroll":
+            await press(interaction, self.job_id, "re-roll", reroll)
+        else:
+            await press(interaction, self.job_id, "cancel", cancel)
 
-    async def cancel(self, interaction: discord.Interaction, bot: AnimaBot, job: Job) -> str:
-        user_id, permissions = interaction.user.id, interaction.permissions
-        return await actions.cancel_or_delete(bot, job, user_id=user_id, permissions=permissions)
+
+async def reroll(interaction: discord.Interaction, bot: AnimaBot, job: Job) -> str:
+    """Queue the job again with a new seed, as the clicking member's request in this channel."""
+    if not checks.bot_can_post(interaction):
+        raise UserError(checks.CANNOT_POST)
+    new = await actions.reroll(
+        bot, job, user_id=interaction.user.id, guild_id=interaction.guild_id, channel_id=interaction.channel_id
+    )
+    interaction.extras["job_id"] = new.id
+    return queued_reply(new, await bot.store.queue_position(new.id))
+
+
+async def cancel(interaction: discord.Interaction, bot: AnimaBot, job: Job) -> str:
+    """Cancel the job, or delete its post once finished, if the clicking member may."""
+    user_id, permissions = interaction.user.id, interaction.permissions
+    return await actions.cancel_or_delete(bot, job, user_id=user_id, permissions=permissions)
 
 
 async def press(interaction: discord.Interaction, job_id: int, name: str, action) -> None:
@@ -89,11 +88,11 @@ async def press(interaction: discord.Interaction, job_id: int, name: str, action
 
 def result_view(job_id: int) -> discord.ui.View:
     view = discord.ui.View(timeout=None)
-    view.add_item(RerollButton(job_id))
+    view.add_item(JobButton("reroll", job_id))
     return view
 
 
 def progress_view(job_id: int) -> discord.ui.View:
     view = discord.ui.View(timeout=None)
-    view.add_item(CancelButton(job_id))
+    view.add_item(JobButton("cancel", job_id))
     return view

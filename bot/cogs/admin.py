@@ -1,7 +1,7 @@
 """``/limits show|set|reset``: per-guild limits, for members with Manage Server.
 
-The group's default permissions hide it from others in the client; the runtime check below is
-what actually enforces it (server admins can change who sees a command).
+The group's default permissions hide it from others in the client; the ``manages_server`` check
+on each command is what actually enforces it (server admins can change who sees a command).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.messages import limits_text
-from bot.permissions import can_manage_limits
+from bot import checks
 from bot.replies import reply
 from engine.errors import UserError
 from engine.render.params import MAX_FPS, MAX_FRAMES, MAX_SIDE, MAX_STEPS
@@ -25,11 +25,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 MiB = 1024 * 1024
-
-
-def require_manage_guild(interaction: discord.Interaction) -> None:
-    if not can_manage_limits(interaction.permissions):
-        raise UserError("Only members with the Manage Server permission can view or change the limits.")
 
 
 class Admin(commands.Cog):
@@ -44,12 +39,13 @@ class Admin(commands.Cog):
         self.bot = bot
 
     @limits.command(name="show", description="Show this server's render limits.")
+    @checks.manages_server()
     async def show(self, interaction: discord.Interaction) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
-        require_manage_guild(interaction)
         await reply(interaction, limits_text(await self.bot.store.get_limits(interaction.guild_id)))
 
     @limits.command(name="set", description="Change some of this server's render limits.")
+    @checks.manages_server()
     @app_commands.describe(
         max_frames="Most frames per video",
         max_steps="Most denoising steps per frame",
@@ -77,7 +73,6 @@ class Admin(commands.Cog):
         all_channels: bool | None = None,
     ) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
-        require_manage_guild(interaction)
         changes = {
             name: value
             for name, value in (
@@ -102,9 +97,9 @@ class Admin(commands.Cog):
         await reply(interaction, limits_text(limits, "Limits updated"))
 
     @limits.command(name="reset", description="Put this server's render limits back to the defaults.")
+    @checks.manages_server()
     async def reset(self, interaction: discord.Interaction) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
-        require_manage_guild(interaction)
         limits = await self.bot.store.reset_limits(interaction.guild_id)
         log.info("user %d reset the limits of guild %d", interaction.user.id, interaction.guild_id)
         await reply(interaction, limits_text(limits, "Limits reset to the defaults"))

@@ -9,7 +9,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot import actions
+from bot import actions, checks
 from bot.messages import CANCEL_EMOJI, REROLL_EMOJI, queued_reply, user_ref
 from bot.replies import NO_MENTIONS, reply
 from engine.errors import UserError
@@ -37,6 +37,7 @@ class Animate(commands.Cog):
 
     @app_commands.command(name="animate", description="Turn a text prompt into a short AI video.")
     @app_commands.guild_only()
+    @checks.bot_may_post()
     @app_commands.describe(
         prompt='What the video shows; keyframes look like "0: a cat | 24: a tiger"',
         negative="What the video should not show",
@@ -65,7 +66,6 @@ class Animate(commands.Cog):
         size: app_commands.Choice[str] | None = None,
     ) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
-        actions.check_can_post(interaction)
         width, height = SIZES[size.value] if size is not None else (None, None)
         params = self.bot.config.defaults(
             prompt, negative_prompt=negative, frames=frames, fps=fps, seed=seed, steps=steps,

@@ -17,7 +17,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot import actions
+from bot import actions, checks
 from bot.messages import format_bytes, format_duration, queued_reply
 from bot.replies import reply
 from engine.errors import UserError
@@ -64,6 +64,7 @@ class Mux(commands.Cog):
 
     @app_commands.command(name="mux", description="Put your own soundtrack on one of your videos.")
     @app_commands.guild_only()
+    @checks.bot_may_post()
     @app_commands.describe(
         audio="An audio file (MP3, WAV, OGG, FLAC or M4A; at most 25 MiB and 10 minutes)",
         job="The job whose video gets the audio (your latest finished video when left out)",
@@ -72,8 +73,7 @@ class Mux(commands.Cog):
         self, interaction: discord.Interaction, audio: discord.Attachment, job: app_commands.Range[int, 1] | None = None
     ) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
-        # 1. check what we can before downloading anything
-        actions.check_can_post(interaction)
+        # 1. check what we can before downloading anything (the checks above ran first)
         extension = check_attachment(audio.filename, audio.content_type, audio.size)
         target = await self._target(interaction, job)
         user_id, guild_id, channel_id = interaction.user.id, interaction.guild_id, interaction.channel_id
@@ -119,15 +119,16 @@ class Mux(commands.Cog):
     async def _download(self, audio: discord.Attachment, path: Path) -> None:
         """Save the attachment, reading at most ``MAX_AUDIO_BYTES`` whatever its declared size was.
 
-        Not ``Attachment.read()``: that reads the whole response into memory before we could check it.
+        Streamed with the bot's session, not ``Attachment.read()``: that reads the whole response
+        into memory before we could check it.
         """
         data = bytearray()
         http = self.bot.http
+        timeout = aiohttp.ClientTimeout(total=DOWNLOAD_SECONDS)
         try:
-            async with (
-                aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=DOWNLOAD_SECONDS)) as session,
-                session.get(audio.url, proxy=http.proxy, proxy_auth=http.proxy_auth) as response,
-            ):
+            async with self.bot.session.get(
+                audio.url, proxy=http.proxy, proxy_auth=http.proxy_auth, timeout=timeout
+            ) as response:
                 if response.status != 200:
                     raise UserError(f"Discord did not hand over that file (HTTP {response.status}); attach it again.")
                 async for chunk in response.content.iter_chunked(CHUNK_BYTES):

@@ -1,39 +1,89 @@
-"""End to end under faults: 429s on progress edits, gateway reconnects and invalid sessions, and
-videos over the upload limit (the guild's, or Discord's own 413)."""
+"""End to end under faults: 429s on progress edits, gateway reconnects and invalid sessions (one
+render, the module's ``survived`` fixture, asserted one behaviour per test), and videos over the
+upload limit (the guild's, or Discord's own 413)."""
 
 from __future__ import annotations
 
-from support.botharness import command, job_id_in, progress_of, wait_job, wait_result
-from engine.queue.jobs import JobStatus
+from dataclasses import dataclass
+
+import pytest
+import pytest_asyncio
+
+from bot.runner import Running
+from engine.queue.jobs import Job, JobStatus
 from engine.video.read import probe
+from support.botharness import command, job_id_in, make_config, progress_of, start
+from support.fakediscord import FakeDiscord, MessageRecord, World, fake_discord
+from support.waiting import wait_job, wait_result
 
 
-async def test_a_429_on_the_progress_edit_and_gateway_reconnects_mid_render_are_survived(fake, world, bot):
-    channel = world.channel_id
-    rule = fake.inject_429("PATCH", r"/channels/\d+/messages/\d+$", count=1, retry_after=0.5)
-    options = {"prompt": "waves on a beach", "frames": 8, "size": "square"}
-    job_id = job_id_in((await command(fake, "animate", options, user_id=world.member_id, channel_id=channel)).content)
+@dataclass
+class Survived:
+    fake: FakeDiscord
+    world: World
+    running: Running
+    rule: object  # the injected 429
+    status_after_faults: JobStatus  # the job's status right after the faults
+    job: Job  # as stored once its video is posted
+    result: MessageRecord
+    progress: MessageRecord
 
-    await wait_job(bot, job_id, lambda j: j.frames_done >= 1)
-    await fake.reconnect()  # op 7: the client resumes on resume_gateway_url
-    await fake.invalid_session()  # op 9: a fresh IDENTIFY
-    assert (await bot.bot.store.get(job_id)).status is JobStatus.RUNNING, "the faults came mid-render"
 
-    result = await wait_result(fake, channel, job_id)
-    job = await bot.bot.store.get(job_id)
-    assert job.status is JobStatus.DONE and probe(job.result_path).frames == 8
-    progress = progress_of(fake, channel, job_id)
-    await fake.wait_for(lambda: "Done" in progress.content, 10, "the final progress edit")
-    assert rule.hits == 1
-    assert [r.status for r in fake.requests("PATCH", r"/channels/\d+/messages/\d+$")][0] == 429
-    gaps = [b.at - a.at for a, b in zip(progress.revisions, progress.revisions[1:])]
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def survived(tmp_path_factory):
+    """A render hit by a 429 on a progress edit, a gateway reconnect and an invalid session mid-render."""
+    async with fake_discord() as fake:
+        world = fake.default_world()
+        running = await start(make_config(tmp_path_factory.mktemp("faults") / "data", fake, world))
+        try:
+            channel = world.channel_id
+            rule = fake.inject_429("PATCH", r"/channels/\d+/messages/\d+$", count=1, retry_after=0.5)
+            options = {"prompt": "waves on a beach", "frames": 8, "size": "square"}
+            answer = await command(fake, "animate", options, user_id=world.member_id, channel_id=channel)
+            job_id = job_id_in(answer.content)
+            await wait_job(running, job_id, lambda j: j.frames_done >= 1)
+            await fake.reconnect()  # op 7: the client resumes on resume_gateway_url
+            await fake.invalid_session()  # op 9: a fresh IDENTIFY
+            status = (await running.bot.store.get(job_id)).status
+            result = await wait_result(fake, channel, job_id)
+            job = await running.bot.store.get(job_id)
+            progress = progress_of(fake, channel, job_id)
+            await fake.wait_for(lambda: "Done" in progress.content, 10, "the final progress edit")
+            yield Survived(fake, world, running, rule, status, job, result, progress)
+        finally:
+            await running.stop()
+        assert fake.errors == []
+
+
+@pytest.mark.asyncio(loop_scope="module")
+async def test_the_faults_came_mid_render_and_the_video_is_still_delivered(survived):
+    assert survived.status_after_faults is JobStatus.RUNNING
+    assert survived.job.status is JobStatus.DONE and probe(survived.job.result_path).frames == 8
+
+
+@pytest.mark.asyncio(loop_scope="module")
+async def test_a_429_on_a_progress_edit_is_waited_out_once(survived):
+    assert survived.rule.hits == 1
+    assert [r.status for r in survived.fake.requests("PATCH", r"/channels/\d+/messages/\d+$")][0] == 429
+
+
+@pytest.mark.asyncio(loop_scope="module")
+async def test_progress_edits_stay_3_s_apart_through_a_429(survived):
+    gaps = [b.at - a.at for a, b in zip(survived.progress.revisions, survived.progress.revisions[1:])]
     assert all(gap >= 2.9 for gap in gaps), gaps
-    assert fake.gateway.resumes >= 1 and fake.gateway.identifies >= 2
 
-    # the reconnected bot still hears reactions and answers commands
-    await fake.react(channel, result.id, "🔄", user_id=world.member_id)
-    await wait_job(bot, job_id + 1, lambda j: j.parent_id == job_id, timeout=10)
-    answer = await command(fake, "queue", user_id=world.member_id, channel_id=channel)
+
+@pytest.mark.asyncio(loop_scope="module")
+async def test_the_client_resumed_and_identified_again(survived):
+    assert survived.fake.gateway.resumes >= 1 and survived.fake.gateway.identifies >= 2
+
+
+@pytest.mark.asyncio(loop_scope="module")
+async def test_the_reconnected_bot_still_hears_reactions_and_answers_commands(survived):
+    fake, world, job_id = survived.fake, survived.world, survived.job.id
+    await fake.react(world.channel_id, survived.result.id, "🔄", user_id=world.member_id)
+    await wait_job(survived.running, job_id + 1, lambda j: j.parent_id == job_id, timeout=10)
+    answer = await command(fake, "queue", user_id=world.member_id, channel_id=world.channel_id)
     assert f"job {job_id + 1}" in answer.content
 
 
@@ -55,7 +105,7 @@ async def test_a_video_over_the_guild_upload_limit_is_re_encoded_to_fit(fake, wo
     assert video.filename == f"animabot-{job_id}-seed{job.seed}.mp4" and probe(uploaded).frames == 4
 
 
-async def test_discords_413_gets_a_smaller_re_encode_and_an_impossible_fit_is_explained(fake, world, bot):
+async def test_discords_413_gets_one_smaller_re_encode_that_fits(fake, world, bot):
     channel = world.channel_id
     options = {"prompt": "a forest in autumn", "frames": 4, "size": "square"}
     fake.upload_limit = 150_000  # Discord refuses more than the bot knew (10 MiB by default)
@@ -67,10 +117,11 @@ async def test_discords_413_gets_a_smaller_re_encode_and_an_impossible_fit_is_ex
     job = await bot.bot.store.get(job_id)
     assert len(open(job.result_path, "rb").read()) > 150_000 and probe(job.result_path).frames == 4
 
-    # a limit nothing can fit under: the user is told why instead
+
+async def test_a_limit_nothing_fits_under_is_explained(fake, world, bot):
     await bot.bot.store.set_limits(world.guild_id, upload_limit_bytes=2_000)
     job_id = job_id_in((await command(fake, "animate", {"prompt": "a tiny cat"}, user_id=world.member_id,
-                                      channel_id=channel)).content)  # fmt: skip
+                                      channel_id=world.channel_id)).content)  # fmt: skip
     job = await wait_job(bot, job_id, lambda j: j.result_message_id is not None)
     notice = fake.message(job.result_message_id)
     assert "could not be posted" in notice.content and "cannot fit under" in notice.content

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
-import dataclasses
 from types import SimpleNamespace
 
+import aiohttp
 import discord
 import pytest
 from aiohttp import web
 
 from bot import messages
 from bot.cogs.mux import MAX_AUDIO_BYTES, Mux, check_attachment, upload_path
-from bot.permissions import can_cancel, can_manage_limits, can_post_videos, can_reroll
-from bot.progress import Shown, read_preview, upload_too_large
+from bot import checks
+from bot.checks import can_cancel, can_manage_limits, can_post_videos, can_reroll
+from bot.cogs.admin import Admin
+from bot.cogs.animate import Animate
+from bot.delivery import upload_too_large
+from bot.progress import read_preview
+from bot.views import JobButton, progress_view, result_view
 from engine.errors import UserError
 from engine.queue.jobs import Job, JobKind, JobStatus
 from engine.queue.limits import GuildLimits
@@ -83,15 +88,19 @@ def test_progress_text_running_shows_bar_frame_and_eta():
     assert "frame 4/16" in text and "█████░░░░░░░░░░░░░░░ 25%" in text and "31 s" in text
 
 
-def test_progress_text_states():
-    assert "Starting" in messages.progress_text(make_job(status=JobStatus.RUNNING))
-    assert "Encoding" in messages.progress_text(make_job(status=JobStatus.RUNNING, frames_done=16))
-    assert "Cancelling" in messages.progress_text(make_job(status=JobStatus.RUNNING, cancel_requested=True))
-    failed = messages.progress_text(make_job(status=JobStatus.FAILED, error="The GPU ran out of memory."))
-    assert "Failed: The GPU ran out of memory." in failed
-    assert "Cancelled" in messages.progress_text(make_job(status=JobStatus.CANCELLED))
-    reroll = messages.progress_text(make_job(kind=JobKind.REROLL, parent_id=40))
-    assert "re-roll of job 40" in reroll
+@pytest.mark.parametrize(
+    ("changes", "expected"),
+    [
+        ({"status": JobStatus.RUNNING}, "Starting"),
+        ({"status": JobStatus.RUNNING, "frames_done": 16}, "Encoding"),
+        ({"status": JobStatus.RUNNING, "cancel_requested": True}, "Cancelling"),
+        ({"status": JobStatus.FAILED, "error": "The GPU ran out of memory."}, "Failed: The GPU ran out of memory."),
+        ({"status": JobStatus.CANCELLED}, "Cancelled"),
+        ({"kind": JobKind.REROLL, "parent_id": 40}, "re-roll of job 40"),
+    ],
+)
+def test_progress_text_states(changes, expected):
+    assert expected in messages.progress_text(make_job(**changes))
 
 
 def test_texts_fit_discord_limit():
@@ -157,20 +166,94 @@ def test_can_post_videos():
     assert can_post_videos(post | discord.Permissions(send_messages_in_threads=True), in_thread=True)
 
 
+POSTING = discord.Permissions(view_channel=True, send_messages=True, attach_files=True)
+
+
+def run_checks(command, interaction) -> None:
+    for check in command.checks:
+        assert check(interaction) is True
+
+
+@pytest.mark.parametrize("command", [Animate.animate, Mux.mux], ids=["animate", "mux"])
+def test_commands_that_post_are_refused_with_a_sentence_where_the_bot_cannot_attach_files(command):
+    no_files = discord.Permissions(view_channel=True, send_messages=True)
+    interaction = SimpleNamespace(channel=None, app_permissions=no_files)
+    with pytest.raises(checks.Refused) as refused:
+        run_checks(command, interaction)
+    assert str(refused.value) == checks.CANNOT_POST
+
+
+@pytest.mark.parametrize("command", [Animate.animate, Mux.mux], ids=["animate", "mux"])
+def test_commands_that_post_pass_their_checks_where_the_bot_can_post(command):
+    run_checks(command, SimpleNamespace(channel=None, app_permissions=POSTING))
+
+
+@pytest.mark.parametrize("command", [Admin.show, Admin.set_, Admin.reset], ids=["show", "set", "reset"])
+def test_limits_commands_are_refused_without_manage_server(command):
+    interaction = SimpleNamespace(permissions=discord.Permissions(manage_messages=True), app_permissions=POSTING)
+    with pytest.raises(checks.Refused) as refused:
+        run_checks(command, interaction)
+    assert str(refused.value) == "Only members with the Manage Server permission can view or change the limits."
+
+
+@pytest.mark.parametrize("command", [Admin.show, Admin.set_, Admin.reset], ids=["show", "set", "reset"])
+def test_limits_commands_pass_their_checks_with_manage_server(command):
+    run_checks(command, SimpleNamespace(permissions=discord.Permissions(manage_guild=True), app_permissions=POSTING))
+
+
+# -- the job buttons ------------------------------------------------------------------------------
+def test_result_view_sends_the_re_roll_button_as_before():
+    assert result_view(42).to_components() == [{"type": 1, "components": [
+        {"type": 2, "style": 2, "disabled": False, "label": "Re-roll", "custom_id": "animabot:reroll:42",
+         "emoji": {"id": None, "name": "🔄"}},
+    ]}]  # fmt: skip
+
+
+def test_progress_view_sends_the_cancel_button_as_before():
+    assert progress_view(42).to_components() == [{"type": 1, "components": [
+        {"type": 2, "style": 4, "disabled": False, "label": "Cancel", "custom_id": "animabot:cancel:42",
+         "emoji": {"id": None, "name": "❌"}},
+    ]}]  # fmt: skip
+
+
+@pytest.mark.parametrize(("custom_id", "action"), [("animabot:reroll:42", "reroll"), ("animabot:cancel:42", "cancel")])
+async def test_a_job_button_is_rebuilt_from_its_custom_id_alone(custom_id, action):
+    match = JobButton.__discord_ui_compiled_template__.fullmatch(custom_id)
+    button = await JobButton.from_custom_id(None, None, match)
+    assert (button.action, button.job_id, button.custom_id) == (action, 42, custom_id)
+
+
+@pytest.mark.parametrize("custom_id", ["animabot:delete:42", "animabot:reroll:x", "tiny:reroll:42"])
+def test_the_job_button_template_matches_only_its_own_ids(custom_id):
+    assert JobButton.__discord_ui_compiled_template__.fullmatch(custom_id) is None
+
+
 # -- /mux attachment checks -----------------------------------------------------------------------
-def test_check_attachment():
-    assert check_attachment("song.mp3", "audio/mpeg", 1000) == ".mp3"
-    assert check_attachment("voice.m4a", "video/mp4", 1000) == ".m4a"
-    assert check_attachment("tone", "audio/wav", 1000) == ".audio"
-    with pytest.raises(UserError, match="not audio"):
-        check_attachment("notes.txt", "text/plain; charset=utf-8", 10)
-    with pytest.raises(UserError, match="not audio"):
-        check_attachment("song.mp3.exe", "application/octet-stream", 10)
-    with pytest.raises(UserError, match="at most 25 MiB"):
-        check_attachment("big.wav", "audio/wav", MAX_AUDIO_BYTES + 1)
+@pytest.mark.parametrize(
+    ("filename", "content_type", "extension"),
+    [("song.mp3", "audio/mpeg", ".mp3"), ("voice.m4a", "video/mp4", ".m4a"), ("tone", "audio/wav", ".audio")],
+)
+def test_check_attachment_accepts_audio(filename, content_type, extension):
+    assert check_attachment(filename, content_type, 1000) == extension
 
 
-async def test_the_audio_download_stops_at_the_cap_whatever_size_was_declared(tmp_path):
+@pytest.mark.parametrize(
+    ("filename", "content_type", "size", "message"),
+    [
+        ("notes.txt", "text/plain; charset=utf-8", 10, "not audio"),
+        ("song.mp3.exe", "application/octet-stream", 10, "not audio"),
+        ("big.wav", "audio/wav", MAX_AUDIO_BYTES + 1, "at most 25 MiB"),
+    ],
+)
+def test_check_attachment_refuses(filename, content_type, size, message):
+    with pytest.raises(UserError, match=message):
+        check_attachment(filename, content_type, size)
+
+
+@pytest.fixture
+async def cdn():
+    """A loopback CDN: ``/tone.wav`` streams more than the cap (no Content-Length), ``/small.wav`` is small."""
+
     async def lying(request: web.Request) -> web.StreamResponse:
         response = web.StreamResponse()  # no Content-Length: chunked, as a CDN might send
         await response.prepare(request)
@@ -188,18 +271,34 @@ async def test_the_audio_download_stops_at_the_cap_whatever_size_was_declared(tm
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
-    base = f"http://127.0.0.1:{runner.addresses[0][1]}"
-    mux = Mux(SimpleNamespace(http=SimpleNamespace(proxy=None, proxy_auth=None)))
     try:
-        with pytest.raises(UserError, match="larger than 25 MiB"):
-            await mux._download(SimpleNamespace(id=1, url=f"{base}/tone.wav"), tmp_path / "big.wav")
-        assert not (tmp_path / "big.wav").exists()
-        with pytest.raises(UserError, match="attach it again"):
-            await mux._download(SimpleNamespace(id=2, url=f"{base}/gone.wav"), tmp_path / "gone.wav")
-        await mux._download(SimpleNamespace(id=3, url=f"{base}/small.wav"), tmp_path / "small.wav")
-        assert (tmp_path / "small.wav").read_bytes() == b"RIFF" * 10
+        yield f"http://127.0.0.1:{runner.addresses[0][1]}"
     finally:
         await runner.cleanup()
+
+
+@pytest.fixture
+async def mux():
+    """The /mux cog on a stand-in bot that has only what downloads use: its HTTP proxy settings and session."""
+    async with aiohttp.ClientSession() as session:  # the bot's one session, opened in its setup_hook
+        yield Mux(SimpleNamespace(http=SimpleNamespace(proxy=None, proxy_auth=None), session=session))
+
+
+async def test_the_audio_download_stops_at_the_cap_whatever_size_was_declared(cdn, mux, tmp_path):
+    with pytest.raises(UserError, match="larger than 25 MiB"):
+        await mux._download(SimpleNamespace(id=1, url=f"{cdn}/tone.wav"), tmp_path / "big.wav")
+    assert not (tmp_path / "big.wav").exists()
+
+
+async def test_a_download_the_cdn_refuses_asks_to_attach_it_again(cdn, mux, tmp_path):
+    with pytest.raises(UserError, match="attach it again"):
+        await mux._download(SimpleNamespace(id=2, url=f"{cdn}/gone.wav"), tmp_path / "gone.wav")
+    assert not (tmp_path / "gone.wav").exists()
+
+
+async def test_a_small_download_is_saved_as_sent(cdn, mux, tmp_path):
+    await mux._download(SimpleNamespace(id=3, url=f"{cdn}/small.wav"), tmp_path / "small.wav")
+    assert (tmp_path / "small.wav").read_bytes() == b"RIFF" * 10
 
 
 def test_upload_path_ignores_the_users_file_name(tmp_path):
@@ -229,7 +328,3 @@ def test_upload_too_large():
     assert upload_too_large(discord.HTTPException(_Response(413), {"message": "too big", "code": 40005}))
     assert upload_too_large(discord.HTTPException(_Response(400), {"message": "too big", "code": 40005}))
     assert not upload_too_large(discord.HTTPException(_Response(400), {"message": "bad", "code": 50035}))
-
-
-def test_shown_compares_by_value():
-    assert Shown("a", None, True) == dataclasses.replace(Shown("a", None, True))

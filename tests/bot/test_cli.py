@@ -1,15 +1,13 @@
 """The ``animabot`` command, run as a user runs it: in a subprocess."""
 
-import math
 import shutil
-import struct
 import subprocess
 import sys
-import wave
 
 from engine.render import models
 from engine.video.read import probe
 from support.hubserver import REPO_ROOT, LoopbackHub, closed_port_url, hub_env
+from support.media import write_wav
 
 
 def animabot(*args, env=None, cwd=None) -> subprocess.CompletedProcess:
@@ -31,12 +29,7 @@ def test_render_writes_the_video_and_reports_path_seed_and_timing(tmp_path):
 
 
 def test_render_with_audio_muxes_it(tmp_path):
-    wav = tmp_path / "tone.wav"
-    with wave.open(str(wav), "wb") as sound:
-        sound.setnchannels(1)
-        sound.setsampwidth(2)
-        sound.setframerate(16000)
-        sound.writeframes(b"".join(struct.pack("<h", int(9000 * math.sin(i / 8))) for i in range(16000)))
+    wav = write_wav(tmp_path / "tone.wav", seconds=1.0, rate=16000)
     out = tmp_path / "with-audio.mp4"
     done = animabot("render", "a cat", "--model", "test-tiny", "--frames", 4, "--fps", 8, "--steps", 1,
                     "--size", "64x64", "--audio", wav, "-o", out)

@@ -3,7 +3,8 @@ old results still work, because their state is in SQLite and the buttons are Dyn
 
 from __future__ import annotations
 
-from support.botharness import command, job_id_in, progress_of, start, wait_job, wait_result
+from support.botharness import command, job_id_in, progress_of, start
+from support.waiting import wait_job, wait_result
 from engine.queue.jobs import JobKind, JobStatus
 from engine.video.read import probe
 

@@ -7,7 +7,8 @@ import dataclasses
 
 import pytest
 
-from support.botharness import command, job_id_in, progress_of, start, wait_job, wait_result, wait_stored
+from support.botharness import command, job_id_in, progress_of, start
+from support.waiting import wait_job, wait_result, wait_stored
 from engine.errors import UserError
 from engine.queue.jobs import JobStatus
 from engine.queue.worker import Runtime

@@ -3,25 +3,21 @@
 A loopback Discord (``tests/support/fakediscord``), a config pointing the bot at it with the ``test-tiny``
 model, and the bot started through ``bot.runner.start_bot`` — the code path of ``animabot run`` —
 inside the test's event loop. ``tests/conftest.py`` imports the fixtures (``bot``, ``config``,
-``fake``, ``world``), so every test module can ask for them; the helpers are imported from here.
+``fake``, ``world``), so every test module can ask for them; the helpers that drive and read the
+bot are imported from here, the waits from ``support.waiting`` and test media from ``support.media``.
 """
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import re
-import time
-import wave
 from pathlib import Path
 
 import pytest
 
 from bot.runner import Running, start_bot
 from engine.config import Config, DiscordConfig, EngineConfig, LimitsConfig
-from engine.queue.jobs import Job
 from engine.render.params import RenderParams
-from engine.queue.store import JobStore
 from support.fakediscord import FakeDiscord, MessageRecord, World, fake_discord
 
 # Small renders keep the suite quick: /animate without `size` renders the [render] defaults.
@@ -29,7 +25,6 @@ RENDER = RenderParams(prompt="-", negative_prompt="", frames=2, fps=8, steps=2, 
 LIMITS = LimitsConfig(
     max_frames=12, max_steps=8, max_side=768, max_fps=24, daily_quota=50, max_queued_per_user=5, cooldown_seconds=0
 )
-RENDER_TIMEOUT = 90.0
 
 
 def make_config(data_dir: Path, fake: FakeDiscord, world: World, **changes) -> Config:
@@ -96,36 +91,6 @@ def job_id_in(text: str) -> int:
     return int(match.group(1))
 
 
-async def wait_job(running: Running, job_id: int, predicate, timeout: float = RENDER_TIMEOUT) -> Job:
-    """Poll the bot's store until ``predicate(job)`` holds; return that job."""
-    return await wait_stored(running.bot.store, job_id, predicate, timeout)
-
-
-async def wait_stored(store: JobStore, job_id: int, predicate, timeout: float = RENDER_TIMEOUT) -> Job:
-    """Poll ``store`` until ``predicate(job)`` holds; return that job."""
-    deadline = time.monotonic() + timeout
-    while True:
-        job = await store.get(job_id)
-        if job is not None and predicate(job):
-            return job
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"job {job_id} never reached the expected state; last: {job}")
-        await asyncio.sleep(0.05)
-
-
-def result_of(fake: FakeDiscord, channel_id: int, job_id: int) -> MessageRecord | None:
-    """The bot's message carrying job ``job_id``'s video, if posted."""
-    prefix = f"animabot-{job_id}-"
-    for message in fake.bot_messages(channel_id, include_deleted=True):
-        if any(a.filename.startswith(prefix) and a.filename.endswith(".mp4") for a in message.attachments):
-            return message
-    return None
-
-
-async def wait_result(fake: FakeDiscord, channel_id: int, job_id: int, timeout: float = RENDER_TIMEOUT) -> MessageRecord:
-    return await fake.wait_for(lambda: result_of(fake, channel_id, job_id), timeout, f"the video of job {job_id}")
-
-
 def progress_of(fake: FakeDiscord, channel_id: int, job_id: int) -> MessageRecord | None:
     """The bot's progress message for ``job_id`` (it has the job's Cancel button when posted)."""
     for message in fake.bot_messages(channel_id, include_deleted=True):
@@ -141,19 +106,3 @@ def _custom_ids(components: list[dict]) -> list[str]:
             found.append(component["custom_id"])
         found.extend(_custom_ids(component.get("components", [])))
     return found
-
-
-def write_wav(path: Path, seconds: float = 1.0, rate: int = 8000) -> Path:
-    """A mono 16-bit tone, written with the standard library."""
-    import math
-
-    frames = bytearray()
-    for i in range(int(seconds * rate)):
-        value = int(12000 * math.sin(2 * math.pi * 440 * i / rate))
-        frames += value.to_bytes(2, "little", signed=True)
-    with wave.open(str(path), "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(rate)
-        out.writeframes(bytes(frames))
-    return path

@@ -1,0 +1,72 @@
+"""Who may do what: pure predicates on a job and permissions, and the slash commands' checks.
+
+The predicates are plain functions, so buttons and reactions (which are not app commands) call
+them directly. The slash commands use the ``app_commands`` checks at the bottom instead: a check
+that fails raises :class:`Refused` with the sentence the member reads, and the command tree's
+``on_error`` (``bot.client.AnimaTree``) answers it, once for every command.
+"""
+
+from __future__ import annotations
+
+import discord
+from discord import app_commands
+
+from engine.queue.jobs import Job
+
+CANNOT_POST = "I can't post videos in this channel; ask an admin to let me send messages and attach files here."
+NOT_MANAGER = "Only members with the Manage Server permission can view or change the limits."
+
+
+# -- pure predicates ------------------------------------------------------------------------------
+def can_cancel(job: Job, user_id: int, permissions: discord.Permissions) -> bool:
+    """The requester, or anyone who may manage messages in the channel, may cancel or delete."""
+    return job.user_id == user_id or permissions.manage_messages or permissions.administrator
+
+
+def can_manage_limits(permissions: discord.Permissions) -> bool:
+    """``/limits`` is for members with Manage Server (administrators have every permission)."""
+    return permissions.manage_guild or permissions.administrator
+
+
+def can_reroll(job: Job) -> bool:
+    """Any render job can be re-rolled; a mux job has no render parameters."""
+    return job.params is not None
+
+
+def can_post_videos(permissions: discord.Permissions, *, in_thread: bool = False) -> bool:
+    """Whether the bot may post progress and videos where a command was used."""
+    send = permissions.send_messages_in_threads if in_thread else permissions.send_messages
+    return permissions.view_channel and send and permissions.attach_files
+
+
+def bot_can_post(interaction: discord.Interaction) -> bool:
+    """Whether the bot may post progress and videos in the interaction's channel (or thread)."""
+    in_thread = isinstance(interaction.channel, discord.Thread)
+    return can_post_videos(interaction.app_permissions, in_thread=in_thread)
+
+
+# -- app_commands checks --------------------------------------------------------------------------
+class Refused(app_commands.CheckFailure):
+    """A command's check failed; the message is the one sentence the member reads."""
+
+
+def bot_may_post():
+    """The command queues a job whose progress and video the bot must be able to post here."""
+
+    def predicate(interaction: discord.Interaction) -> bool:
+        if not bot_can_post(interaction):
+            raise Refused(CANNOT_POST)
+        return True
+
+    return app_commands.check(predicate)
+
+
+def manages_server():
+    """For members with Manage Server, whatever the server's command permissions show them."""
+
+    def predicate(interaction: discord.Interaction) -> bool:
+        if not can_manage_limits(interaction.permissions):
+            raise Refused(NOT_MANAGER)
+        return True
+
+    return app_commands.check(predicate)
