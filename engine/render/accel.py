@@ -1,12 +1,13 @@
 """GPU speed-ups that keep the output the same (within fp16 noise) for a given seed.
 
 - ``prepare``: channels_last memory format, fused QKV projections, cuDNN autotuning (CUDA only).
-- ``CompiledStep``: UNet+ControlNet as one ``torch.compile``d function ("reduce-overhead" mode, so
-  the compiled step is replayed as a CUDA graph). Row counts are padded up to a few fixed buckets so
-  jobs joining or leaving a batch reuse a handful of graphs instead of compiling a new one each
-  time; padded rows are dropped. Only buckets compiled by ``warm_up`` run compiled, the rest
-  eagerly, so no render ever waits for a compile. Inductor's on-disk cache
-  (``TORCHINDUCTOR_CACHE_DIR``) makes a restarted process compile from cache.
+- ``CompiledStep``: ``engine.render.sampler.predict_noise``, the UNet+ControlNet call the eager
+  path runs, ``torch.compile``d ("reduce-overhead" mode, so the compiled step is replayed as a CUDA
+  graph). Row counts are padded up to a few fixed buckets so jobs joining or leaving a batch reuse
+  a handful of graphs instead of compiling a new one each time; padded rows are dropped. Only
+  buckets compiled by ``warm_up`` run compiled, the rest eagerly, so no render ever waits for a
+  compile. Inductor's on-disk cache (``TORCHINDUCTOR_CACHE_DIR``) makes a restarted process compile
+  from cache.
 """
 
 from __future__ import annotations
@@ -18,31 +19,11 @@ from pathlib import Path
 
 import torch
 
+from engine.render.sampler import predict_noise
+
 log = logging.getLogger(__name__)
 
 BUCKETS = (2, 4, 8, 16, 32)
-
-
-def predict_noise(unet, controlnet, latents, timesteps, embeds, controls, weight):
-    """UNet noise prediction with ControlNet residuals scaled per row by ``weight`` (B,1,1,1)."""
-    down, mid = controlnet(
-        latents,
-        timesteps,
-        encoder_hidden_states=embeds,
-        controlnet_cond=controls,
-        conditioning_scale=1.0,
-        guess_mode=False,
-        return_dict=False,
-    )
-    down = [residual * weight for residual in down]
-    return unet(
-        latents,
-        timesteps,
-        encoder_hidden_states=embeds,
-        down_block_additional_residuals=down,
-        mid_block_additional_residual=mid * weight,
-        return_dict=False,
-    )[0]
 
 
 def prepare(components) -> None:
@@ -63,7 +44,11 @@ def bucket(rows: int) -> int:
 
 
 class CompiledStep:
-    """A compiled ``predict_noise`` for one set of components; call it like ``predict_noise``."""
+    """``sampler.predict_noise`` compiled for one set of components; called with the model inputs only.
+
+    It always runs the ControlNet, with the per-row ``weight`` (0 for rows without a control map),
+    so every step of a row count replays one graph.
+    """
 
     def __init__(self, components, *, mode: str = "reduce-overhead", cache_dir: Path | None = None):
         if cache_dir is not None:

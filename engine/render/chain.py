@@ -7,21 +7,35 @@ every frame, the previous frame can seed the next (img2img ``strength``), colour
 
 ``FrameChain`` only plans: it builds the next ``FrameTask`` and takes the decoded frame back, so the
 runtime can denoise the frames of several jobs in one batch. ``render_frames`` is the one-job loop.
+
+Out of memory: ``FrameChain``, ``render_round`` and ``render_frames`` raise ``engine.errors.OutOfMemory``
+(from ``torch.OutOfMemoryError``), so the torch-free queue layer can tell it from other failures.
 """
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 import torch
 
+from engine.errors import OutOfMemory
 from engine.render import sampler
+from engine.render.params import RenderParams, keyframes
 from engine.render.steps.color import lab_stats, match_colors
 from engine.render.steps.control import control_map
 from engine.render.steps.motion import apply_motion
-from engine.render.params import RenderParams, keyframes
+
+
+@contextlib.contextmanager
+def out_of_memory_as_error(what: str) -> Iterator[None]:
+    """Turn ``torch.OutOfMemoryError`` raised in the block into ``OutOfMemory`` (same text, chained)."""
+    try:
+        yield
+    except torch.OutOfMemoryError as err:
+        raise OutOfMemory(f"out of memory {what}: {err}") from err
 
 
 def prompt_schedule(keys: Sequence[int], frames: int) -> list[tuple[int, int, float]]:
@@ -72,9 +86,10 @@ class FrameChain:
         self.frames: list[np.ndarray] = list(frames)
         device = components.device
         keys = keyframes(params.prompt)
-        self._embeds, self._uncond = _encode_prompts(components, [text for _, text in keys], params)
+        with out_of_memory_as_error("while encoding the prompt"):
+            self._embeds, self._uncond = _encode_prompts(components, [text for _, text in keys], params)
+            self._noise = initial_noise(params.seed, params.width, params.height).to(device)
         self._schedule = prompt_schedule([frame for frame, _ in keys], params.frames)
-        self._noise = initial_noise(params.seed, params.width, params.height).to(device)
         self._reference = lab_stats(self.frames[0]) if self.frames else None
 
     @property
@@ -125,7 +140,7 @@ class FrameChain:
 
 def _encode_prompts(components, texts: list[str], params: RenderParams):
     """Each keyframe text once, and the negative prompt once (None without guidance)."""
-    pipe = components.pipeline()
+    pipe = components.shared_pipeline
     guided = params.guidance > 1.0
     embeds, uncond = [], None
     with torch.inference_mode():
@@ -151,26 +166,28 @@ def render_round(
     Chains may differ in prompt, seed, steps, guidance and control scale, but not in size. A chain
     whose cancel event is set drops out before the next step and gets ``None``: its unfinished frame
     is never used. ``on_step(step, total)`` reports the slowest task after each step; ``predict``
-    is an ``engine.render.accel.CompiledStep`` (None: the eager modules).
+    is an ``engine.render.accel.CompiledStep`` (None: the eager modules). Raises ``OutOfMemory``
+    when the device runs out of memory.
     """
-    tasks = [chain.next_task() for chain in chains]
-    total = max(len(task.timesteps) for task in tasks)
-    batch = None
-    for number in range(1, total + 1):
-        running = [task for task in tasks if not task.done and not task.cancelled]
-        if not running:
-            break
-        if batch is None or batch.tasks != running:
-            batch = sampler.Batch(components, running)
-        sampler.step(components, batch, predict)
-        if on_step is not None:
-            on_step(number, total)
-    finished = [i for i, task in enumerate(tasks) if task.done and not task.cancelled]
-    images = sampler.decode(components, [tasks[i].latents for i in finished]) if finished else []
-    frames: list[np.ndarray | None] = [None] * len(chains)
-    for i, image in zip(finished, images):
-        frames[i] = chains[i].accept(image)
-    return frames
+    with out_of_memory_as_error(f"while rendering the next frame of {len(chains)} job(s)"):
+        tasks = [chain.next_task() for chain in chains]
+        total = max(len(task.timesteps) for task in tasks)
+        batch = None
+        for number in range(1, total + 1):
+            running = [task for task in tasks if not task.done and not task.cancelled]
+            if not running:
+                break
+            if batch is None or batch.tasks != running:
+                batch = sampler.Batch(components, running)
+            sampler.step(components, batch, predict)
+            if on_step is not None:
+                on_step(number, total)
+        finished = [i for i, task in enumerate(tasks) if task.done and not task.cancelled]
+        images = sampler.decode(components, [tasks[i].latents for i in finished]) if finished else []
+        frames: list[np.ndarray | None] = [None] * len(chains)
+        for i, image in zip(finished, images):
+            frames[i] = chains[i].accept(image)
+        return frames
 
 
 def render_frames(
@@ -185,7 +202,8 @@ def render_frames(
     """Yield the clip's frames after ``frames`` (those already rendered), one job alone.
 
     ``on_step(step, total)`` is called after each denoising step; a set ``cancel`` event raises
-    ``sampler.Cancelled`` before the next step, and the unfinished frame is thrown away.
+    ``sampler.Cancelled`` before the next step, and the unfinished frame is thrown away. Raises
+    ``OutOfMemory`` when the device runs out of memory (through ``FrameChain`` and ``render_round``).
     """
     chain = FrameChain(components, params, frames=frames, cancel=cancel)
     while not chain.done:

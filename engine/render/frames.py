@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
+
+from engine.files import atomic_output
 
 
 def frame_path(directory: Path, index: int) -> Path:
@@ -14,13 +15,12 @@ def frame_path(directory: Path, index: int) -> Path:
 
 
 def save_frame(directory: Path, index: int, frame: np.ndarray) -> Path:
-    """Write atomically (temp file + rename) so a crash never leaves a half-written frame."""
+    """Write through ``engine.files.atomic_output``, so a crash never leaves a half-written frame."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     path = frame_path(directory, index)
-    tmp = path.with_suffix(".tmp")
-    Image.fromarray(frame).save(tmp, format="PNG", compress_level=1)
-    os.replace(tmp, path)
+    with atomic_output(path) as tmp:
+        Image.fromarray(frame).save(tmp, format="PNG", compress_level=1)
     return path
 
 

@@ -162,7 +162,8 @@ def friendly_error(err: BaseException, model_id: str) -> UserError | None:
         )
     if has(GatedRepoError):
         return UserError(
-            f"The model repo {model_id} is gated: accept its licence on huggingface.co and set HF_TOKEN, then try again."
+            f"The model repo {model_id} is gated: "
+            "accept its licence on huggingface.co and set HF_TOKEN, then try again."
         )
     if has(RepositoryNotFoundError):
         return UserError(

@@ -22,6 +22,7 @@ import tempfile
 import threading
 import time
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import torch
@@ -69,6 +70,15 @@ class Components:
     device: torch.device
     dtype: torch.dtype
 
+    @cached_property
+    def shared_pipeline(self) -> StableDiffusionControlNetPipeline:
+        """The one pipeline over these modules, built on first use, for its helpers (``encode_prompt``).
+
+        Not for running the pipeline: its scheduler would be state shared by every caller. (Two
+        threads asking at once may each build one; one is kept, and both share the modules.)
+        """
+        return self.pipeline()
+
     def pipeline(self) -> StableDiffusionControlNetPipeline:
         """A ControlNet text-to-image pipeline over these modules (no copy) with a fresh DPM-Solver++ scheduler.
 
@@ -104,7 +114,8 @@ class Components:
 
 
 def resolve_device(name: str | torch.device) -> torch.device:
-    """``"auto"`` → the current CUDA GPU when there is one, else the CPU; ``"cpu"``, ``"cuda"``, ``"cuda:N"`` as given.
+    """``"auto"`` → the current CUDA GPU when there is one, else the CPU; ``"cpu"``, ``"cuda"``, ``"cuda:N"``
+    as given.
 
     A CUDA device always comes back with its index, so ``"cuda"`` and ``"cuda:0"`` are one cache key.
     """
@@ -119,12 +130,17 @@ def resolve_device(name: str | torch.device) -> torch.device:
             raise UserError(f"device must be auto, cpu, cuda or cuda:N, got {name!r}.") from None
     if device.type == "cuda":
         if not torch.cuda.is_available():
-            raise UserError(f"device {name} was asked for but PyTorch sees no CUDA GPU; use device = \"cpu\" or \"auto\".")
+            raise UserError(
+                f"device {name} was asked for but PyTorch sees no CUDA GPU; use device = \"cpu\" or \"auto\"."
+            )
         if device.index is None:
             device = torch.device("cuda", torch.cuda.current_device())
         if device.index >= torch.cuda.device_count():
             count = torch.cuda.device_count()
-            raise UserError(f"device {name} does not exist: this machine has {count} CUDA GPU(s), so use cuda:0 to cuda:{count - 1} or auto.")
+            raise UserError(
+                f"device {name} does not exist: this machine has {count} CUDA GPU(s), "
+                f"so use cuda:0 to cuda:{count - 1} or auto."
+            )
     return device
 
 
@@ -265,7 +281,9 @@ def _folder(model_id: str, kind: str, local_files_only: bool) -> tuple[Path, boo
             )
         return folder, None
     if _looks_like_path(model_id):
-        raise UserError(f"The model folder {model_id} does not exist; check the path in the [engine] section of the config.")
+        raise UserError(
+            f"The model folder {model_id} does not exist; check the path in the [engine] section of the config."
+        )
     try:
         return hub.fetch(model_id, kind, local_files_only=True), True
     except UserError:

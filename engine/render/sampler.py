@@ -4,10 +4,23 @@ Why not call the diffusers pipelines per frame? Their loop runs one prompt at a 
 several jobs of the same size gets most of its speed from putting the denoising steps of all those
 jobs into one UNet+ControlNet call (at batch 2 the GPU mostly waits on kernel launches), so the loop
 lives here: each ``FrameTask`` is one frame being denoised, with its own scheduler, and ``step``
-advances any number of them together. With a single task it computes what
-``StableDiffusionControlNet(Img2Img)Pipeline`` computes for one prompt with precomputed embeddings,
-except that latents stay float32 between steps (only the models run in fp16) and img2img starts
-from the VAE posterior's mean of the previous frame (deterministic) rather than a sample of it.
+advances any number of them together; ``predict_noise`` is the one UNet(+ControlNet) call, run
+eagerly here and compiled by ``engine.render.accel.CompiledStep``.
+
+With a single task, float32 models and the same scheduler, seed (a CPU ``torch.Generator``) and
+prompt, it computes what the diffusers pipelines compute (``tests/render/test_parity.py``):
+
+- frame 0 (no control map): ``StableDiffusionPipeline``;
+- a later frame with ``strength`` 0: ``StableDiffusionControlNetPipeline`` with ``image=`` the
+  control map;
+- a later frame with ``strength`` > 0: ``StableDiffusionControlNetImg2ImgPipeline`` with
+  ``control_image=`` the control map and ``image=`` the *latents* that ``encode`` gives for the
+  previous frame, that is the VAE posterior's mean (deterministic); given pixels, the pipeline
+  would encode a sample of the posterior, drawn from the generator before the noise.
+
+Where the pipelines differ, on purpose: with fp16 models the latents stay float32 between steps (the
+pipelines keep them in the model dtype), and a strength so small that ``int(steps * strength)`` is 0
+still runs one step (the pipelines would run none); see ``make_scheduler``.
 """
 
 from __future__ import annotations
@@ -46,6 +59,10 @@ def make_scheduler(name: str, config: dict, steps: int, device: torch.device, st
     scheduler.set_timesteps(steps, device=device)
     timesteps = scheduler.timesteps
     if strength > 0:
+        # Copied from diffusers.pipelines.stable_diffusion.pipeline_stable_diffusion_img2img.StableDiffusionImg2ImgPipeline.get_timesteps  # noqa: E501
+        # (also the ControlNet img2img pipeline's), with one change: ``max(1, ...)`` runs at least
+        # one step, because a frame that runs none would be the previous frame's latents plus
+        # undenoised noise (the pipelines run none, and fail decoding the empty batch).
         run = max(1, min(int(steps * strength), steps))
         start = (steps - run) * scheduler.order
         timesteps = timesteps[start:]
@@ -119,11 +136,44 @@ def _pixel_size(latents: torch.Tensor) -> tuple[int, int]:
     return latents.shape[-2] * 8, latents.shape[-1] * 8
 
 
+def predict_noise(unet, controlnet, latents, timesteps, embeds, controls=None, weight=None) -> torch.Tensor:
+    """The UNet's noise prediction for every row, with ControlNet residuals when there are ``controls``.
+
+    ``controls`` None: no ControlNet call (frame 0 has no control map). ``weight`` (B, 1, 1, 1)
+    scales each row's residuals by its job's control scale; None leaves them unscaled (every
+    scale is 1). The compiled step (``engine.render.accel``) compiles this same function and
+    always passes both, so its graph has one shape per row count.
+    """
+    down, mid = None, None
+    if controls is not None:
+        down, mid = controlnet(
+            latents,
+            timesteps,
+            encoder_hidden_states=embeds,
+            controlnet_cond=controls,
+            conditioning_scale=1.0,
+            guess_mode=False,
+            return_dict=False,
+        )
+        if weight is not None:
+            down = [residual * weight for residual in down]
+            mid = mid * weight
+    return unet(
+        latents,
+        timesteps,
+        encoder_hidden_states=embeds,
+        down_block_additional_residuals=down,
+        mid_block_additional_residual=mid,
+        return_dict=False,
+    )[0]
+
+
 @torch.inference_mode()
 def step(components, batch: Batch | list[FrameTask], predict=None) -> None:
     """Advance every task by one denoising step, all in one UNet(+ControlNet) call.
 
-    ``predict`` is a compiled ``engine.render.accel.predict_noise`` (or None for the eager modules).
+    ``predict`` is an ``engine.render.accel.CompiledStep`` (None: ``predict_noise`` on the eager
+    modules, skipping the ControlNet when no task has a control map).
     """
     if not isinstance(batch, Batch):
         batch = Batch(components, batch)
@@ -131,7 +181,15 @@ def step(components, batch: Batch | list[FrameTask], predict=None) -> None:
     if predict is not None:
         noise = predict(latents, timesteps, batch.embeds, batch.controls, batch.weight)
     else:
-        noise = _predict_eager(components, batch, latents, timesteps)
+        noise = predict_noise(
+            components.unet,
+            components.controlnet,
+            latents,
+            timesteps,
+            batch.embeds,
+            batch.controls if batch.any_control else None,
+            None if batch.unit_scales else batch.weight,
+        )
     row = 0
     for task in batch.tasks:
         pred = noise[row : row + task.rows]
@@ -142,32 +200,6 @@ def step(components, batch: Batch | list[FrameTask], predict=None) -> None:
         t = task.timesteps[task.index]
         task.latents = task.scheduler.step(pred, t, task.latents, return_dict=False)[0]
         task.index += 1
-
-
-def _predict_eager(components, batch: Batch, latents, timesteps) -> torch.Tensor:
-    """The plain path: ControlNet only when some task has a control map (frame 0 needs none)."""
-    down, mid = None, None
-    if batch.any_control:
-        down, mid = components.controlnet(
-            latents,
-            timesteps,
-            encoder_hidden_states=batch.embeds,
-            controlnet_cond=batch.controls,
-            conditioning_scale=1.0,
-            guess_mode=False,
-            return_dict=False,
-        )
-        if not batch.unit_scales:
-            down = [residual * batch.weight for residual in down]
-            mid = mid * batch.weight
-    return components.unet(
-        latents,
-        timesteps,
-        encoder_hidden_states=batch.embeds,
-        down_block_additional_residuals=down,
-        mid_block_additional_residual=mid,
-        return_dict=False,
-    )[0]
 
 
 @torch.inference_mode()
