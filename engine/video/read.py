@@ -97,9 +97,13 @@ def decode_to_null_command(path: Path, stream: str, input_options: Mapping[str, 
 
 
 def decode_rgb_command(path: Path) -> list[str]:
-    """Decode the first video stream of ``path`` to raw rgb24 frames on stdout."""
+    """Decode the first video stream of ``path`` to raw rgb24 frames on stdout, one per decoded frame.
+
+    ``fps_mode=passthrough`` (ffmpeg ≥ 5.1): the rawvideo muxer would otherwise repeat frames to fill
+    a constant rate, which for a variable-delay GIF is ffmpeg's guess (100 fps for a 2-frame GIF).
+    """
     source = ffmpeg.input(ffmpeg_path(path))
-    return ffmpeg_command(source["V:0"].output("-", format="rawvideo", pix_fmt="rgb24"))
+    return ffmpeg_command(source["V:0"].output("-", format="rawvideo", pix_fmt="rgb24", fps_mode="passthrough"))
 
 
 def ffmetadata_command(path: Path) -> list[str]:
