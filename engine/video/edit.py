@@ -1,6 +1,7 @@
 """Editing finished videos: put a member's soundtrack under a video, fit a video under a byte limit.
 
-Both write through :func:`engine.files.atomic_output`: ``out`` is a whole file or untouched.
+Both write through :func:`engine.files.atomic_output`: ``out`` is a whole file or untouched, and
+both keep the video's recipe (its global metadata, ``-map_metadata 0``; GIF/WebP re-write it).
 """
 
 from __future__ import annotations
@@ -11,12 +12,23 @@ import os
 import shutil
 from pathlib import Path
 
+import cv2
 import ffmpeg
+import numpy as np
 
 from engine.errors import UserError
 from engine.files import atomic_output
 from engine.video.encode import PRESET
-from engine.video.read import USER_INPUT_OPTIONS, MediaInfo, check_audio, probe
+from engine.video.formats import ClipFormat, clip_format
+from engine.video.read import (
+    USER_INPUT_OPTIONS,
+    MediaInfo,
+    check_audio,
+    decode_frames,
+    probe,
+    read_recipe,
+    sniff_format,
+)
 from engine.video.runner import ffmpeg_command, ffmpeg_failure, ffmpeg_path, run_ffmpeg
 
 log = logging.getLogger(__name__)
@@ -44,6 +56,7 @@ def mux_command(video: Path, audio: Path, tmp: Path, seconds: float) -> list[str
         format="mp4",
         af=f"asetpts=PTS-STARTPTS,atrim=end={length},apad=whole_dur={length}",
         movflags="+faststart",
+        map_metadata="0",
         **{"c:v": "copy", "c:a": "aac", "b:a": MUX_AUDIO_BITRATE},
     )
     return ffmpeg_command(stream, overwrite=True)
@@ -90,6 +103,7 @@ def fit_command(src: Path, tmp: Path, size: tuple[int, int], video_bps: int, has
         maxrate=str(video_bps),
         bufsize=str(2 * video_bps),
         movflags="+faststart",
+        map_metadata="0",
         **{"c:v": "libx264", "b:v": str(video_bps)},
         **audio_options,
     )
@@ -98,6 +112,18 @@ def fit_command(src: Path, tmp: Path, size: tuple[int, int], video_bps: int, has
 
 def _mib(n_bytes: int) -> str:
     return f"{n_bytes / MiB:.3g}"
+
+
+def _too_big(max_bytes: int) -> UserError:
+    return UserError(f"The video cannot fit under {_mib(max_bytes)} MiB; ask for fewer frames or a smaller size.")
+
+
+def resize_frames(frames: list[np.ndarray], size: tuple[int, int]) -> list[np.ndarray]:
+    """``frames`` scaled to ``size`` (width, height) by area averaging; the same list at their own size."""
+    width, height = size
+    if frames[0].shape[:2] == (height, width):
+        return frames
+    return [cv2.resize(frame, (width, height), interpolation=cv2.INTER_AREA) for frame in frames]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -135,6 +161,10 @@ def fit_to_size(src: str | os.PathLike, out: str | os.PathLike, max_bytes: int) 
     When the result is still too big the bitrate is lowered by the overshoot and, after a few
     tries at one size, the picture is halved (while its short side stays ≥ 128 px). When nothing
     fits, ``UserError`` says so and ``out`` is not written.
+
+    A GIF or an animated WebP stays one: it is decoded and written again with fewer colours (GIF)
+    or a lower quality (WebP), stepping through the format's ``fit_levels``, then at the next
+    smaller size; every frame is kept and so is the recipe.
     """
     # 1. check inputs
     src, out = Path(src), Path(out)
@@ -148,7 +178,10 @@ def fit_to_size(src: str | os.PathLike, out: str | os.PathLike, max_bytes: int) 
     info = probe(src)
     if not info.has_video or info.duration <= 0:
         raise ValueError(f"{src} has no video to fit into {max_bytes} bytes")
-    too_big = UserError(f"The video cannot fit under {_mib(max_bytes)} MiB; ask for fewer frames or a smaller size.")
+    kind = sniff_format(src)
+    if kind is not None:
+        return _fit_animation(src, out, max_bytes, info, clip_format(kind))
+    too_big = _too_big(max_bytes)
     # 2. plan: the bitrate that fills the budget, and the sizes we may shrink to
     video_bps = fit_video_bps(max_bytes, info)
     if video_bps <= 0:
@@ -169,3 +202,18 @@ def fit_to_size(src: str | os.PathLike, out: str | os.PathLike, max_bytes: int) 
                 excess_bps = (written - max_bytes) * 8 / info.duration
                 video_bps = int(max(video_bps - 1.2 * excess_bps, video_bps / 4))
         raise too_big
+
+
+def _fit_animation(src: Path, out: Path, max_bytes: int, info: MediaInfo, fmt: ClipFormat) -> Path:
+    """:func:`fit_to_size` for a GIF or WebP: fewer colours / lower quality first, then a smaller picture."""
+    frames, recipe = decode_frames(src), read_recipe(src)
+    with atomic_output(out) as tmp:
+        for size in fit_sizes(info.width, info.height):
+            resized = resize_frames(frames, size)
+            for level in fmt.fit_levels:
+                fmt.write(resized, tmp, info.fps, recipe, level)
+                written = tmp.stat().st_size
+                log.info("fit %s at %dx%d, level %d: %d bytes (budget %d)", src.name, *size, level, written, max_bytes)
+                if written <= max_bytes:
+                    return out
+        raise _too_big(max_bytes)

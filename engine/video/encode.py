@@ -12,13 +12,15 @@ import logging
 import os
 import subprocess
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import Any
 
 import ffmpeg
 import numpy as np
 
 from engine.files import atomic_output
+from engine.video.recipe import metadata_options
 from engine.video.runner import FFMPEG_TIMEOUT_S, ffmpeg_exe, ffmpeg_path, stderr_tail
 
 log = logging.getLogger(__name__)
@@ -38,8 +40,10 @@ def as_rgb_frame(frame: np.ndarray, width: int | None = None, height: int | None
     return np.ascontiguousarray(frame)
 
 
-def writer_command(tmp: Path, width: int, height: int, fps: float, crf: int, preset: str) -> list[str]:
-    """The ffmpeg command line that turns raw rgb24 frames on stdin into an H.264 MP4.
+def writer_command(
+    tmp: Path, width: int, height: int, fps: float, crf: int, preset: str, recipe: Mapping[str, Any] | None = None
+) -> list[str]:
+    """The ffmpeg command line that turns raw rgb24 frames on stdin into an H.264 MP4 (``recipe`` in its comment).
 
     Not :func:`engine.video.runner.ffmpeg_command`: stdin carries the frames, so no ``-nostdin``,
     and only errors are logged since nobody reads the banner.
@@ -53,6 +57,7 @@ def writer_command(tmp: Path, width: int, height: int, fps: float, crf: int, pre
         r=fps,
         crf=crf,
         preset=preset,
+        **metadata_options(recipe),
     )
     stream = stream.global_args("-hide_banner", "-nostats", "-loglevel", "error")
     return stream.overwrite_output().compile(cmd=ffmpeg_exe())
@@ -75,7 +80,8 @@ class VideoWriter:
     until :meth:`close` (the end of the ``with`` block), which renames it onto ``path``. An
     exception inside the block, or ffmpeg failing, removes the temp file: ``path`` is a complete
     video or untouched. The container is MP4 whatever the suffix. ``width`` and ``height`` must
-    be even.
+    be even. ``recipe`` (a JSON-able dict) is stored in the MP4's ``comment`` tag
+    (:mod:`engine.video.recipe`).
     """
 
     def __init__(
@@ -87,6 +93,7 @@ class VideoWriter:
         *,
         crf: int = CRF,
         preset: str = PRESET,
+        recipe: Mapping[str, Any] | None = None,
     ) -> None:
         if width <= 0 or height <= 0 or width % 2 or height % 2:
             raise ValueError(f"width and height must be positive and even, got {width}x{height}")
@@ -97,7 +104,7 @@ class VideoWriter:
         self.frames_written = 0
         self._output = atomic_output(self.path)  # entered here, left in close() or abort()
         self._tmp = self._output.__enter__()
-        command = writer_command(self._tmp, width, height, fps, crf, preset)
+        command = writer_command(self._tmp, width, height, fps, crf, preset, recipe)
         self._stderr = tempfile.TemporaryFile()  # a file, not a pipe: ffmpeg can never block on it
         log.debug("running %s", subprocess.list2cmdline(command))
         try:
@@ -183,14 +190,16 @@ class VideoWriter:
         return RuntimeError(f"ffmpeg failed to {what} {self.path} (exit code {process.returncode}):\n{tail}")
 
 
-def encode_frames(frames: Iterable[np.ndarray], path: str | os.PathLike, fps: float) -> Path:
-    """Encode frames (HxWx3 uint8 RGB, all one size) into an H.264 MP4 at ``path``."""
+def encode_frames(
+    frames: Iterable[np.ndarray], path: str | os.PathLike, fps: float, *, recipe: Mapping[str, Any] | None = None
+) -> Path:
+    """Encode frames (HxWx3 uint8 RGB, all one size) into an H.264 MP4 at ``path``, ``recipe`` in its comment."""
     frames = iter(frames)
     first = next(frames, None)
     if first is None:
         raise ValueError(f"no frames to encode into {path}")
     first = as_rgb_frame(first)
-    with VideoWriter(path, first.shape[1], first.shape[0], fps) as writer:
+    with VideoWriter(path, first.shape[1], first.shape[0], fps, recipe=recipe) as writer:
         writer.write(first)
         for frame in frames:
             writer.write(frame)

@@ -6,6 +6,11 @@ stderr (parsed in :mod:`engine.video.parse`): opening the file gives the ``Input
 exact frame count and length (the final ``frame=`` / ``time=`` stats); decoding the first audio
 stream the same way gives its length.
 
+Animated WebP is read with Pillow (:mod:`engine.video.webp`): ffmpeg's ``webp`` decoder reads still
+images only. A GIF is decoded by ffmpeg, but its frame rate comes from its frame delays (Pillow):
+ffmpeg's banner reports the rate of the first delay, rounded to centiseconds. :func:`read_recipe`
+reads the recipe of :mod:`engine.video.recipe` back from any of the three.
+
 Files that users upload are opened with :data:`USER_INPUT_OPTIONS`: only local files and a short
 list of audio containers. Without that, ffmpeg would follow HLS/concat playlists to other files on
 the host and would read any text file as ANSI-art "video".
@@ -21,10 +26,13 @@ from pathlib import Path
 
 import ffmpeg
 import numpy as np
+from PIL import Image
 
 from engine.errors import UserError
 from engine.video.parse import StreamHeader, first_stream, parse_final_stats, parse_streams, split_sections
+from engine.video.recipe import COMMENT_TAG, parse_ffmetadata, parse_recipe, recipe_from_xmp
 from engine.video.runner import ffmpeg_command, ffmpeg_failure, ffmpeg_path, run_ffmpeg, stderr_tail
+from engine.video.webp import is_webp, read_webp, webp_xmp
 
 log = logging.getLogger(__name__)
 
@@ -89,13 +97,55 @@ def decode_to_null_command(path: Path, stream: str, input_options: Mapping[str, 
 
 
 def decode_rgb_command(path: Path) -> list[str]:
-    """Decode the first video stream of ``path`` to raw rgb24 frames on stdout."""
+    """Decode the first video stream of ``path`` to raw rgb24 frames on stdout, one per decoded frame.
+
+    ``fps_mode=passthrough`` (ffmpeg ≥ 5.1): the rawvideo muxer would otherwise repeat frames to fill
+    a constant rate, which for a variable-delay GIF is ffmpeg's guess (100 fps for a 2-frame GIF).
+    """
     source = ffmpeg.input(ffmpeg_path(path))
-    return ffmpeg_command(source["V:0"].output("-", format="rawvideo", pix_fmt="rgb24"))
+    return ffmpeg_command(source["V:0"].output("-", format="rawvideo", pix_fmt="rgb24", fps_mode="passthrough"))
+
+
+def ffmetadata_command(path: Path) -> list[str]:
+    """Write the global metadata of ``path`` to stdout as ``;FFMETADATA1`` text (whole tag values)."""
+    return ffmpeg_command(ffmpeg.input(ffmpeg_path(path)).output("-", format="ffmetadata"))
 
 
 # ---------------------------------------------------------------------------------------------
 # Probing and decoding
+
+
+def sniff_format(path: str | os.PathLike) -> str | None:
+    """``"gif"`` or ``"webp"`` by the file's first bytes, else ``None`` (MP4 and anything else)."""
+    with open(path, "rb") as file:
+        head = file.read(12)
+    if head[:6] in (b"GIF87a", b"GIF89a"):
+        return "gif"
+    return "webp" if is_webp(head) else None
+
+
+def _pillow_durations(path: Path) -> list[int]:
+    """Each frame's delay in ms, as Pillow reads it (GIF)."""
+    durations = []
+    with Image.open(path) as image:
+        for index in range(getattr(image, "n_frames", 1)):
+            image.seek(index)
+            durations.append(int(image.info.get("duration", 0)))
+    return durations
+
+
+def _animation_info(codec: str, width: int, height: int, durations: list[int]) -> MediaInfo:
+    seconds = sum(durations) / 1000
+    fps = round(len(durations) / seconds, 3) if seconds > 0 else 0.0
+    return MediaInfo(width, height, fps, len(durations), codec, "rgb24", seconds)
+
+
+def _probe_webp(path: Path) -> MediaInfo:
+    try:
+        frames, durations = read_webp(path)
+    except (OSError, ValueError):
+        raise _not_readable(path) from None
+    return _animation_info("webp", frames[0].shape[1], frames[0].shape[0], durations)
 
 
 def _not_readable(path: Path) -> UserError:
@@ -141,7 +191,13 @@ def probe(path: str | os.PathLike, *, input_options: Mapping[str, str] = _NO_OPT
     (see :data:`USER_INPUT_OPTIONS`).
     """
     path = _existing(path)
+    kind = sniff_format(path)
+    if kind == "webp":
+        return _probe_webp(path)
     video, audio = read_header(path, input_options)
+    if kind == "gif" and video is not None:
+        _decode_to_null(path, "V:0", input_options)  # a GIF ffmpeg cannot decode is not one
+        return _animation_info("gif", video.width, video.height, _pillow_durations(path))
     frames, video_seconds = 0, 0.0
     if video is not None:
         frames, video_seconds = _decode_to_null(path, "V:0", input_options)
@@ -162,8 +218,13 @@ def probe(path: str | os.PathLike, *, input_options: Mapping[str, str] = _NO_OPT
 
 
 def decode_frames(path: str | os.PathLike) -> list[np.ndarray]:
-    """Every frame of the first video stream, as HxWx3 uint8 RGB arrays (tests, previews)."""
+    """Every frame of the first video stream, as HxWx3 uint8 RGB arrays (tests, previews, re-encoding)."""
     path = _existing(path)
+    if sniff_format(path) == "webp":
+        try:
+            return read_webp(path)[0]
+        except (OSError, ValueError):
+            raise _not_readable(path) from None
     result = run_ffmpeg(decode_rgb_command(path), capture_stdout=True)
     stderr = result.stderr.decode("utf-8", "replace")
     inputs, outputs = split_sections(stderr)
@@ -198,3 +259,23 @@ def check_audio(path: str | os.PathLike) -> float:
         log.info("rejected audio upload %s", path)
         raise UserError(AUDIO_HELP)
     return seconds
+
+
+def read_recipe(path: str | os.PathLike) -> dict | None:
+    """The recipe stored in a video by :mod:`engine.video.recipe`, or ``None`` when it has none.
+
+    MP4 (and anything else ffmpeg opens): the ``comment`` tag; GIF: its comment; WebP: its XMP.
+    """
+    path = _existing(path)
+    kind = sniff_format(path)
+    if kind == "webp":
+        xmp = webp_xmp(path.read_bytes())
+        return recipe_from_xmp(xmp) if xmp else None
+    if kind == "gif":
+        with Image.open(path) as image:
+            return parse_recipe(image.info.get("comment"))
+    result = run_ffmpeg(ffmetadata_command(path), capture_stdout=True)
+    if result.returncode != 0:
+        log.info("cannot read the metadata of %s:\n%s", path, stderr_tail(result.stderr))
+        return None
+    return parse_recipe(parse_ffmetadata(result.stdout.decode("utf-8", "replace")).get(COMMENT_TAG))
