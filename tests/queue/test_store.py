@@ -187,11 +187,32 @@ async def test_a_newcomer_is_served_before_users_already_served(store):
     assert (await store.claim("w")).user_id == 1
 
 
-def test_fair_order_helper():
-    assert fair_order([(1, 9), (2, 9), (3, 8)], {}) == [1, 3, 2]
-    assert fair_order([(1, 9), (2, 9), (3, 8)], {8: 5, 9: 4}) == [1, 3, 2]
-    assert fair_order([(1, 9), (2, 8)], {9: 5, 8: 4}) == [2, 1]
-    assert fair_order([], {1: 1}) == []
+def _by_round_then_user(queued: list[tuple[int, int]], turns: dict[int, int]) -> list[int]:
+    """The order as one sort: (rank of the job within its user, user served longest ago, user's oldest job)."""
+    first: dict[int, int] = {}
+    rank: dict[int, int] = {}
+    keys = []
+    for job_id, user in queued:
+        first.setdefault(user, job_id)
+        rank[user] = rank.get(user, 0) + 1
+        keys.append((rank[user], user in turns, turns.get(user, 0), first[user], job_id))
+    return [key[-1] for key in sorted(keys)]
+
+
+FAIR_CASES = [  # (queued (job, user), turns, the order claim serves them in)
+    ([(1, 9), (2, 9), (3, 8)], {}, [1, 3, 2]),
+    ([(1, 9), (2, 9), (3, 8)], {8: 5, 9: 4}, [1, 3, 2]),
+    ([(1, 9), (2, 8)], {9: 5, 8: 4}, [2, 1]),
+    ([(1, 7), (2, 7), (3, 7), (4, 8), (5, 9), (6, 8)], {7: 3}, [4, 5, 1, 6, 2, 3]),
+    ([(1, 1), (2, 2), (3, 3), (4, 1), (5, 2), (6, 1)], {1: 9, 2: 8, 3: 10}, [2, 1, 3, 5, 4, 6]),
+    ([], {1: 1}, []),
+]
+
+
+@pytest.mark.parametrize("queued, turns, expected", FAIR_CASES)
+def test_the_fair_order_is_one_sort_by_round_then_user(queued, turns, expected):
+    assert fair_order(queued, turns) == expected
+    assert _by_round_then_user(queued, turns) == expected
 
 
 async def test_mux_is_claimable_apart_from_renders(store):
