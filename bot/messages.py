@@ -11,8 +11,8 @@ import math
 
 import discord
 
+from bot.settings import GuildLimits
 from engine.queue.jobs import Job, JobKind, JobStatus
-from engine.queue.limits import GuildLimits
 
 CONTENT_LIMIT = 2000  # Discord's cap on a message's text
 PROMPT_LIMIT = 900

@@ -42,6 +42,7 @@ from bot.messages import (
     user_ref,
 )
 from bot.replies import NO_MENTIONS
+from bot.settings import get_limits
 from bot.views import progress_view, result_view
 from engine.errors import UserError
 from engine.queue.jobs import Job, JobKind, JobStatus
@@ -135,10 +136,11 @@ class ProgressWatcher:
     async def tick(self) -> None:
         store = self.bot.store
         jobs = await store.active_jobs() + await store.undelivered()
+        positions = await store.queue_positions(job.id for job in jobs if job.status is JobStatus.QUEUED)
         for job in jobs:
-            if job.channel_id is None or job.id in self._delivered:
+            if job.origin_id is None or job.id in self._delivered:
                 continue
-            position = await store.queue_position(job.id) if job.status is JobStatus.QUEUED else 0
+            position = positions.get(job.id, 0)
             tracker = self._trackers.get(job.id)
             if tracker is None:
                 tracker = self._trackers[job.id] = Tracker(self, job, position)
@@ -160,11 +162,15 @@ class ProgressWatcher:
 
     # -- Discord helpers ----------------------------------------------------------------------
     def channel(self, job: Job) -> discord.PartialMessageable:
-        return self.bot.get_partial_messageable(job.channel_id, guild_id=job.guild_id)
+        return self.bot.get_partial_messageable(job.origin_id, guild_id=job.guild_id)
 
     async def upload_limit(self, job: Job) -> int:
         """The smaller of the guild's configured limit and what Discord allows in that guild."""
-        limit = (await self.bot.store.get_limits(job.guild_id)).upload_limit_bytes if job.guild_id else math.inf
+        limit = (
+            (await get_limits(self.bot.store, job.guild_id, defaults=self.bot.config.limits)).upload_limit_bytes
+            if job.guild_id
+            else math.inf
+        )
         guild = self.bot.get_guild(job.guild_id) if job.guild_id else None
         if guild is not None:
             limit = min(limit, guild.filesize_limit)
@@ -188,9 +194,9 @@ class Tracker:
         self._result_id: int | None = None
 
     def update(self, job: Job, position: int) -> None:
-        if job.progress_message_id is None and self.job.progress_message_id is not None:
+        if job.progress_post_id is None and self.job.progress_post_id is not None:
             # a snapshot read before this tracker recorded the message it posted
-            job = dataclasses.replace(job, progress_message_id=self.job.progress_message_id)
+            job = dataclasses.replace(job, progress_post_id=self.job.progress_post_id)
         self.job, self.position = job, position
         self._changed.set()
         if job.status.finished:
@@ -247,7 +253,7 @@ class Tracker:
     # -- the progress message -----------------------------------------------------------------
     async def _ensure_message(self) -> None:
         job = self.job
-        if job.progress_message_id is not None or job.status.finished:
+        if job.progress_post_id is not None or job.status.finished:
             return
         content = progress_text(job, self.position)
         try:
@@ -261,7 +267,7 @@ class Tracker:
             return
         self._last_edit = time.monotonic()
         self._shown = Shown(content, None, True)
-        await self.store.set_messages(job.id, progress_message_id=message.id)
+        await self.store.set_posts(job.id, progress_post_id=message.id)
         self.job = await self.store.get(job.id) or job
         log.info("job %d: progress message %d posted", job.id, message.id)
 
@@ -273,7 +279,7 @@ class Tracker:
 
     async def _edit_progress(self) -> None:
         job = self.job
-        if job.progress_message_id is None or self._edits_broken:
+        if job.progress_post_id is None or self._edits_broken:
             return
         wanted = self._wanted(job)
         if wanted == self._shown:
@@ -289,7 +295,7 @@ class Tracker:
             else:  # no preview (a finished job, or an unreadable one after a restart): drop any old one
                 kwargs["attachments"] = []
                 wanted = dataclasses.replace(wanted, preview=None)
-        message = self.watcher.channel(job).get_partial_message(job.progress_message_id)
+        message = self.watcher.channel(job).get_partial_message(job.progress_post_id)
         try:
             await message.edit(
                 content=wanted.content,
@@ -298,16 +304,16 @@ class Tracker:
                 **kwargs,
             )
         except discord.NotFound:
-            log.info("job %d: progress message %d is gone; not editing it", job.id, job.progress_message_id)
+            log.info("job %d: progress message %d is gone; not editing it", job.id, job.progress_post_id)
             self._edits_broken = True
             return
         except discord.Forbidden:
-            log.warning("job %d: may not edit progress message %d", job.id, job.progress_message_id)
+            log.warning("job %d: may not edit progress message %d", job.id, job.progress_post_id)
             self._edits_broken = True
             return
         except discord.HTTPException as err:
             # skipped, not retried: the next change (or the final edit) shows the latest state
-            log.warning("job %d: editing progress message %d failed (%s)", job.id, job.progress_message_id, err)
+            log.warning("job %d: editing progress message %d failed (%s)", job.id, job.progress_post_id, err)
             self._last_edit = time.monotonic()
             return
         self._last_edit = time.monotonic()
@@ -327,11 +333,11 @@ class Tracker:
         if self._result_id is None:
             if job.status is JobStatus.DONE:
                 message = await self._post_result(job)
-            elif job.progress_message_id is None or self._edits_broken:  # no progress message to show it on
+            elif job.progress_post_id is None or self._edits_broken:  # no progress message to show it on
                 message = await self.watcher.channel(job).send(progress_text(job), allowed_mentions=NO_MENTIONS)
             else:  # failed or cancelled: the progress message itself shows how it ended
                 message = None
-            self._result_id = message.id if message is not None else job.progress_message_id
+            self._result_id = message.id if message is not None else job.progress_post_id
             await self._record_result(job.id, self._result_id)
             log.info("job %d: %s, delivered as message %d", job.id, job.status.value, self._result_id)
             if job.kind is JobKind.MUX and job.audio_path:
@@ -340,7 +346,7 @@ class Tracker:
 
     async def _record_result(self, job_id: int, message_id: int) -> None:
         """Store the result message even if the bot stops now: unrecorded, it would be posted again."""
-        write = asyncio.ensure_future(self.store.set_messages(job_id, result_message_id=message_id))
+        write = asyncio.ensure_future(self.store.set_posts(job_id, result_post_id=message_id))
         try:
             await asyncio.shield(write)
         except asyncio.CancelledError:

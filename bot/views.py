@@ -47,7 +47,7 @@ class RerollButton(discord.ui.DynamicItem[discord.ui.Button], template=r"animabo
             bot, job, user_id=interaction.user.id, guild_id=interaction.guild_id, channel_id=interaction.channel_id
         )
         interaction.extras["job_id"] = new.id
-        return queued_reply(new, await bot.store.queue_position(new.id))
+        return queued_reply(new, (await bot.store.queue_positions([new.id]))[new.id])
 
 
 class CancelButton(discord.ui.DynamicItem[discord.ui.Button], template=r"animabot:cancel:(?P<job>\d+)"):

@@ -23,9 +23,9 @@ async def test_animate_shows_progress_then_posts_the_video_without_pinging(fake,
 
     # 3. the video arrives in the channel with prompt, seed and settings; seed in the file name
     result = await wait_result(fake, world.channel_id, job_id)
-    job = await wait_job(bot, job_id, lambda j: j.result_message_id is not None)
+    job = await wait_job(bot, job_id, lambda j: j.result_post_id is not None)
     assert job.status is JobStatus.DONE and job.kind is JobKind.ANIMATE and job.seed == 1234
-    assert job.result_message_id == result.id
+    assert job.result_post_id == result.id
     [video] = result.attachments
     assert video.filename == f"animabot-{job_id}-seed1234.mp4"
     info = probe(job.result_path)
@@ -38,7 +38,7 @@ async def test_animate_shows_progress_then_posts_the_video_without_pinging(fake,
     # 4. the progress message: posted with a Cancel button, edited with frame k/N and a preview,
     #    never more than once per 3 s, and finally marked done without buttons
     progress = progress_of(fake, world.channel_id, job_id)
-    assert progress is not None and job.progress_message_id == progress.id
+    assert progress is not None and job.progress_post_id == progress.id
     await fake.wait_for(lambda: "Done" in progress.content, 10, "the final progress edit")
     revisions = progress.revisions
     frames_shown = [r for r in revisions if "frame " in r.content and "/12" in r.content]

@@ -8,9 +8,9 @@ import logging
 import pytest
 
 from bot import progress as progress_module
+from bot.settings import GuildLimits, get_limits
 from support.botharness import command, job_id_in, progress_of, wait_job, wait_result, write_wav
 from engine.queue.jobs import JobKind, JobStatus
-from engine.queue.limits import GuildLimits
 from engine.video.read import probe
 
 
@@ -23,13 +23,13 @@ async def test_limits_are_for_admins_and_refuse_requests_over_them(fake, world, 
     refused = await command(fake, "limits set", {"max_frames": 4}, user_id=world.member_id, channel_id=channel,
                             check_permissions=False)  # fmt: skip
     assert refused.content == "Only members with the Manage Server permission can view or change the limits."
-    assert (await store.get_limits(world.guild_id)).max_frames == 12
+    assert (await get_limits(store, world.guild_id, defaults=bot.bot.config.limits)).max_frames == 12
 
     # 2. an admin's change is applied and stored
     answer = await command(fake, "limits set", {"max_frames": 4, "daily_quota": 7, "cooldown_seconds": 0},
                            user_id=world.admin_id, channel_id=channel)  # fmt: skip
     assert "Limits updated" in answer.content and "Max frames: **4**" in answer.content
-    limits = await store.get_limits(world.guild_id)
+    limits = await get_limits(store, world.guild_id, defaults=bot.bot.config.limits)
     assert (limits.max_frames, limits.daily_quota) == (4, 7)
     shown = await command(fake, "limits show", user_id=world.admin_id, channel_id=channel)
     assert "Renders per user per UTC day: **7**" in shown.content
@@ -52,7 +52,9 @@ async def test_limits_are_for_admins_and_refuse_requests_over_them(fake, world, 
 
     # 5. reset puts the defaults back
     await command(fake, "limits reset", user_id=world.admin_id, channel_id=channel)
-    assert await store.get_limits(world.guild_id) == GuildLimits.from_config(bot.bot.config.limits)
+    assert await get_limits(store, world.guild_id, defaults=bot.bot.config.limits) == GuildLimits.from_config(
+        bot.bot.config.limits
+    )
 
 
 async def test_mux_puts_a_wav_on_the_latest_video_and_explains_bad_files(fake, world, bot, tmp_path):
@@ -127,7 +129,7 @@ async def test_queue_and_cancel(fake, world, bot):
     click = await fake.click(progress.id, f"animabot:cancel:{first}", user_id=member)
     [answer] = await click.wait_followups(1, 10)
     assert answer.ephemeral and answer.content in (f"Cancelling job {first}…", f"Job {first} is cancelled.")
-    job = await wait_job(bot, first, lambda j: j.status.finished and j.result_message_id is not None)
+    job = await wait_job(bot, first, lambda j: j.status.finished and j.result_post_id is not None)
     assert job.status is JobStatus.CANCELLED and job.frames_done < 12
     await fake.wait_for(lambda: "Cancelled" in progress.content and progress.components == [], 10)
     second_progress = await fake.wait_for(lambda: progress_of(fake, channel, second), 5)

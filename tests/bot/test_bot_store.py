@@ -11,10 +11,10 @@ async def test_undelivered_lists_finished_channel_jobs_until_their_message_is_re
     store = await JobStore.open(tmp_path / "jobs.sqlite3")
     try:
         params = RenderParams(prompt="a cat").with_seed(1)
-        done = await store.enqueue(JobKind.ANIMATE, params, user_id=1, guild_id=2, channel_id=3)
-        failed = await store.enqueue(JobKind.ANIMATE, params, user_id=1, guild_id=2, channel_id=3)
+        done = await store.enqueue(JobKind.ANIMATE, params, user_id=1, guild_id=2, origin_id=3)
+        failed = await store.enqueue(JobKind.ANIMATE, params, user_id=1, guild_id=2, origin_id=3)
         cli = await store.enqueue(JobKind.ANIMATE, params, user_id=1)  # no channel: nobody to tell
-        waiting = await store.enqueue(JobKind.ANIMATE, params, user_id=1, guild_id=2, channel_id=3)
+        waiting = await store.enqueue(JobKind.ANIMATE, params, user_id=1, guild_id=2, origin_id=3)
         for job in (done, failed, cli):
             await store.claim("w")
         await store.finish(failed.id, JobStatus.FAILED, error="boom", now=10.0)
@@ -22,9 +22,9 @@ async def test_undelivered_lists_finished_channel_jobs_until_their_message_is_re
         await store.finish(cli.id, JobStatus.DONE, result_path="/y.mp4", now=30.0)
 
         assert [j.id for j in await store.undelivered()] == [failed.id, done.id]
-        await store.set_messages(failed.id, progress_message_id=100, result_message_id=100)
+        await store.set_posts(failed.id, progress_post_id=100, result_post_id=100)
         assert [j.id for j in await store.undelivered()] == [done.id]
-        await store.set_messages(done.id, result_message_id=101)
+        await store.set_posts(done.id, result_post_id=101)
         assert await store.undelivered() == []
         assert (await store.get(waiting.id)).status is JobStatus.QUEUED
     finally:

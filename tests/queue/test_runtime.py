@@ -43,7 +43,7 @@ async def _finished(store, job_id):
 @pytest.fixture
 async def served(tmp_path):
     config = _config(tmp_path)
-    store = await JobStore.open(config.db_path, limits=config.limits)
+    store = await JobStore.open(config.db_path)
     runtime = Runtime(config, store)
     await runtime.start()
     yield config, store, runtime
@@ -54,7 +54,7 @@ async def served(tmp_path):
 async def test_a_job_goes_from_queued_to_done_with_progress_and_a_video(served):
     config, store, runtime = served
     events = runtime.subscribe()
-    job = await store.enqueue(JobKind.ANIMATE, SMALL, user_id=1, guild_id=5, channel_id=6)
+    job = await store.enqueue(JobKind.ANIMATE, SMALL, user_id=1, guild_id=5, origin_id=6)
     runtime.notify()
     done = await _until(lambda: _finished(store, job.id))
     assert done.status is JobStatus.DONE and done.frames_done == 3 and done.error is None
