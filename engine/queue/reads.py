@@ -141,7 +141,7 @@ class JobReads:
 
     # -- usage and settings -----------------------------------------------------------------------
     async def usage(self, guild_id: int | None, user_id: int, now: float | None = None) -> Usage:
-        """What ``user_id`` has used in ``guild_id`` (render jobs only; ``None`` is DMs/CLI)."""
+        """What ``user_id`` has used in ``guild_id`` (render jobs only; ``guild_id=None``: requests from no guild)."""
         day_start = (now_or(now) // DAY) * DAY
         rows = await self._db.execute_fetchall(
             f"""SELECT COALESCE(SUM(created_at >= ?), 0)                   AS renders_today,

@@ -3,8 +3,10 @@ old results still work, because their state is in SQLite and the buttons are Dyn
 
 from __future__ import annotations
 
+import asyncio
+
 from bot.settings import set_limits
-from support.botharness import command, job_id_in, progress_of, start, wait_job, wait_result
+from support.botharness import RENDER_TIMEOUT, command, job_id_in, progress_of, start, wait_job, wait_result
 from engine.queue.jobs import JobKind, JobStatus
 from engine.video.read import probe
 
@@ -26,8 +28,9 @@ async def test_resume_after_restart_then_reroll_by_reaction_and_button_after_ano
     # 2. ... and resumes after it: same progress message, edited on, and the video delivered
     running = await start(config)
     try:
-        result = await wait_result(fake, channel, job_id)
-        job = await wait_job(running, job_id, lambda j: j.result_post_id is not None)
+        await asyncio.wait_for(running.bot.runtime.drain(), RENDER_TIMEOUT)  # resumed and rendered ...
+        result = await wait_result(fake, channel, job_id, timeout=10)  # ... and delivered
+        job = await wait_job(running, job_id, lambda j: j.result_post_id is not None, timeout=10)
         assert job.status is JobStatus.DONE and job.attempts == 2 and job.progress_post_id == progress.id
         assert probe(job.result_path).frames == 10
         await fake.wait_for(lambda: "Done" in progress.content, 10, "the final progress edit")

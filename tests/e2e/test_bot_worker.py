@@ -3,15 +3,16 @@ contract), also across a restart of the bot alone, and a bad token is a readable
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 
 import pytest
 
-from support.botharness import command, job_id_in, progress_of, start, wait_job, wait_result, wait_stored
+from support.botharness import RENDER_TIMEOUT, command, job_id_in, progress_of, start, wait_job, wait_result
 from engine.errors import UserError
 from engine.queue.jobs import JobStatus
-from engine.queue.worker import Runtime
 from engine.queue.store import JobStore
+from engine.queue.worker import Runtime
 
 
 async def test_the_bot_delivers_jobs_rendered_by_a_worker_on_its_own_store_connection(fake, world, config):
@@ -24,8 +25,9 @@ async def test_the_bot_delivers_jobs_rendered_by_a_worker_on_its_own_store_conne
         answer = await command(fake, "animate", {"prompt": "a paper boat", "frames": 3}, user_id=world.member_id,
                                channel_id=world.channel_id)  # fmt: skip
         job_id = job_id_in(answer.content)
-        result = await wait_result(fake, world.channel_id, job_id)
-        job = await wait_job(running, job_id, lambda j: j.result_post_id == result.id)
+        await asyncio.wait_for(worker.drain(), RENDER_TIMEOUT)  # rendered by the worker ...
+        result = await wait_result(fake, world.channel_id, job_id, timeout=10)  # ... then delivered by the bot
+        job = await wait_job(running, job_id, lambda j: j.result_post_id == result.id, timeout=10)
         assert job.status is JobStatus.DONE and job.worker == "worker-1"
     finally:
         await running.stop()
@@ -58,7 +60,8 @@ async def test_a_job_finished_while_the_bot_was_down_loses_its_stale_preview(fak
             await fake.wait_for(lambda: progress.attachments, 30, "a preview on the progress message")
         finally:
             await running.stop()
-        await wait_stored(worker_store, job_id, lambda j: j.status is JobStatus.DONE)  # rendered meanwhile
+        await asyncio.wait_for(worker.drain(), RENDER_TIMEOUT)  # rendered meanwhile
+        assert (await worker_store.get(job_id)).status is JobStatus.DONE
 
         running = await start(config, with_runtime=False)
         try:

@@ -241,10 +241,10 @@ async def test_a_second_worker_starting_leaves_a_live_workers_job_alone(served, 
 
 
 async def test_a_job_resumed_with_every_frame_on_disk_is_encoded(tmp_path):
+    from engine.queue.worker import job_dir
     from engine.render.chain import render_frames
     from engine.render.frames import save_frame
     from engine.render.models import load_components
-    from engine.queue.worker import job_dir
 
     config = _config(tmp_path)
     store = await JobStore.open(config.db_path)
