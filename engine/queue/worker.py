@@ -9,6 +9,7 @@ into the store (the contract with a bot in another process) and to in-process su
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import shutil
@@ -116,11 +117,11 @@ class Runtime:
         finished), not on a clock. Jobs queued meanwhile are waited for too. Call it only while
         the runtime serves: a stopped runtime never drains.
         """
+        self.notify()
         while True:
             self._changed.clear()
             if not self._busy() and await self.store.outstanding(self.worker) == 0 and not self._busy():
                 return
-            self.notify()
             await self._changed.wait()
 
     def _busy(self) -> bool:
@@ -155,10 +156,11 @@ class Runtime:
     async def _wait(self) -> None:
         """Until notified, or ``POLL_SECONDS`` (another process may have queued a job)."""
         self._changed.set()  # the caller found nothing to do
-        try:
-            await asyncio.wait_for(self._wake.wait(), POLL_SECONDS)
-        except TimeoutError:
-            pass
+        # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow the cancellation that
+        # stop() sends when it races with the timeout or the wake-up, and stop() then waits forever.
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(POLL_SECONDS):
+                await self._wake.wait()
         self._wake.clear()
 
     # -- renders ------------------------------------------------------------------------------

@@ -406,6 +406,26 @@ async def test_active_latest_done_and_finished_before(store):
     assert await store.finished_before(T0) == []
 
 
+async def test_undelivered_lists_finished_jobs_with_an_origin_until_their_result_post_is_recorded(store):
+    p = params()
+    done = await store.enqueue(JobKind.ANIMATE, p, user_id=1, guild_id=2, origin_id=3)
+    failed = await store.enqueue(JobKind.ANIMATE, p, user_id=1, guild_id=2, origin_id=3)
+    cli = await store.enqueue(JobKind.ANIMATE, p, user_id=1)  # no origin: nobody to tell
+    waiting = await store.enqueue(JobKind.ANIMATE, p, user_id=1, guild_id=2, origin_id=3)
+    for _ in (done, failed, cli):
+        await store.claim("w")
+    await store.finish(failed.id, JobStatus.FAILED, error="boom", now=10.0)
+    await store.finish(done.id, JobStatus.DONE, result_path="/x.mp4", now=20.0)
+    await store.finish(cli.id, JobStatus.DONE, result_path="/y.mp4", now=30.0)
+
+    assert [j.id for j in await store.undelivered()] == [failed.id, done.id]
+    await store.set_posts(failed.id, progress_post_id=100, result_post_id=100)
+    assert [j.id for j in await store.undelivered()] == [done.id]
+    await store.set_posts(done.id, result_post_id=101)
+    assert await store.undelivered() == []
+    assert (await store.get(waiting.id)).status is JobStatus.QUEUED
+
+
 async def test_requeue_spares_live_workers_and_takes_dead_or_silent_ones(store):
     jobs = [await render(store, user) for user in (1, 2, 3)]
     for worker in ("live", "silent", "dead"):
