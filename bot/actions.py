@@ -15,7 +15,7 @@ import discord
 from bot.checks import can_cancel, can_reroll
 from engine.errors import UserError
 from engine.queue.jobs import Job, JobKind, JobStatus
-from engine.queue.limits import check_request
+from bot.settings import check_request, get_limits
 from engine.render.params import RenderParams
 
 if TYPE_CHECKING:
@@ -30,7 +30,7 @@ async def check_limits(
     """``UserError`` with the limits check's sentence when this request is over a limit."""
     if guild_id is None:
         raise UserError("Renders only work in a server channel, not in direct messages.")
-    limits = await bot.store.get_limits(guild_id)
+    limits = await get_limits(bot.store, guild_id, defaults=bot.config.limits)
     usage = await bot.store.usage(guild_id, user_id)
     reason = check_request(limits, params, usage, channel_id=channel_id, now=time.time())
     if reason is not None:
@@ -52,7 +52,7 @@ async def queue_render(
     params = params.validate()
     await check_limits(bot, params, user_id=user_id, guild_id=guild_id, channel_id=channel_id)
     job = await bot.store.enqueue(
-        kind, params.with_seed(params.seed), user_id=user_id, guild_id=guild_id, channel_id=channel_id,
+        kind, params.with_seed(params.seed), user_id=user_id, guild_id=guild_id, origin_id=channel_id,
         parent_id=parent_id,
     )  # fmt: skip
     bot.jobs_changed()
@@ -91,15 +91,15 @@ async def cancel_or_delete(bot: AnimaBot, job: Job, *, user_id: int, permissions
         if job.status.finished:  # it ended just now: nothing to cancel, and its post is not deleted
             return f"Job {job.id} has already finished ({job.status.value})."
         return f"Cancelling job {job.id}…"
-    if job.result_message_id is not None and job.channel_id is not None:
-        message = bot.get_partial_messageable(job.channel_id, guild_id=job.guild_id).get_partial_message(
-            job.result_message_id
+    if job.result_post_id is not None and job.origin_id is not None:
+        message = bot.get_partial_messageable(job.origin_id, guild_id=job.guild_id).get_partial_message(
+            job.result_post_id
         )
         try:
             await message.delete()
         except discord.NotFound:
             pass
-        log.info("job %d: result message %d deleted by user %d", job.id, job.result_message_id, user_id)
+        log.info("job %d: result message %d deleted by user %d", job.id, job.result_post_id, user_id)
         return f"Deleted the post of job {job.id}."
     return f"Job {job.id} has already finished ({job.status.value})."
 

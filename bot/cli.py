@@ -139,7 +139,7 @@ async def _serve_worker(config: Config, device: str | None) -> None:
     from engine.queue.worker import Runtime
     from engine.queue.store import JobStore
 
-    store = await JobStore.open(config.db_path, limits=config.limits)
+    store = await JobStore.open(config.db_path)
     runtime = Runtime(config, store, device=device)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -35,6 +35,7 @@ from bot.messages import (
     user_ref,
 )
 from bot.replies import NO_MENTIONS
+from bot.settings import get_limits
 from bot.views import result_view
 from engine.errors import UserError
 from engine.queue.jobs import Job, JobKind, JobStatus
@@ -65,12 +66,14 @@ async def fit(source: Path, limit: int) -> tuple[Path, str]:
 
 def job_channel(bot: AnimaBot, job: Job) -> discord.PartialMessageable:
     """Where the job's messages go: the channel its command was used in."""
-    return bot.get_partial_messageable(job.channel_id, guild_id=job.guild_id)
+    return bot.get_partial_messageable(job.origin_id, guild_id=job.guild_id)
 
 
 async def upload_limit(bot: AnimaBot, job: Job) -> int:
     """The smaller of the guild's configured limit and what Discord allows in that guild."""
-    limit = (await bot.store.get_limits(job.guild_id)).upload_limit_bytes if job.guild_id else math.inf
+    limit = math.inf
+    if job.guild_id is not None:
+        limit = (await get_limits(bot.store, job.guild_id, defaults=bot.config.limits)).upload_limit_bytes
     guild = bot.get_guild(job.guild_id) if job.guild_id else None
     if guild is not None:
         limit = min(limit, guild.filesize_limit)
@@ -140,7 +143,7 @@ async def send_video(
 
 async def record_result(bot: AnimaBot, job_id: int, message_id: int) -> None:
     """Store the result message even if the bot stops now: unrecorded, it would be posted again."""
-    write = asyncio.ensure_future(bot.store.set_messages(job_id, result_message_id=message_id))
+    write = asyncio.ensure_future(bot.store.set_posts(job_id, result_post_id=message_id))
     try:
         await asyncio.shield(write)
     except asyncio.CancelledError:

@@ -13,7 +13,7 @@ import discord
 
 from engine import files
 from engine.queue.jobs import Job, JobKind, JobStatus
-from engine.queue.limits import GuildLimits
+from bot.settings import GuildLimits
 
 CONTENT_LIMIT = 2000  # Discord's cap on a message's text
 PROMPT_LIMIT = 900

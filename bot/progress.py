@@ -112,20 +112,21 @@ class ProgressWatcher:
                 await self.tick()
             except Exception:  # a locked or closing database must not end the watcher
                 log.exception("progress watcher: reading the store failed")
-            try:
-                await asyncio.wait_for(self._wake.wait(), self.poll_interval)
-            except TimeoutError:
-                pass
+            # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancel that races the wake-up.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.poll_interval):
+                    await self._wake.wait()
             self._wake.clear()
 
     # -- one look at the store ----------------------------------------------------------------
     async def tick(self) -> None:
         store = self.bot.store
         jobs = await store.active_jobs() + await store.undelivered()
+        positions = await store.queue_positions(job.id for job in jobs if job.status is JobStatus.QUEUED)
         for job in jobs:
-            if job.channel_id is None or job.id in self._delivered:
+            if job.origin_id is None or job.id in self._delivered:
                 continue
-            position = await store.queue_position(job.id) if job.status is JobStatus.QUEUED else 0
+            position = positions.get(job.id, 0)
             tracker = self._trackers.get(job.id)
             if tracker is None:
                 tracker = self._trackers[job.id] = Tracker(self, job, position)
@@ -159,9 +160,9 @@ class Tracker:
         self._result_id: int | None = None
 
     def update(self, job: Job, position: int) -> None:
-        if job.progress_message_id is None and self.job.progress_message_id is not None:
+        if job.progress_post_id is None and self.job.progress_post_id is not None:
             # a snapshot read before this tracker recorded the message it posted
-            job = dataclasses.replace(job, progress_message_id=self.job.progress_message_id)
+            job = dataclasses.replace(job, progress_post_id=self.job.progress_post_id)
         self.job, self.position = job, position
         self._changed.set()
         if job.status.finished:
@@ -209,7 +210,7 @@ class Tracker:
     # -- the progress message -----------------------------------------------------------------
     async def _ensure_message(self) -> None:
         job = self.job
-        if job.progress_message_id is not None or job.status.finished:
+        if job.progress_post_id is not None or job.status.finished:
             return
         content = progress_text(job, self.position)
         try:
@@ -223,7 +224,7 @@ class Tracker:
             return
         self._last_edit = time.monotonic()
         self._shown = Shown(content, None, True)
-        await self.store.set_messages(job.id, progress_message_id=message.id)
+        await self.store.set_posts(job.id, progress_post_id=message.id)
         self.job = await self.store.get(job.id) or job
         log.info("job %d: progress message %d posted", job.id, message.id)
 
@@ -235,7 +236,7 @@ class Tracker:
 
     async def _edit_progress(self) -> None:
         job = self.job
-        if job.progress_message_id is None or self._edits_broken:
+        if job.progress_post_id is None or self._edits_broken:
             return
         wanted = self._wanted(job)
         if wanted == self._shown:
@@ -251,7 +252,7 @@ class Tracker:
             else:  # no preview (a finished job, or an unreadable one after a restart): drop any old one
                 kwargs["attachments"] = []
                 wanted = dataclasses.replace(wanted, preview=None)
-        message = self.watcher.channel(job).get_partial_message(job.progress_message_id)
+        message = self.watcher.channel(job).get_partial_message(job.progress_post_id)
         try:
             await message.edit(
                 content=wanted.content,
@@ -260,16 +261,16 @@ class Tracker:
                 **kwargs,
             )
         except discord.NotFound:
-            log.info("job %d: progress message %d is gone; not editing it", job.id, job.progress_message_id)
+            log.info("job %d: progress message %d is gone; not editing it", job.id, job.progress_post_id)
             self._edits_broken = True
             return
         except discord.Forbidden:
-            log.warning("job %d: may not edit progress message %d", job.id, job.progress_message_id)
+            log.warning("job %d: may not edit progress message %d", job.id, job.progress_post_id)
             self._edits_broken = True
             return
         except discord.HTTPException as err:
             # skipped, not retried: the next change (or the final edit) shows the latest state
-            log.warning("job %d: editing progress message %d failed (%s)", job.id, job.progress_message_id, err)
+            log.warning("job %d: editing progress message %d failed (%s)", job.id, job.progress_post_id, err)
             self._last_edit = time.monotonic()
             return
         self._last_edit = time.monotonic()
@@ -287,9 +288,9 @@ class Tracker:
         """Post the outcome once and record it (that marks the job delivered), then tidy up."""
         job, bot = self.job, self.watcher.bot
         if self._result_id is None:
-            progress_shown = job.progress_message_id is not None and not self._edits_broken
+            progress_shown = job.progress_post_id is not None and not self._edits_broken
             message = await delivery.post_outcome(bot, job, progress_shown=progress_shown)
-            self._result_id = message.id if message is not None else job.progress_message_id
+            self._result_id = message.id if message is not None else job.progress_post_id
             await delivery.record_result(bot, job.id, self._result_id)
             log.info("job %d: %s, delivered as message %d", job.id, job.status.value, self._result_id)
             if job.kind is JobKind.MUX and job.audio_path:

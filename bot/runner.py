@@ -72,7 +72,7 @@ async def start_bot(
         raise UserError("No Discord bot token: set DISCORD_TOKEN or token in the [discord] section of the config.")
     owns_store = store is None
     if store is None:
-        store = await JobStore.open(config.db_path, limits=config.limits)
+        store = await JobStore.open(config.db_path)
     owns_runtime = False
     try:
         if runtime is None and with_runtime:

@@ -62,7 +62,7 @@ async def reroll(interaction: discord.Interaction, bot: AnimaBot, job: Job) -> s
         bot, job, user_id=interaction.user.id, guild_id=interaction.guild_id, channel_id=interaction.channel_id
     )
     interaction.extras["job_id"] = new.id
-    return queued_reply(new, await bot.store.queue_position(new.id))
+    return queued_reply(new, (await bot.store.queue_positions([new.id]))[new.id])
 
 
 async def cancel(interaction: discord.Interaction, bot: AnimaBot, job: Job) -> str:

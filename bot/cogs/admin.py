@@ -16,6 +16,7 @@ from discord.ext import commands
 from bot.messages import limits_text
 from bot import checks
 from bot.replies import reply
+from bot.settings import get_limits, reset_limits, set_limits
 from engine.errors import UserError
 from engine.render.params import MAX_FPS, MAX_FRAMES, MAX_SIDE, MAX_STEPS
 
@@ -42,7 +43,7 @@ class Admin(commands.Cog):
     @checks.manages_server()
     async def show(self, interaction: discord.Interaction) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
-        await reply(interaction, limits_text(await self.bot.store.get_limits(interaction.guild_id)))
+        await reply(interaction, limits_text(await get_limits(self.bot.store, interaction.guild_id, defaults=self.bot.config.limits)))
 
     @limits.command(name="set", description="Change some of this server's render limits.")
     @checks.manages_server()
@@ -88,11 +89,11 @@ class Admin(commands.Cog):
         if all_channels:
             changes["allowed_channel_ids"] = None
         elif channel is not None:
-            current = (await store.get_limits(interaction.guild_id)).allowed_channel_ids
+            current = (await get_limits(store, interaction.guild_id, defaults=self.bot.config.limits)).allowed_channel_ids
             changes["allowed_channel_ids"] = (*current, channel.id)
         if not changes:
             raise UserError("Give at least one limit to change; /limits show lists them.")
-        limits = await store.set_limits(interaction.guild_id, **changes)
+        limits = await set_limits(store, interaction.guild_id, defaults=self.bot.config.limits, **changes)
         log.info("user %d changed limits of guild %d: %s", interaction.user.id, interaction.guild_id, changes)
         await reply(interaction, limits_text(limits, "Limits updated"))
 
@@ -100,7 +101,7 @@ class Admin(commands.Cog):
     @checks.manages_server()
     async def reset(self, interaction: discord.Interaction) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
-        limits = await self.bot.store.reset_limits(interaction.guild_id)
+        limits = await reset_limits(self.bot.store, interaction.guild_id, defaults=self.bot.config.limits)
         log.info("user %d reset the limits of guild %d", interaction.user.id, interaction.guild_id)
         await reply(interaction, limits_text(limits, "Limits reset to the defaults"))
 

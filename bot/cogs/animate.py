@@ -77,7 +77,7 @@ class Animate(commands.Cog):
             user_id=interaction.user.id, guild_id=interaction.guild_id, channel_id=interaction.channel_id,
         )  # fmt: skip
         interaction.extras["job_id"] = job.id
-        await reply(interaction, queued_reply(job, await self.bot.store.queue_position(job.id)))
+        await reply(interaction, queued_reply(job, (await self.bot.store.queue_positions([job.id]))[job.id]))
 
     # -- reactions ----------------------------------------------------------------------------
     @commands.Cog.listener()
@@ -89,7 +89,7 @@ class Animate(commands.Cog):
             return  # the bot's own 🔄 and ❌ on its results
         if payload.member is not None and payload.member.bot:
             return
-        job = await self.bot.store.find_by_message(payload.message_id)
+        job = await self.bot.store.find_by_post(payload.message_id)
         if job is None:
             return
         try:

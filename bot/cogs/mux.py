@@ -92,7 +92,7 @@ class Mux(commands.Cog):
                 )
             # 3. queue the mux job (until it is queued, nothing else would ever remove the file)
             mux_job = await self.bot.store.enqueue(
-                JobKind.MUX, None, user_id=user_id, guild_id=guild_id, channel_id=channel_id, parent_id=target.id,
+                JobKind.MUX, None, user_id=user_id, guild_id=guild_id, origin_id=channel_id, parent_id=target.id,
                 audio_path=str(path),
             )  # fmt: skip
         except BaseException:
@@ -101,7 +101,7 @@ class Mux(commands.Cog):
         interaction.extras["job_id"] = mux_job.id
         self.bot.jobs_changed()
         log.info("job %d: %.1f s of audio from user %d for job %d", mux_job.id, seconds, user_id, target.id)
-        await reply(interaction, queued_reply(mux_job, await self.bot.store.queue_position(mux_job.id)))
+        await reply(interaction, queued_reply(mux_job, (await self.bot.store.queue_positions([mux_job.id]))[mux_job.id]))
 
     async def _target(self, interaction: discord.Interaction, job_id: int | None) -> Job:
         if job_id is None:

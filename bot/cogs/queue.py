@@ -27,9 +27,7 @@ class Queue(commands.Cog):
     async def queue(self, interaction: discord.Interaction) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
         jobs = await self.bot.store.active_jobs(interaction.guild_id)
-        positions = {
-            job.id: await self.bot.store.queue_position(job.id) for job in jobs if job.status is JobStatus.QUEUED
-        }
+        positions = await self.bot.store.queue_positions(job.id for job in jobs if job.status is JobStatus.QUEUED)
         await reply(interaction, queue_text(jobs, positions, interaction.user.id))
 
     @app_commands.command(name="cancel", description="Cancel one of your jobs (your latest when left out).")

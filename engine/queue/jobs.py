@@ -1,4 +1,4 @@
-"""What a job is: its kind, its status and the frozen record read from the store."""
+"""What a job is: its kind, its status and the frozen record read from the store; what a user has used."""
 
 from __future__ import annotations
 
@@ -18,6 +18,11 @@ class JobKind(str, Enum):
     def renders(self) -> bool:
         """Renders need the GPU; mux is CPU work and never waits behind them."""
         return self is not JobKind.MUX
+
+    @property
+    def lane(self) -> str:
+        """The fair order's lane (``claim_turns.lane``): ``"render"`` or ``"mux"``."""
+        return "render" if self.renders else "mux"
 
 
 class JobStatus(str, Enum):
@@ -40,7 +45,7 @@ class Job:
     params: RenderParams | None  # None for mux jobs
     seed: int | None
     guild_id: int | None
-    channel_id: int | None
+    origin_id: int | None  # where the request came from (the front end's place to answer in)
     user_id: int
     parent_id: int | None  # re-roll: the job it re-rolls; mux: the job whose video gets the audio
     audio_path: str | None  # mux: the downloaded audio file
@@ -51,8 +56,8 @@ class Job:
     error: str | None
     eta_seconds: float | None
     cancel_requested: bool
-    progress_message_id: int | None
-    result_message_id: int | None
+    progress_post_id: int | None  # the front end's post showing progress
+    result_post_id: int | None  # the front end's post carrying the outcome; set once it is delivered
     worker: str | None
     attempts: int
     created_at: float
@@ -73,3 +78,15 @@ class Job:
                 "cancel_requested": bool(data["cancel_requested"]),
             }
         )
+
+
+DAY = 86400.0  # a UTC day in unix seconds (unix time has no leap seconds)
+
+
+@dataclass(frozen=True)
+class Usage:
+    """What one user has used in one guild, as counted by the store (render jobs only)."""
+
+    renders_today: int = 0  # render jobs enqueued since 00:00 UTC
+    queued: int = 0  # render jobs queued or running now
+    last_request_at: float | None = None  # when the latest render job was enqueued

@@ -13,7 +13,8 @@ import aiosqlite
 log = logging.getLogger(__name__)
 
 MIGRATIONS: tuple[tuple[str, ...], ...] = (
-    # 1: jobs (columns = the fields of engine.queue.jobs.Job), per-guild limit overrides, fair-order turns.
+    # 1: jobs (columns = the fields of engine.queue.jobs.Job, as renamed by 3), per-guild limit overrides,
+    # fair-order turns.
     (
         # AUTOINCREMENT: ids are never reused after old rows are deleted, so a button or command
         # carrying an old job id can never act on a newer job.
@@ -37,8 +38,8 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             error               TEXT,
             eta_seconds         REAL,
             cancel_requested    INTEGER NOT NULL DEFAULT 0,
-            progress_message_id INTEGER,
-            result_message_id   INTEGER,
+            progress_post_id INTEGER,
+            result_post_id   INTEGER,
             worker              TEXT,
             attempts            INTEGER NOT NULL DEFAULT 0,
             created_at          REAL    NOT NULL,
@@ -49,8 +50,8 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE INDEX jobs_by_status ON jobs (status, kind, id)",
         "CREATE INDEX jobs_by_user ON jobs (guild_id, user_id, created_at)",
         "CREATE INDEX jobs_by_finish ON jobs (finished_at)",
-        "CREATE INDEX jobs_by_progress_message ON jobs (progress_message_id)",
-        "CREATE INDEX jobs_by_result_message ON jobs (result_message_id)",
+        "CREATE INDEX jobs_by_progress_message ON jobs (progress_post_id)",
+        "CREATE INDEX jobs_by_result_message ON jobs (result_post_id)",
         # One row per guild that changed a limit; NULL means "the configured default".
         """
         CREATE TABLE guild_limits (
@@ -88,6 +89,38 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             seen_at REAL NOT NULL
         )
         """,
+    ),
+    # 3: neutral words in the job table (where a request came from, the posts that show it), and
+    # per-guild settings as one JSON object that the store keeps without knowing its keys.
+    (
+        "ALTER TABLE jobs RENAME COLUMN channel_id TO origin_id",
+        "ALTER TABLE jobs RENAME COLUMN progress_post_id TO progress_post_id",
+        "ALTER TABLE jobs RENAME COLUMN result_post_id TO result_post_id",
+        "DROP INDEX jobs_by_progress_message",
+        "DROP INDEX jobs_by_result_message",
+        "CREATE INDEX jobs_by_progress_post ON jobs (progress_post_id)",
+        "CREATE INDEX jobs_by_result_post ON jobs (result_post_id)",
+        """
+        CREATE TABLE guild_settings (
+            guild_id   INTEGER PRIMARY KEY,
+            data       TEXT NOT NULL,               -- JSON object: setting name -> value
+            updated_at REAL
+        )
+        """,
+        # json_patch drops the members whose value is NULL (RFC 7396), so only the overrides a
+        # guild made are copied; allowed_channel_ids was JSON text and becomes a JSON list.
+        """
+        INSERT INTO guild_settings (guild_id, data, updated_at)
+        SELECT guild_id,
+               json_patch('{}', json_object(
+                   'max_frames', max_frames, 'max_steps', max_steps, 'max_side', max_side, 'max_fps', max_fps,
+                   'daily_quota', daily_quota, 'max_queued_per_user', max_queued_per_user,
+                   'cooldown_seconds', cooldown_seconds, 'upload_limit_bytes', upload_limit_bytes,
+                   'allowed_channel_ids', json(allowed_channel_ids))),
+               updated_at
+        FROM guild_limits
+        """,
+        "DROP TABLE guild_limits",
     ),
 )
 

@@ -45,7 +45,7 @@ async def rendered(tmp_path_factory):
             answer = await command(fake, "animate", options, user_id=world.member_id, channel_id=world.channel_id)
             job_id = job_id_in(answer.content)
             result = await wait_result(fake, world.channel_id, job_id)
-            job = await wait_job(running, job_id, lambda j: j.result_message_id is not None)
+            job = await wait_job(running, job_id, lambda j: j.result_post_id is not None)
             progress = progress_of(fake, world.channel_id, job_id)
             if progress is not None:  # the final edit comes after delivery (reactions included)
                 await fake.wait_for(lambda: "Done" in progress.content, 10, "the final progress edit")
@@ -69,7 +69,7 @@ async def test_animate_is_answered_with_the_job_id_and_queue_position(rendered):
 async def test_the_job_is_stored_done_with_the_seed_asked_for(rendered):
     job = rendered.job
     assert job.status is JobStatus.DONE and job.kind is JobKind.ANIMATE and job.seed == 1234
-    assert job.result_message_id == rendered.result.id
+    assert job.result_post_id == rendered.result.id
 
 
 async def test_the_posted_video_is_the_render_named_with_its_seed(rendered):
@@ -93,7 +93,7 @@ async def test_the_result_has_reroll_and_cancel_reactions_and_a_reroll_button(re
 
 async def test_the_progress_message_is_posted_with_a_cancel_button_and_stored(rendered):
     assert rendered.progress is not None  # progress_of finds it by its first revision's Cancel button
-    assert rendered.job.progress_message_id == rendered.progress.id
+    assert rendered.job.progress_post_id == rendered.progress.id
 
 
 async def test_the_progress_message_shows_frame_k_of_n_and_a_preview(rendered):

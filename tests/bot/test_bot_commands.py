@@ -12,7 +12,7 @@ from support.botharness import command, job_id_in, progress_of
 from support.media import write_wav
 from support.waiting import wait_job, wait_result
 from engine.queue.jobs import JobKind, JobStatus
-from engine.queue.limits import GuildLimits
+from bot.settings import GuildLimits, get_limits
 from engine.video.read import probe
 
 
@@ -26,14 +26,14 @@ async def test_limits_refuses_a_member_at_run_time_should_a_server_show_it_to_th
     refused = await command(fake, "limits set", {"max_frames": 4}, user_id=world.member_id,
                             channel_id=world.channel_id, check_permissions=False)  # fmt: skip
     assert refused.content == "Only members with the Manage Server permission can view or change the limits."
-    assert (await bot.bot.store.get_limits(world.guild_id)).max_frames == 12
+    assert (await get_limits(bot.bot.store, world.guild_id, defaults=bot.bot.config.limits)).max_frames == 12
 
 
 async def test_an_admins_limits_change_is_applied_and_stored(fake, world, bot):
     answer = await command(fake, "limits set", {"max_frames": 4, "daily_quota": 7, "cooldown_seconds": 0},
                            user_id=world.admin_id, channel_id=world.channel_id)  # fmt: skip
     assert "Limits updated" in answer.content and "Max frames: **4**" in answer.content
-    limits = await bot.bot.store.get_limits(world.guild_id)
+    limits = await get_limits(bot.bot.store, world.guild_id, defaults=bot.bot.config.limits)
     assert (limits.max_frames, limits.daily_quota) == (4, 7)
     shown = await command(fake, "limits show", user_id=world.admin_id, channel_id=world.channel_id)
     assert "Renders per user per UTC day: **7**" in shown.content
@@ -66,7 +66,7 @@ async def test_renders_can_be_kept_to_some_channels(fake, world, bot):
 async def test_limits_reset_puts_the_defaults_back(fake, world, bot):
     await command(fake, "limits set", {"max_frames": 4}, user_id=world.admin_id, channel_id=world.channel_id)
     await command(fake, "limits reset", user_id=world.admin_id, channel_id=world.channel_id)
-    assert await bot.bot.store.get_limits(world.guild_id) == GuildLimits.from_config(bot.bot.config.limits)
+    assert await get_limits(bot.bot.store, world.guild_id, defaults=bot.bot.config.limits) == GuildLimits.from_config(bot.bot.config.limits)
 
 
 # -- /mux -----------------------------------------------------------------------------------------
@@ -187,7 +187,7 @@ async def test_the_cancel_button_cancels_a_running_job(fake, world, bot):
     click = await fake.click(progress.id, f"animabot:cancel:{first}", user_id=member)
     [answer] = await click.wait_followups(1, 10)
     assert answer.ephemeral and answer.content in (f"Cancelling job {first}…", f"Job {first} is cancelled.")
-    job = await wait_job(bot, first, lambda j: j.status.finished and j.result_message_id is not None)
+    job = await wait_job(bot, first, lambda j: j.status.finished and j.result_post_id is not None)
     assert job.status is JobStatus.CANCELLED and job.frames_done < 12
     await fake.wait_for(lambda: "Cancelled" in progress.content and progress.components == [], 10)
     assert await bot.bot.store.active_jobs() == []

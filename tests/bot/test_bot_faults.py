@@ -10,6 +10,7 @@ import pytest
 import pytest_asyncio
 
 from bot.runner import Running
+from bot.settings import set_limits
 from engine.queue.jobs import Job, JobStatus
 from engine.video.read import probe
 from support.botharness import command, job_id_in, make_config, progress_of, start
@@ -119,11 +120,11 @@ async def test_discords_413_gets_one_smaller_re_encode_that_fits(fake, world, bo
 
 
 async def test_a_limit_nothing_fits_under_is_explained(fake, world, bot):
-    await bot.bot.store.set_limits(world.guild_id, upload_limit_bytes=2_000)
+    await set_limits(bot.bot.store, world.guild_id, defaults=bot.bot.config.limits, upload_limit_bytes=2_000)
     job_id = job_id_in((await command(fake, "animate", {"prompt": "a tiny cat"}, user_id=world.member_id,
                                       channel_id=world.channel_id)).content)  # fmt: skip
-    job = await wait_job(bot, job_id, lambda j: j.result_message_id is not None)
-    notice = fake.message(job.result_message_id)
+    job = await wait_job(bot, job_id, lambda j: j.result_post_id is not None)
+    notice = fake.message(job.result_post_id)
     assert "could not be posted" in notice.content and "cannot fit under" in notice.content
     assert notice.attachments == []
 
@@ -133,8 +134,8 @@ async def test_a_second_413_is_final_and_explained(fake, world, bot):
     fake.upload_limit = 20_000  # far below even the halved re-encode
     options = {"prompt": "a forest in autumn", "frames": 4, "size": "square"}
     job_id = job_id_in((await command(fake, "animate", options, user_id=world.member_id, channel_id=channel)).content)
-    job = await wait_job(bot, job_id, lambda j: j.result_message_id is not None)
-    notice = fake.message(job.result_message_id)
+    job = await wait_job(bot, job_id, lambda j: j.result_post_id is not None)
+    notice = fake.message(job.result_post_id)
     assert "could not be posted" in notice.content and "Discord refused it even at" in notice.content
     assert notice.attachments == []
     refused = [r for r in fake.requests("POST", r"/channels/\d+/messages$") if r.status == 413]

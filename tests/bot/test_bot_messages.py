@@ -20,17 +20,17 @@ from bot.progress import read_preview
 from bot.views import JobButton, progress_view, result_view
 from engine.errors import UserError
 from engine.queue.jobs import Job, JobKind, JobStatus
-from engine.queue.limits import GuildLimits
+from bot.settings import GuildLimits
 from engine.render.params import RenderParams
 
 
 def make_job(**changes) -> Job:
     params = RenderParams(prompt="a cat in a sunflower field", frames=16, seed=1234)
     base = dict(
-        id=42, kind=JobKind.ANIMATE, status=JobStatus.QUEUED, params=params, seed=1234, guild_id=1, channel_id=2,
+        id=42, kind=JobKind.ANIMATE, status=JobStatus.QUEUED, params=params, seed=1234, guild_id=1, origin_id=2,
         user_id=7, parent_id=None, audio_path=None, frames_done=0, frames_total=16, preview_path=None,
-        result_path=None, error=None, eta_seconds=None, cancel_requested=False, progress_message_id=None,
-        result_message_id=None, worker=None, attempts=0, created_at=0.0, started_at=None, finished_at=None,
+        result_path=None, error=None, eta_seconds=None, cancel_requested=False, progress_post_id=None,
+        result_post_id=None, worker=None, attempts=0, created_at=0.0, started_at=None, finished_at=None,
     )
     base.update(changes)
     return Job(**base)

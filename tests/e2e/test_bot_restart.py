@@ -3,6 +3,7 @@ old results still work, because their state is in SQLite and the buttons are Dyn
 
 from __future__ import annotations
 
+from bot.settings import set_limits
 from support.botharness import command, job_id_in, progress_of, start
 from support.waiting import wait_job, wait_result
 from engine.queue.jobs import JobKind, JobStatus
@@ -17,7 +18,7 @@ async def test_resume_after_restart_then_reroll_by_reaction_and_button_after_ano
     try:
         options = {"prompt": "a lighthouse in a storm", "frames": 10, "size": "square", "seed": 7}
         job_id = job_id_in((await command(fake, "animate", options, user_id=member, channel_id=channel)).content)
-        await wait_job(running, job_id, lambda j: j.frames_done >= 2 and j.progress_message_id is not None)
+        await wait_job(running, job_id, lambda j: j.frames_done >= 2 and j.progress_post_id is not None)
     finally:
         await running.stop()
     progress = progress_of(fake, channel, job_id)
@@ -27,8 +28,8 @@ async def test_resume_after_restart_then_reroll_by_reaction_and_button_after_ano
     running = await start(config)
     try:
         result = await wait_result(fake, channel, job_id)
-        job = await wait_job(running, job_id, lambda j: j.result_message_id is not None)
-        assert job.status is JobStatus.DONE and job.attempts == 2 and job.progress_message_id == progress.id
+        job = await wait_job(running, job_id, lambda j: j.result_post_id is not None)
+        assert job.status is JobStatus.DONE and job.attempts == 2 and job.progress_post_id == progress.id
         assert probe(job.result_path).frames == 10
         await fake.wait_for(lambda: "Done" in progress.content, 10, "the final progress edit")
         assert len(progress.revisions) > edits_before
@@ -40,7 +41,7 @@ async def test_resume_after_restart_then_reroll_by_reaction_and_button_after_ano
     running = await start(config)
     try:
         await fake.react(channel, result.id, "🔄", user_id=member)
-        reroll = await wait_job(running, job_id + 1, lambda j: j.status.finished and j.result_message_id is not None)
+        reroll = await wait_job(running, job_id + 1, lambda j: j.status.finished and j.result_post_id is not None)
         assert (reroll.kind, reroll.parent_id, reroll.status) == (JobKind.REROLL, job_id, JobStatus.DONE)
         assert reroll.seed != 7 and reroll.params.prompt == "a lighthouse in a storm" and reroll.params.frames == 10
         reroll_result = await wait_result(fake, channel, reroll.id)
@@ -54,7 +55,7 @@ async def test_resume_after_restart_then_reroll_by_reaction_and_button_after_ano
         assert answer.ephemeral and (await running.bot.store.get(button_job)).parent_id == job_id
         cancelled = await command(fake, "cancel", {"job": button_job}, user_id=member, channel_id=channel)
         assert f"job {button_job}" in cancelled.content
-        await wait_job(running, button_job, lambda j: j.status is JobStatus.CANCELLED and j.result_message_id)
+        await wait_job(running, button_job, lambda j: j.status is JobStatus.CANCELLED and j.result_post_id)
 
         # ❌ from someone else without Manage Messages is refused, with a reason in the channel;
         # ❌ from the requester deletes the result
@@ -65,7 +66,7 @@ async def test_resume_after_restart_then_reroll_by_reaction_and_button_after_ano
         await fake.wait_for(lambda: reroll_result.deleted, 5, "the result to be deleted")
 
         # a re-roll is subject to the limits: over the daily quota, 🔄 is refused with the reason
-        await running.bot.store.set_limits(world.guild_id, daily_quota=3)  # the member has asked for 3 today
+        await set_limits(running.bot.store, world.guild_id, defaults=config.limits, daily_quota=3)  # the member has asked for 3 today
         await fake.unreact(channel, result.id, "🔄", user_id=member)
         await fake.react(channel, result.id, "🔄", user_id=member)
         await fake.wait_for(lambda: any("used your 3 renders" in m.content for m in fake.bot_messages(channel)), 5)

@@ -16,7 +16,7 @@ from engine.queue.store import JobStore
 
 
 async def test_the_bot_delivers_jobs_rendered_by_a_worker_on_its_own_store_connection(fake, world, config):
-    worker_store = await JobStore.open(config.db_path, limits=config.limits)  # as `animabot worker` would
+    worker_store = await JobStore.open(config.db_path)  # as `animabot worker` would
     worker = Runtime(config, worker_store, worker="worker-1")
     await worker.start()
     running = await start(config, with_runtime=False)
@@ -26,7 +26,7 @@ async def test_the_bot_delivers_jobs_rendered_by_a_worker_on_its_own_store_conne
                                channel_id=world.channel_id)  # fmt: skip
         job_id = job_id_in(answer.content)
         result = await wait_result(fake, world.channel_id, job_id)
-        job = await wait_job(running, job_id, lambda j: j.result_message_id == result.id)
+        job = await wait_job(running, job_id, lambda j: j.result_post_id == result.id)
         assert job.status is JobStatus.DONE and job.worker == "worker-1"
     finally:
         await running.stop()
@@ -46,7 +46,7 @@ async def test_a_rejected_token_is_a_readable_error_and_nothing_is_left_running(
 
 async def test_a_job_finished_while_the_bot_was_down_loses_its_stale_preview(fake, world, config):
     # the bot stops with a preview on the progress message; the worker finishes the job meanwhile
-    worker_store = await JobStore.open(config.db_path, limits=config.limits)
+    worker_store = await JobStore.open(config.db_path)
     worker = Runtime(config, worker_store, worker="worker-1")
     await worker.start()
     try:

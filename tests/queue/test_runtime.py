@@ -12,10 +12,11 @@ import time
 import pytest
 
 from engine.config import Config, EngineConfig
+from engine.errors import OutOfMemory
 from engine.queue.jobs import JobKind, JobStatus
-from engine.render.params import RenderParams
-from engine.queue.worker import Runtime
 from engine.queue.store import JobStore
+from engine.queue.worker import Runtime
+from engine.render.params import RenderParams
 from engine.video.read import probe
 
 SMALL = RenderParams(prompt="a cat", frames=3, fps=8, steps=2, width=64, height=64, seed=1)
@@ -25,7 +26,25 @@ def _config(tmp_path, **engine) -> Config:
     return Config(data_dir=tmp_path / "data", engine=EngineConfig(model="test-tiny", device="cpu", **engine))
 
 
+async def _drained(runtime, timeout=60.0):
+    """``runtime.drain()``, with a bound so that a bug fails the test instead of hanging it."""
+    await asyncio.wait_for(runtime.drain(), timeout)
+
+
+async def _rendered(events, job_id, frames, timeout=60.0):
+    """Until the runtime publishes that ``job_id`` has ``frames`` frames."""
+
+    async def seen():
+        while True:
+            event = await events.get()
+            if event.job_id == job_id and event.frames_done >= frames:
+                return event
+
+    return await asyncio.wait_for(seen(), timeout)
+
+
 async def _until(predicate, timeout=60.0):
+    """Poll ``predicate`` (for what no in-process runtime announces: another process, the clean-up)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         result = await predicate()
@@ -43,7 +62,7 @@ async def _finished(store, job_id):
 @pytest.fixture
 async def served(tmp_path):
     config = _config(tmp_path)
-    store = await JobStore.open(config.db_path, limits=config.limits)
+    store = await JobStore.open(config.db_path)
     runtime = Runtime(config, store)
     await runtime.start()
     yield config, store, runtime
@@ -54,9 +73,10 @@ async def served(tmp_path):
 async def test_a_job_goes_from_queued_to_done_with_progress_and_a_video(served):
     config, store, runtime = served
     events = runtime.subscribe()
-    job = await store.enqueue(JobKind.ANIMATE, SMALL, user_id=1, guild_id=5, channel_id=6)
+    job = await store.enqueue(JobKind.ANIMATE, SMALL, user_id=1, guild_id=5, origin_id=6)
     runtime.notify()
-    done = await _until(lambda: _finished(store, job.id))
+    await _drained(runtime)
+    done = await store.get(job.id)
     assert done.status is JobStatus.DONE and done.frames_done == 3 and done.error is None
     info = probe(done.result_path)
     assert (info.frames, info.width, info.video_codec) == (3, 64, "h264")
@@ -75,8 +95,8 @@ async def test_a_failing_job_does_not_stop_the_next(served):
     first = await store.enqueue(JobKind.ANIMATE, bad, user_id=1)
     second = await store.enqueue(JobKind.ANIMATE, SMALL, user_id=2)
     runtime.notify()
-    failed = await _until(lambda: _finished(store, first.id))
-    ok = await _until(lambda: _finished(store, second.id))
+    await _drained(runtime)
+    failed, ok = await store.get(first.id), await store.get(second.id)
     assert failed.status is JobStatus.FAILED and "multiple of 8" in failed.error
     assert ok.status is JobStatus.DONE
 
@@ -91,28 +111,31 @@ async def test_out_of_memory_fails_the_job_with_a_readable_reason_and_serving_go
     def out_of_memory_once(*args, **kwargs):
         calls.append(1)
         if len(calls) == 1:
-            raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
+            raise OutOfMemory("CUDA out of memory. Tried to allocate 2.00 GiB")
         return real(*args, **kwargs)
 
     monkeypatch.setattr(engine.render.chain, "render_round", out_of_memory_once)
     first = await store.enqueue(JobKind.ANIMATE, SMALL, user_id=1)
     runtime.notify()
-    failed = await _until(lambda: _finished(store, first.id))
+    await _drained(runtime)
     second = await store.enqueue(JobKind.ANIMATE, SMALL, user_id=2)
     runtime.notify()
-    ok = await _until(lambda: _finished(store, second.id))
+    await _drained(runtime)
+    failed, ok = await store.get(first.id), await store.get(second.id)
     assert failed.status is JobStatus.FAILED and failed.error.startswith("The GPU ran out of memory")
     assert ok.status is JobStatus.DONE
 
 
 async def test_cancel_while_running_stops_the_job(served):
     config, store, runtime = served
+    events = runtime.subscribe()
     job = await store.enqueue(JobKind.ANIMATE, dataclasses.replace(SMALL, frames=200), user_id=1)
     runtime.notify()
-    await _until(lambda: _progressed(store, job.id, 1))
+    await _rendered(events, job.id, 1)
     await store.request_cancel(job.id)
     runtime.notify()
-    cancelled = await _until(lambda: _finished(store, job.id), timeout=10)
+    await _drained(runtime, timeout=10)
+    cancelled = await store.get(job.id)
     assert cancelled.status is JobStatus.CANCELLED and cancelled.result_path is None
     assert cancelled.frames_done < 200
 
@@ -121,7 +144,8 @@ async def test_jobs_of_one_size_render_in_one_batch(served):
     config, store, runtime = served
     jobs = [await store.enqueue(JobKind.ANIMATE, SMALL.with_seed(s), user_id=s) for s in range(3)]
     runtime.notify()
-    done = [await _until(lambda j=j: _finished(store, j.id)) for j in jobs]
+    await _drained(runtime)
+    done = [await store.get(j.id) for j in jobs]
     assert all(j.status is JobStatus.DONE for j in done)
     # Batched jobs start together: each was claimed before the first one finished.
     assert max(j.started_at for j in done) < min(j.finished_at for j in done)
@@ -131,12 +155,14 @@ async def test_mux_jobs_are_served_beside_renders(served, tmp_path):
     config, store, runtime = served
     render = await store.enqueue(JobKind.ANIMATE, SMALL, user_id=1)
     runtime.notify()
-    render = await _until(lambda: _finished(store, render.id))
+    await _drained(runtime)
+    render = await store.get(render.id)
     wav = tmp_path / "tone.wav"
     _write_wav(wav, seconds=1.0)
     mux = await store.enqueue(JobKind.MUX, None, user_id=1, parent_id=render.id, audio_path=str(wav))
     runtime.notify()
-    mux = await _until(lambda: _finished(store, mux.id))
+    await _drained(runtime)
+    mux = await store.get(mux.id)
     assert mux.status is JobStatus.DONE
     info = probe(mux.result_path)
     assert info.audio_codec == "aac" and info.frames == 3
@@ -198,14 +224,16 @@ async def test_a_worker_killed_mid_render_resumes_without_rendering_a_frame_twic
 
 async def test_a_second_worker_starting_leaves_a_live_workers_job_alone(served, tmp_path):
     config, store, runtime = served
+    events = runtime.subscribe()
     job = await store.enqueue(JobKind.ANIMATE, dataclasses.replace(SMALL, frames=40, steps=3), user_id=1)
     runtime.notify()
-    await _until(lambda: _progressed(store, job.id, 1))
+    await _rendered(events, job.id, 1)
     other = Runtime(config, await JobStore.open(config.db_path), worker="gpu-1")
     await other.start()
     try:
         assert (await store.get(job.id)).worker == runtime.worker  # not re-queued under it
-        done = await _until(lambda: _finished(store, job.id), timeout=120)
+        await _drained(runtime, timeout=120)
+        done = await store.get(job.id)
         assert done.status is JobStatus.DONE and done.attempts == 1
     finally:
         await other.stop()
@@ -213,10 +241,10 @@ async def test_a_second_worker_starting_leaves_a_live_workers_job_alone(served, 
 
 
 async def test_a_job_resumed_with_every_frame_on_disk_is_encoded(tmp_path):
+    from engine.queue.worker import job_dir
     from engine.render.chain import render_frames
     from engine.render.frames import save_frame
     from engine.render.models import load_components
-    from engine.queue.worker import job_dir
 
     config = _config(tmp_path)
     store = await JobStore.open(config.db_path)
@@ -229,7 +257,8 @@ async def test_a_job_resumed_with_every_frame_on_disk_is_encoded(tmp_path):
     await store.requeue_running()
     await runtime.start()
     try:
-        done = await _until(lambda: _finished(store, job.id))
+        await _drained(runtime)
+        done = await store.get(job.id)
     finally:
         await runtime.stop()
         await store.close()
@@ -244,7 +273,8 @@ async def test_a_job_over_the_time_limit_fails_with_the_reason(tmp_path):
     try:
         job = await store.enqueue(JobKind.ANIMATE, dataclasses.replace(SMALL, frames=200), user_id=1)
         runtime.notify()
-        failed = await _until(lambda: _finished(store, job.id), timeout=30)
+        await _drained(runtime, timeout=30)
+        failed = await store.get(job.id)
     finally:
         await runtime.stop()
         await store.close()
@@ -288,12 +318,12 @@ async def test_an_idle_runtime_compiles_the_pending_batch_size_and_still_serves(
             calls.append((width, height, rows))
             return 0.0
 
-    runtime._predict = RecordingStep(runtime.components)
-    runtime._to_warm = [16]
-    runtime.notify()
-    await _until(lambda: asyncio.sleep(0, result=bool(calls)))
-    assert calls == [(512, 512, (16,))] and runtime._to_warm == []
+    runtime.batcher.predict = RecordingStep(runtime.components)
+    runtime.batcher.to_warm = [16]
+    await _drained(runtime)  # a batch size waiting to be compiled is work left to do
+    assert calls == [(512, 512, (16,))] and runtime.batcher.to_warm == []
     job = await store.enqueue(JobKind.ANIMATE, SMALL, user_id=1)
     runtime.notify()
-    done = await _until(lambda: _finished(store, job.id))
+    await _drained(runtime)
+    done = await store.get(job.id)
     assert done.status is JobStatus.DONE  # sizes never warmed run eagerly

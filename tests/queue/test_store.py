@@ -1,4 +1,4 @@
-"""The job store: lifecycle, fair claiming, cancellation, concurrency, usage and limits."""
+"""The job store: schema, lifecycle, fair claiming, cancellation, concurrency, usage and settings."""
 
 from __future__ import annotations
 
@@ -9,13 +9,10 @@ import sqlite3
 
 import pytest
 
-from engine.config import LimitsConfig
-from engine.errors import UserError
-from engine.queue.jobs import Job, JobKind, JobStatus
-from engine.queue.limits import GuildLimits, Usage, check_request
-from engine.queue.schema import SCHEMA_VERSION
+from engine.queue.jobs import Job, JobKind, JobStatus, Usage
+from engine.queue.schema import MIGRATIONS, SCHEMA_VERSION
+from engine.queue.store import JobStore
 from engine.render.params import RenderParams
-from engine.queue.store import JobStore, fair_order
 
 T0 = 1_700_000_000.0
 MIDNIGHT = 19_800 * 86400.0  # some 00:00 UTC
@@ -32,7 +29,7 @@ async def store(tmp_path):
 
 
 async def render(store: JobStore, user: int, now: float = T0, guild: int | None = 1, **kw) -> Job:
-    return await store.enqueue(JobKind.ANIMATE, params(**kw), user_id=user, guild_id=guild, channel_id=5, now=now)
+    return await store.enqueue(JobKind.ANIMATE, params(**kw), user_id=user, guild_id=guild, origin_id=5, now=now)
 
 
 # -- schema -----------------------------------------------------------------------------------------
@@ -42,15 +39,13 @@ async def test_columns_are_the_job_fields_and_migrations_are_idempotent(tmp_path
         store = await JobStore.open(path)
         await store.close()
     with sqlite3.connect(path) as db:
-        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
         assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         columns = [row[1] for row in db.execute("PRAGMA table_info(jobs)")]
     assert columns == [f.name for f in dataclasses.fields(Job)]
 
 
 async def test_a_version_1_database_is_upgraded_and_keeps_its_jobs(tmp_path):
-    from engine.queue.schema import MIGRATIONS
-
     path = tmp_path / "old.sqlite3"
     with sqlite3.connect(path) as db:
         for statement in MIGRATIONS[0]:
@@ -65,7 +60,37 @@ async def test_a_version_1_database_is_upgraded_and_keeps_its_jobs(tmp_path):
     finally:
         await store.close()
     with sqlite3.connect(path) as db:
-        assert db.execute("PRAGMA user_version").fetchone()[0] == 2
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+
+
+async def test_a_version_2_database_keeps_its_posts_and_limits_in_the_neutral_columns(tmp_path):
+    path = tmp_path / "old.sqlite3"
+    with sqlite3.connect(path) as db:
+        for statement in MIGRATIONS[0] + MIGRATIONS[1]:
+            db.execute(statement)
+        db.execute("PRAGMA user_version = 2")
+        db.execute(
+            """INSERT INTO jobs (kind, user_id, created_at, status, channel_id, progress_post_id, result_post_id)
+               VALUES ('mux', 7, 1.0, 'done', 55, 1001, 1002)"""
+        )
+        db.execute(
+            """INSERT INTO guild_limits (guild_id, max_frames, daily_quota, allowed_channel_ids, updated_at)
+               VALUES (1, 24, 0, '[10, 11]', 5.0), (2, NULL, NULL, NULL, 6.0)"""
+        )
+    async with await JobStore.open(path) as store:
+        job = await store.get(1)
+        assert (job.origin_id, job.progress_post_id, job.result_post_id) == (55, 1001, 1002)
+        assert await store.find_by_post(1002) == job
+        assert await store.get_settings(1) == {"max_frames": 24, "daily_quota": 0, "allowed_channel_ids": [10, 11]}
+        assert await store.get_settings(2) == {}
+    with sqlite3.connect(path) as db:
+        tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        indexes = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+        updated = db.execute("SELECT guild_id, updated_at FROM guild_settings ORDER BY guild_id").fetchall()
+    assert "guild_limits" not in tables and "guild_settings" in tables
+    assert {"jobs_by_progress_post", "jobs_by_result_post"} <= indexes
+    assert not {"jobs_by_progress_message", "jobs_by_result_message"} & indexes
+    assert updated == [(1, 5.0), (2, 6.0)]
 
 
 # -- lifecycle --------------------------------------------------------------------------------------
@@ -74,7 +99,7 @@ async def test_lifecycle_queued_running_done_read_back(tmp_path, caplog):
     path = tmp_path / "jobs.sqlite3"
     async with await JobStore.open(path) as store:
         job = await store.enqueue(
-            JobKind.ANIMATE, params(frames=12, seed=42), user_id=7, guild_id=1, channel_id=5, now=T0
+            JobKind.ANIMATE, params(frames=12, seed=42), user_id=7, guild_id=1, origin_id=5, now=T0
         )
         assert (job.status, job.seed, job.frames_total, job.frames_done, job.attempts) == (
             JobStatus.QUEUED, 42, 12, 0, 0)
@@ -88,8 +113,8 @@ async def test_lifecycle_queued_running_done_read_back(tmp_path, caplog):
 
         await store.update_progress(job.id, 4, preview_path="p/0003.png", eta_seconds=9.5)
         await store.update_progress(job.id, 5)  # keeps the preview and ETA
-        await store.set_messages(job.id, progress_message_id=1001)
-        await store.set_messages(job.id, result_message_id=1002)
+        await store.set_posts(job.id, progress_post_id=1001)
+        await store.set_posts(job.id, result_post_id=1002)
         done = await store.finish(job.id, JobStatus.DONE, result_path="out/1.mp4", now=T0 + 20)
         assert (done.status, done.finished_at, done.result_path, done.eta_seconds) == (
             JobStatus.DONE, T0 + 20, "out/1.mp4", None)
@@ -98,10 +123,10 @@ async def test_lifecycle_queued_running_done_read_back(tmp_path, caplog):
         back = await store.get(job.id)
         assert back == done
         assert (back.frames_done, back.preview_path) == (5, "p/0003.png")
-        assert (back.progress_message_id, back.result_message_id) == (1001, 1002)
-        assert await store.find_by_message(1001) == back
-        assert await store.find_by_message(1002) == back
-        assert await store.find_by_message(999) is None
+        assert (back.origin_id, back.progress_post_id, back.result_post_id) == (5, 1001, 1002)
+        assert await store.find_by_post(1001) == back
+        assert await store.find_by_post(1002) == back
+        assert await store.find_by_post(999) is None
         assert await store.get(999) is None
     messages = [r.getMessage() for r in caplog.records]
     assert f"job {job.id} queued → running (worker w1, attempt 1)" in messages
@@ -161,7 +186,7 @@ async def test_claims_round_robin_across_users(store):
         for _ in range(count):
             await render(store, user)
     queued = await store.active_jobs()
-    predicted = [await store.queue_position(job.id) for job in queued]
+    predicted = await store.queue_positions(job.id for job in queued)
 
     claimed = []
     while (job := await store.claim("w", now=T0)) is not None:  # one clock reading: order by turn
@@ -171,10 +196,10 @@ async def test_claims_round_robin_across_users(store):
     for job in claimed:  # each user's jobs oldest first
         by_user.setdefault(job.user_id, []).append(job.id)
     assert all(ids == sorted(ids) for ids in by_user.values())
-    # queue_position predicted exactly this order
-    order = [job.id for job in claimed]
-    assert predicted == [order.index(job.id) + 1 for job in queued]
-    assert await store.queue_position(claimed[0].id) == 0  # not queued any more
+    # queue_positions predicted exactly this order: A's jobs are 1-5, B's 6-7, C's 8
+    assert [job.id for job in claimed] == [1, 6, 8, 2, 7, 3, 4, 5]
+    assert predicted == {1: 1, 2: 4, 3: 6, 4: 7, 5: 8, 6: 2, 7: 5, 8: 3}
+    assert await store.queue_positions([claimed[0].id]) == {claimed[0].id: 0}  # not queued any more
 
 
 async def test_a_newcomer_is_served_before_users_already_served(store):
@@ -182,16 +207,46 @@ async def test_a_newcomer_is_served_before_users_already_served(store):
         await render(store, 1)
     assert (await store.claim("w")).user_id == 1
     late = await render(store, 2)
-    assert await store.queue_position(late.id) == 1
+    assert await store.queue_positions([late.id]) == {late.id: 1}
     assert (await store.claim("w")).id == late.id
     assert (await store.claim("w")).user_id == 1
 
 
-def test_fair_order_helper():
-    assert fair_order([(1, 9), (2, 9), (3, 8)], {}) == [1, 3, 2]
-    assert fair_order([(1, 9), (2, 9), (3, 8)], {8: 5, 9: 4}) == [1, 3, 2]
-    assert fair_order([(1, 9), (2, 8)], {9: 5, 8: 4}) == [2, 1]
-    assert fair_order([], {1: 1}) == []
+FAIR_CASES = [  # (queued jobs 1..n as their users, turns: when each user was last served, the order claims take)
+    ([9, 9, 8], {}, [1, 3, 2]),
+    ([9, 9, 8], {8: 5, 9: 4}, [1, 3, 2]),
+    ([9, 8], {9: 5, 8: 4}, [2, 1]),
+    ([7, 7, 7, 8, 9, 8], {7: 3}, [4, 5, 1, 6, 2, 3]),  # never served first, by their oldest job
+    ([1, 2, 3, 1, 2, 1], {1: 9, 2: 8, 3: 10}, [2, 1, 3, 5, 4, 6]),
+    ([], {1: 1}, []),
+]
+
+
+@pytest.mark.parametrize("users, turns, expected", FAIR_CASES)
+async def test_queue_positions_and_claims_follow_the_fair_order(tmp_path, users, turns, expected):
+    path = tmp_path / "jobs.sqlite3"
+    async with await JobStore.open(path) as store:
+        jobs = [await render(store, user) for user in users]
+        assert [job.id for job in jobs] == list(range(1, len(users) + 1))
+        with sqlite3.connect(path) as db:  # as if earlier claims had served these users
+            db.executemany("INSERT INTO claim_turns (user_id, lane, turn) VALUES (?, 'render', ?)", turns.items())
+        positions = await store.queue_positions(job.id for job in jobs)
+        assert sorted(positions, key=positions.get) == expected
+        assert sorted(positions.values()) == list(range(1, len(users) + 1))
+        claimed = []
+        while (job := await store.claim("w")) is not None:
+            claimed.append(job.id)
+        assert claimed == expected
+
+
+async def test_queue_positions_count_within_each_lane_and_skip_what_is_not_queued(store):
+    r1, r2 = await render(store, 1), await render(store, 2)
+    mux = await store.enqueue(JobKind.MUX, None, user_id=3)
+    cancelled = await render(store, 4)
+    await store.request_cancel(cancelled.id)
+    assert await store.queue_positions([mux.id, r2.id, r1.id, cancelled.id, 999, r1.id]) == {
+        mux.id: 1, r2.id: 2, r1.id: 1, cancelled.id: 0, 999: 0}
+    assert await store.queue_positions([]) == {}
 
 
 async def test_mux_is_claimable_apart_from_renders(store):
@@ -202,13 +257,13 @@ async def test_mux_is_claimable_apart_from_renders(store):
     assert (await store.claim("cpu", renders=False)).id == mux.id
     assert await store.claim("cpu", renders=False) is None
     assert (await store.claim("gpu", mux=False)).id == r1.id
-    assert await store.queue_position(mux.id) == 0
+    assert await store.queue_positions([mux.id]) == {mux.id: 0}
 
 
 async def test_mux_comes_first_when_one_worker_takes_both(store):
     await render(store, 1)
     mux = await store.enqueue(JobKind.MUX, None, user_id=1)
-    assert await store.queue_position(mux.id) == 1
+    assert await store.queue_positions([mux.id]) == {mux.id: 1}
     assert (await store.claim("w")).id == mux.id
 
 
@@ -232,7 +287,7 @@ async def test_cancel_while_queued(store):
     cancelled = await store.request_cancel(job.id, now=T0 + 3)
     assert (cancelled.status, cancelled.finished_at) == (JobStatus.CANCELLED, T0 + 3)
     assert await store.claim("w") is None
-    assert await store.queue_position(job.id) == 0
+    assert await store.queue_positions([job.id]) == {job.id: 0}
     with pytest.raises(KeyError):
         await store.request_cancel(999)
 
@@ -293,7 +348,7 @@ async def test_two_stores_on_one_file_never_claim_the_same_job(tmp_path):
         assert all(job.attempts == 1 for job in await one.active_jobs())
 
 
-# -- usage and limits -------------------------------------------------------------------------------
+# -- usage and settings -------------------------------------------------------------------------------
 async def test_usage_counts_renders_per_utc_day(store):
     late = await render(store, 1, now=MIDNIGHT - 10)  # 23:59:50
     usage = await store.usage(1, 1, now=MIDNIGHT - 5)
@@ -315,46 +370,18 @@ async def test_usage_counts_renders_per_utc_day(store):
     assert await store.usage(3, 1) == Usage()
 
 
-async def test_quota_and_cooldown_through_check_request(store):
-    limits = await store.set_limits(1, daily_quota=2, cooldown_seconds=10, max_queued_per_user=5)
-    p = params()
-    await render(store, 1, now=MIDNIGHT - 100)
-    await render(store, 1, now=MIDNIGHT - 30)
-    usage = await store.usage(1, 1, now=MIDNIGHT - 10)
-    assert check_request(limits, p, usage, now=MIDNIGHT - 10) == (
-        "You have used your 2 renders for today; the quota resets at 00:00 UTC (in 1 min)."
-    )
-    usage = await store.usage(1, 1, now=MIDNIGHT + 10)
-    assert check_request(limits, p, usage, now=MIDNIGHT + 10) is None
-
-    await render(store, 1, now=MIDNIGHT + 10)
-    usage = await store.usage(1, 1, now=MIDNIGHT + 13)
-    assert check_request(limits, p, usage, now=MIDNIGHT + 13) == "Please wait 7 more seconds between requests."
-    assert check_request(limits, p, usage, now=MIDNIGHT + 20) is None
-
-
-async def test_limits_set_reset_and_persist(tmp_path):
+async def test_settings_are_a_json_object_per_guild_and_none_removes_a_key(tmp_path):
     path = tmp_path / "jobs.sqlite3"
-    config = LimitsConfig(max_frames=32, daily_quota=5)
-    async with await JobStore.open(path, limits=config) as store:
-        assert await store.get_limits(1) == GuildLimits.from_config(config)
-        changed = await store.set_limits(1, max_frames=24, allowed_channel_ids=[10, 11])
-        assert (changed.max_frames, changed.daily_quota, changed.allowed_channel_ids) == (24, 5, (10, 11))
-        assert (await store.set_limits(1, cooldown_seconds=0)).max_frames == 24  # earlier change kept
-        assert (await store.get_limits(2)).max_frames == 32  # other guilds untouched
-        with pytest.raises(UserError, match="Unknown limit"):
-            await store.set_limits(1, max_frame=3)
-        with pytest.raises(UserError, match="max_frames must be between 1 and 240, got 0"):
-            await store.set_limits(1, max_frames=0)
-
-    async with await JobStore.open(path, limits=config) as store:
-        kept = await store.get_limits(1)
-        assert (kept.max_frames, kept.cooldown_seconds, kept.allowed_channel_ids) == (24, 0, (10, 11))
-        assert (await store.set_limits(1, max_frames=None)).max_frames == 32  # None: back to default
-        assert await store.reset_limits(1) == GuildLimits.from_config(config)
-
-    async with await JobStore.open(path, limits=config) as store:
-        assert await store.get_limits(1) == GuildLimits.from_config(config)
+    async with await JobStore.open(path) as store:
+        assert await store.get_settings(1) == {}
+        assert await store.update_settings(1, {"a": 1, "ids": [10, 11]}) == {"a": 1, "ids": [10, 11]}
+        assert await store.update_settings(1, {"b": "x", "a": None, "gone": None}) == {"ids": [10, 11], "b": "x"}
+        await store.update_settings(2, {"a": 2})
+    async with await JobStore.open(path) as store:
+        assert await store.get_settings(1) == {"ids": [10, 11], "b": "x"}
+        await store.clear_settings(1)
+        assert await store.get_settings(1) == {}
+        assert await store.get_settings(2) == {"a": 2}  # other guilds untouched
 
 
 # -- queries ----------------------------------------------------------------------------------------
@@ -377,6 +404,26 @@ async def test_active_latest_done_and_finished_before(store):
 
     assert [job.id for job in await store.finished_before(T0 + 10 + reroll.id + 0.5)] == [old.id, reroll.id]
     assert await store.finished_before(T0) == []
+
+
+async def test_undelivered_lists_finished_jobs_with_an_origin_until_their_result_post_is_recorded(store):
+    p = params()
+    done = await store.enqueue(JobKind.ANIMATE, p, user_id=1, guild_id=2, origin_id=3)
+    failed = await store.enqueue(JobKind.ANIMATE, p, user_id=1, guild_id=2, origin_id=3)
+    cli = await store.enqueue(JobKind.ANIMATE, p, user_id=1)  # no origin: nobody to tell
+    waiting = await store.enqueue(JobKind.ANIMATE, p, user_id=1, guild_id=2, origin_id=3)
+    for _ in (done, failed, cli):
+        await store.claim("w")
+    await store.finish(failed.id, JobStatus.FAILED, error="boom", now=10.0)
+    await store.finish(done.id, JobStatus.DONE, result_path="/x.mp4", now=20.0)
+    await store.finish(cli.id, JobStatus.DONE, result_path="/y.mp4", now=30.0)
+
+    assert [j.id for j in await store.undelivered()] == [failed.id, done.id]
+    await store.set_posts(failed.id, progress_post_id=100, result_post_id=100)
+    assert [j.id for j in await store.undelivered()] == [done.id]
+    await store.set_posts(done.id, result_post_id=101)
+    assert await store.undelivered() == []
+    assert (await store.get(waiting.id)).status is JobStatus.QUEUED
 
 
 async def test_requeue_spares_live_workers_and_takes_dead_or_silent_ones(store):

@@ -1,7 +1,9 @@
-"""Per-guild limits and the pure check of one render request against them.
+"""Guild settings: per-guild limits, kept in the store, and the check of one request against them.
 
-Nothing here touches SQLite or Discord: the store keeps each guild's overrides and counts usage,
-the bot passes both to :func:`check_request` and shows the sentence it returns.
+The store keeps each guild's overrides as a neutral JSON object (``get_settings``/``update_settings``)
+and counts usage; this module turns the overrides and the configured defaults
+(``engine.config.LimitsConfig``) into :class:`GuildLimits`, and :func:`check_request` words the
+refusal a member reads in Discord.
 """
 
 from __future__ import annotations
@@ -9,12 +11,15 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from engine.config import LimitsConfig
 from engine.errors import UserError
+from engine.queue.jobs import DAY, Usage
 from engine.render.params import MAX_FPS, MAX_FRAMES, MAX_SIDE, MAX_STEPS, RenderParams
 
-DAY = 86400.0  # a UTC day in unix seconds (unix time has no leap seconds)
+if TYPE_CHECKING:
+    from engine.queue.store import JobStore
 
 
 @dataclass(frozen=True)
@@ -40,15 +45,6 @@ class GuildLimits:
         return dataclasses.replace(self, **check_changes(changes))
 
 
-@dataclass(frozen=True)
-class Usage:
-    """What one user has used in one guild, as counted by the store."""
-
-    renders_today: int = 0  # render jobs enqueued since 00:00 UTC
-    queued: int = 0  # render jobs queued or running now
-    last_request_at: float | None = None  # when the latest render job was enqueued
-
-
 LIMIT_NAMES = tuple(f.name for f in dataclasses.fields(GuildLimits))
 
 # name → (lowest allowed, highest allowed or None); the highest are the engine's own hard limits.
@@ -67,7 +63,7 @@ _RANGES: dict[str, tuple[int, int | None]] = {
 def check_changes(changes: dict) -> dict:
     """Validate limit changes as an admin typed them; return them normalised.
 
-    ``None`` values are kept: the store reads them as "back to the default".
+    ``None`` values are kept: :func:`set_limits` reads them as "back to the default".
     """
     unknown = sorted(set(changes) - set(LIMIT_NAMES))
     if unknown:
@@ -101,6 +97,38 @@ def _channel_ids(value) -> tuple[int, ...]:
     return tuple(dict.fromkeys(ids))  # drop repeats, keep order
 
 
+# -- stored per guild --------------------------------------------------------------------------------
+async def get_limits(store: JobStore, guild_id: int, *, defaults: LimitsConfig) -> GuildLimits:
+    """The configured defaults with this guild's stored overrides on top."""
+    return _apply(defaults, await store.get_settings(guild_id))
+
+
+async def set_limits(store: JobStore, guild_id: int, *, defaults: LimitsConfig, **changes) -> GuildLimits:
+    """Override some limits of a guild (``UserError`` for an unknown name or bad value).
+
+    A value of ``None`` puts that limit back to the configured default.
+    """
+    changes = check_changes(changes)
+    if not changes:
+        return await get_limits(store, guild_id, defaults=defaults)
+    stored = {name: list(value) if isinstance(value, tuple) else value for name, value in changes.items()}
+    return _apply(defaults, await store.update_settings(guild_id, stored))
+
+
+async def reset_limits(store: JobStore, guild_id: int, *, defaults: LimitsConfig) -> GuildLimits:
+    """Forget every override of a guild: back to the configured defaults."""
+    await store.clear_settings(guild_id)
+    return GuildLimits.from_config(defaults)
+
+
+def _apply(defaults: LimitsConfig, stored: dict) -> GuildLimits:
+    overrides = {name: value for name, value in stored.items() if name in LIMIT_NAMES}
+    if "allowed_channel_ids" in overrides:
+        overrides["allowed_channel_ids"] = tuple(overrides["allowed_channel_ids"])
+    return dataclasses.replace(GuildLimits.from_config(defaults), **overrides)
+
+
+# -- one request -----------------------------------------------------------------------------------
 def check_request(
     limits: GuildLimits,
     params: RenderParams | None,

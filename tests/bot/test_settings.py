@@ -1,15 +1,19 @@
-"""check_request: one rule at a time, with the exact sentence the user reads."""
+"""Guild settings: check_request one rule at a time, with the exact sentence the user reads, and the
+limits kept in the store (set, reset, persisted)."""
 
 from __future__ import annotations
 
 import pytest
 
+from bot.settings import GuildLimits, check_changes, check_request, get_limits, reset_limits, set_limits
 from engine.config import LimitsConfig
 from engine.errors import UserError
-from engine.queue.limits import GuildLimits, Usage, check_changes, check_request
+from engine.queue.jobs import JobKind, Usage
+from engine.queue.store import JobStore
 from engine.render.params import RenderParams
 
-NOW = 19_800 * 86400.0 + 20 * 3600 + 48 * 60  # 20:48:00 UTC
+MIDNIGHT = 19_800 * 86400.0  # some 00:00 UTC
+NOW = MIDNIGHT + 20 * 3600 + 48 * 60  # 20:48:00 UTC
 LIMITS = GuildLimits(
     max_frames=48, max_steps=30, max_side=768, max_fps=24, daily_quota=10, max_queued_per_user=3,
     cooldown_seconds=10, upload_limit_bytes=8 << 20,
@@ -119,3 +123,64 @@ def test_limit_changes_are_checked():
         check_changes({"daily_quota": "lots"})
     with pytest.raises(UserError, match="allowed_channel_ids must be channel ids"):
         check_changes({"allowed_channel_ids": ["#general"]})
+
+
+# -- kept in the store ------------------------------------------------------------------------------
+async def test_quota_and_cooldown_through_check_request(tmp_path):
+    defaults = LimitsConfig()
+    async with await JobStore.open(tmp_path / "jobs.sqlite3") as store:
+        limits = await set_limits(
+            store, 1, defaults=defaults, daily_quota=2, cooldown_seconds=10, max_queued_per_user=5
+        )
+
+        p = RenderParams(prompt="a cat", frames=8, seed=1)
+
+        async def render(now: float) -> None:
+            await store.enqueue(JobKind.ANIMATE, p, user_id=1, guild_id=1, origin_id=5, now=now)
+
+        await render(MIDNIGHT - 100)
+        await render(MIDNIGHT - 30)
+        usage = await store.usage(1, 1, now=MIDNIGHT - 10)
+        assert check_request(limits, p, usage, now=MIDNIGHT - 10) == (
+            "You have used your 2 renders for today; the quota resets at 00:00 UTC (in 1 min)."
+        )
+        usage = await store.usage(1, 1, now=MIDNIGHT + 10)
+        assert check_request(limits, p, usage, now=MIDNIGHT + 10) is None
+
+        await render(MIDNIGHT + 10)
+        usage = await store.usage(1, 1, now=MIDNIGHT + 13)
+        assert check_request(limits, p, usage, now=MIDNIGHT + 13) == "Please wait 7 more seconds between requests."
+        assert check_request(limits, p, usage, now=MIDNIGHT + 20) is None
+
+
+async def test_limits_set_reset_and_persist(tmp_path):
+    path = tmp_path / "jobs.sqlite3"
+    config = LimitsConfig(max_frames=32, daily_quota=5)
+    async with await JobStore.open(path) as store:
+        assert await get_limits(store, 1, defaults=config) == GuildLimits.from_config(config)
+        changed = await set_limits(store, 1, defaults=config, max_frames=24, allowed_channel_ids=[10, 11])
+        assert (changed.max_frames, changed.daily_quota, changed.allowed_channel_ids) == (24, 5, (10, 11))
+        assert (await set_limits(store, 1, defaults=config, cooldown_seconds=0)).max_frames == 24  # earlier kept
+        assert (await get_limits(store, 2, defaults=config)).max_frames == 32  # other guilds untouched
+        with pytest.raises(UserError, match="Unknown limit"):
+            await set_limits(store, 1, defaults=config, max_frame=3)
+        with pytest.raises(UserError, match="max_frames must be between 1 and 240, got 0"):
+            await set_limits(store, 1, defaults=config, max_frames=0)
+
+    async with await JobStore.open(path) as store:
+        kept = await get_limits(store, 1, defaults=config)
+        assert (kept.max_frames, kept.cooldown_seconds, kept.allowed_channel_ids) == (24, 0, (10, 11))
+        assert await store.get_settings(1) == {"max_frames": 24, "allowed_channel_ids": [10, 11], "cooldown_seconds": 0}
+        # None: back to the default
+        assert (await set_limits(store, 1, defaults=config, max_frames=None)).max_frames == 32
+        assert await reset_limits(store, 1, defaults=config) == GuildLimits.from_config(config)
+
+    async with await JobStore.open(path) as store:
+        assert await get_limits(store, 1, defaults=config) == GuildLimits.from_config(config)
+
+
+async def test_the_configured_defaults_apply_under_the_stored_overrides(tmp_path):
+    async with await JobStore.open(tmp_path / "jobs.sqlite3") as store:
+        await set_limits(store, 1, defaults=LimitsConfig(), max_steps=9)
+        limits = await get_limits(store, 1, defaults=LimitsConfig(max_frames=7, max_steps=20))
+        assert (limits.max_frames, limits.max_steps) == (7, 9)

@@ -1,0 +1,281 @@
+"""The GPU round: the render jobs one runtime holds, rendered a frame at a time in one batch.
+
+Jobs of one size share the GPU: up to ``max_batch`` of them are claimed, and each round renders the
+next frame of every one with their denoising steps batched (jobs join and leave between frames). The
+models, the compiled step and every round run on the runtime's GPU thread (a single-thread
+executor), so the event loop stays free. After a round each job's progress goes to the store and to
+the runtime's subscribers; a finished chain is encoded on the CPU thread while the batch goes on.
+
+This is the one place that hands render work to ``engine.render``; it imports it (and so torch)
+only inside the functions that run on the GPU thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from engine.config import Config
+from engine.errors import OutOfMemory, UserError
+from engine.files import result_filename, write_atomic
+from engine.queue.jobs import Job, JobStatus
+from engine.queue.store import JobStore
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Progress:
+    """What the runtime publishes to in-process subscribers after each frame and at the end."""
+
+    job_id: int
+    status: JobStatus
+    frames_done: int
+    frames_total: int
+    eta_seconds: float | None = None
+    preview_path: str | None = None
+    result_path: str | None = None
+    error: str | None = None
+
+
+def job_dir(config: Config, job_id: int) -> Path:
+    """Where a job's frames, preview and result live."""
+    return config.jobs_dir / str(job_id)
+
+
+def describe_failure(err: BaseException) -> str:
+    """The sentence a user reads for a failed job."""
+    if isinstance(err, UserError):
+        return str(err)
+    if isinstance(err, OutOfMemory):
+        return "The GPU ran out of memory; try a smaller size or fewer frames, or retry when the queue is quieter."
+    if "ffmpeg" in str(err).lower():
+        return "Encoding the video failed; please try again (the host can find details in the log)."
+    return "The render failed unexpectedly; the host can find details in the log."
+
+
+# finish(job, status, result=..., error=...): the runtime's shielded final write, which also publishes it.
+Finish = Callable[..., Awaitable[Job]]
+
+
+@dataclass(eq=False)
+class BatchJob:
+    """A render job held by this runtime: its frame chain lives on the GPU thread."""
+
+    job: Job
+    work_dir: Path
+    cancel: threading.Event = field(default_factory=threading.Event)
+    chain: object = None  # engine.render.chain.FrameChain, built on the GPU thread
+    claimed_at: float = field(default_factory=time.monotonic)
+    render_seconds: float = 0.0
+    rendered: int = 0
+    timed_out: bool = False
+    error: BaseException | None = None  # set when this job alone cannot be rendered
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self.job.params.width, self.job.params.height
+
+
+class Batcher:
+    """The batch of render jobs one runtime is rendering, and the rounds that render it.
+
+    The runtime's render loop calls :meth:`fill`, then :meth:`run_round` while :attr:`active` holds
+    jobs, and :meth:`warm_next` when idle with sizes still to compile.
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        store: JobStore,
+        worker: str,
+        *,
+        device: str,
+        gpu: Executor,
+        cpu: Executor,
+        finish: Finish,
+        publish: Callable[[Progress], None],
+        on_change: Callable[[], None],
+    ) -> None:
+        self.config = config
+        self.store = store
+        self.worker = worker
+        self.device = device
+        self._gpu = gpu
+        self._cpu = cpu
+        self._finish = finish
+        self._publish = publish
+        self._on_change = on_change  # a job left the batch or an encode ended
+        self.components = None  # engine.render.models.Components, loaded by load() on the GPU thread
+        self.predict = None  # engine.render.accel.CompiledStep on CUDA when compile is on
+        self.to_warm: list[int] = [2]  # batch rows still to compile: one job first, then a full batch
+        self.active: dict[int, BatchJob] = {}
+        self.encodes: set[asyncio.Task] = set()  # videos being encoded (their jobs left the batch)
+
+    @property
+    def busy(self) -> bool:
+        """Whether a job is in the batch or a video is being encoded."""
+        return bool(self.active or self.encodes)
+
+    @property
+    def wants_warm_up(self) -> bool:
+        return self.predict is not None and bool(self.to_warm)
+
+    def cancel_all(self) -> None:
+        for active in self.active.values():
+            active.cancel.set()
+
+    # -- the GPU thread: models and compilation ---------------------------------------------------
+    def load(self):
+        """GPU thread: load the models once, apply the speed-ups, compile and warm up on CUDA."""
+        from engine.render import accel
+        from engine.render.models import load_components
+
+        components = load_components(self.config.engine, device=self.device)
+        accel.prepare(components)
+        self.components = components
+        if self.config.engine.compile and components.device.type == "cuda":
+            self.predict = accel.CompiledStep(components, cache_dir=self.config.data_dir / "compile-cache")
+            self.warm_next()  # one job's size now; a full batch's when the runtime is first idle
+            full = accel.bucket(2 * max(1, self.config.engine.max_batch))
+            if full not in self.predict.warmed:
+                self.to_warm.append(full)
+        return components
+
+    def warm_next(self) -> None:
+        """GPU thread: compile the next pending batch size at the default render size."""
+        render, rows = self.config.render, self.to_warm.pop(0)
+        seconds = self.predict.warm_up(render.width, render.height, (rows,))
+        log.info("compiled the UNet+ControlNet step for %s at %d rows in %.0f s", render.size, rows, seconds)
+
+    # -- claiming ---------------------------------------------------------------------------------
+    async def fill(self) -> None:
+        """Fill the batch: any size when it is empty, then more jobs of the size being rendered."""
+        while len(self.active) < max(1, self.config.engine.max_batch):
+            size = next(iter(self.active.values())).size if self.active else None
+            job = await self.store.claim(self.worker, mux=False, size=size)
+            if job is None:
+                return
+            self.active[job.id] = BatchJob(job=job, work_dir=job_dir(self.config, job.id) / "frames")
+            log.info(
+                "job %d joins the batch (%s, %d/%d frames done)",
+                job.id, job.params.size, job.frames_done, job.frames_total,
+            )  # fmt: skip
+
+    async def _check_cancels(self) -> None:
+        limit = self.config.engine.job_timeout_seconds
+        for active in self.active.values():
+            job = await self.store.get(active.job.id)
+            if job is None or job.cancel_requested:
+                active.cancel.set()
+            elif time.monotonic() - active.claimed_at > limit:
+                active.timed_out = True
+                active.cancel.set()
+
+    # -- one round --------------------------------------------------------------------------------
+    async def run_round(self) -> None:
+        """Render the next frame of every job in the batch, then record what each one did."""
+        await self._check_cancels()
+        batch = list(self.active.values())
+        started = time.monotonic()
+        loop = asyncio.get_running_loop()
+        try:
+            frames = await loop.run_in_executor(self._gpu, self._render_round, batch)
+        except Exception as err:  # noqa: BLE001 - one bad round fails its jobs, not the runtime
+            log.exception("render round of jobs %s failed", [a.job.id for a in batch])
+            for active in batch:
+                self._leave(active)
+                await self._finish(active.job, JobStatus.FAILED, error=describe_failure(err))
+            return
+        elapsed = time.monotonic() - started
+        for active, frame in zip(batch, frames):
+            await self._after_frame(active, frame, elapsed)
+
+    def _render_round(self, batch: list[BatchJob]) -> list[np.ndarray | None]:
+        """GPU thread: build missing chains, render one frame of each job, save frames and previews."""
+        from engine.render.chain import FrameChain, render_round
+        from engine.render.frames import load_frames, save_frame
+        from engine.video.preview import preview_jpeg
+
+        for active in batch:
+            if active.chain is None and not active.cancel.is_set():
+                try:
+                    params = active.job.params.validate()
+                    saved = load_frames(active.work_dir, params.frames)
+                    active.chain = FrameChain(self.components, params, frames=saved, cancel=active.cancel)
+                except Exception as err:  # noqa: BLE001 - fails this job, not the batch
+                    active.error = err
+        live = [a for a in batch if a.chain is not None and not a.cancel.is_set() and not a.chain.done]
+        frames = render_round(self.components, [a.chain for a in live], predict=self.predict) if live else []
+        by_job = dict(zip((a.job.id for a in live), frames))
+        for active in live:
+            frame = by_job[active.job.id]
+            if frame is None:
+                continue
+            index = len(active.chain.frames) - 1
+            save_frame(active.work_dir, index, frame)
+            write_atomic(active.work_dir.parent / "preview.jpg", preview_jpeg(frame))
+            log.info("job %d frame %d saved", active.job.id, index)
+        return [by_job.get(a.job.id) for a in batch]
+
+    async def _after_frame(self, active: BatchJob, frame: np.ndarray | None, elapsed: float) -> None:
+        job = active.job
+        if active.error is not None:
+            self._leave(active)
+            if not isinstance(active.error, UserError):
+                log.error("job %d could not start", job.id, exc_info=active.error)
+            await self._finish(job, JobStatus.FAILED, error=describe_failure(active.error))
+            return
+        if active.cancel.is_set() or active.chain is None:
+            self._leave(active)
+            if active.timed_out:
+                limit = self.config.engine.job_timeout_seconds
+                error = f"The render took longer than the {limit:g} s limit; ask for fewer frames or steps."
+                await self._finish(job, JobStatus.FAILED, error=error)
+            else:
+                await self._finish(job, JobStatus.CANCELLED)
+            return
+        if frame is not None:
+            active.rendered += 1
+            active.render_seconds += elapsed
+            done = len(active.chain.frames)
+            eta = active.render_seconds / active.rendered * (job.frames_total - done)
+            preview = str(active.work_dir.parent / "preview.jpg")
+            await self.store.update_progress(job.id, done, preview_path=preview, eta_seconds=eta)
+            self._publish(Progress(job.id, JobStatus.RUNNING, done, job.frames_total, eta, preview))
+        if active.chain.done:  # also a job that resumed with every frame already on disk
+            encode = asyncio.create_task(self._encode(active), name=f"animabot-encode-{job.id}")
+            self.encodes.add(encode)
+            encode.add_done_callback(self._encoded)
+            self._leave(active)
+
+    def _leave(self, active: BatchJob) -> None:
+        self.active.pop(active.job.id, None)
+        self._on_change()
+
+    def _encoded(self, task: asyncio.Task) -> None:
+        self.encodes.discard(task)
+        self._on_change()
+
+    # -- encoding ---------------------------------------------------------------------------------
+    async def _encode(self, active: BatchJob) -> None:
+        from engine.video.encode import encode_frames
+
+        job = active.job
+        out = active.work_dir.parent / result_filename(job.id, job.seed)
+        loop = asyncio.get_running_loop()
+        try:
+            await loop.run_in_executor(self._cpu, encode_frames, active.chain.frames, out, job.params.fps)
+        except Exception as err:  # noqa: BLE001
+            log.exception("job %d: encoding failed", job.id)
+            await self._finish(job, JobStatus.FAILED, error=describe_failure(err))
+            return
+        await self._finish(job, JobStatus.DONE, result=out)
