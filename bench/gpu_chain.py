@@ -27,16 +27,18 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
+import numpy as np
+import torch
 
-from engine.render import accel
-from engine.render import tiny  # noqa: E402
-from engine.render.chain import FrameChain, render_round  # noqa: E402
-from engine.config import load_config  # noqa: E402
-from engine.render.steps.control import canny  # noqa: E402
-from engine.render.models import Components  # noqa: E402
-from engine.render.params import RenderParams  # noqa: E402
+from engine.config import load_config
+from engine.render import (
+    accel,
+    tiny,
+)
+from engine.render.chain import FrameChain, render_round
+from engine.render.models import Components
+from engine.render.params import RenderParams
+from engine.render.steps.control import canny
 
 PROMPT = "a cat in a sunflower field, golden hour, highly detailed"
 NEGATIVE = "blurry, low quality"
@@ -69,8 +71,12 @@ def measure(device, fn) -> dict:
     frames = fn()
     sync(device)
     seconds = time.perf_counter() - started
-    row = {"frames": frames, "seconds": round(seconds, 3), "s_per_frame": round(seconds / frames, 4),
-           "frames_per_s": round(frames / seconds, 3)}
+    row = {
+        "frames": frames,
+        "seconds": round(seconds, 3),
+        "s_per_frame": round(seconds / frames, 4),
+        "frames_per_s": round(frames / seconds, 3),
+    }
     if device.type == "cuda":
         row["peak_gpu_mib"] = round(torch.cuda.max_memory_allocated(device) / 2**20)
     return row
@@ -86,15 +92,30 @@ def tutorial_chain(components: Components, frames: int, size: int) -> int:
     text2img = StableDiffusionPipeline.from_pipe(pipe, dtype=components.dtype)  # else it casts to fp32
     text2img.set_progress_bar_config(disable=True)
     seed = 1000
-    image = text2img(PROMPT, negative_prompt=NEGATIVE, num_inference_steps=20, guidance_scale=7.5,
-                     height=size, width=size, generator=torch.Generator(components.device).manual_seed(seed),
-                     output_type="np").images[0]
+    image = text2img(
+        PROMPT,
+        negative_prompt=NEGATIVE,
+        num_inference_steps=20,
+        guidance_scale=7.5,
+        height=size,
+        width=size,
+        generator=torch.Generator(components.device).manual_seed(seed),
+        output_type="np",
+    ).images[0]
     for k in range(1, frames):
         control = canny((image * 255).round().astype(np.uint8), RenderParams(prompt=PROMPT))
-        image = pipe(PROMPT, negative_prompt=NEGATIVE, image=control.astype(np.float32)[None] / 255.0,
-                     num_inference_steps=20, guidance_scale=7.5, controlnet_conditioning_scale=1.2,
-                     height=size, width=size, generator=torch.Generator(components.device).manual_seed(seed + k),
-                     output_type="np").images[0]
+        image = pipe(
+            PROMPT,
+            negative_prompt=NEGATIVE,
+            image=control.astype(np.float32)[None] / 255.0,
+            num_inference_steps=20,
+            guidance_scale=7.5,
+            controlnet_conditioning_scale=1.2,
+            height=size,
+            width=size,
+            generator=torch.Generator(components.device).manual_seed(seed + k),
+            output_type="np",
+        ).images[0]
     return frames
 
 
@@ -126,16 +147,18 @@ def breakdown(components, predict, size: int, jobs: int) -> dict:
     c, device = components, components.device
     out = {}
     for rows in (2, 2 * jobs):
-        args = (torch.randn(rows, 4, size // 8, size // 8, device=device, dtype=c.dtype),
-                torch.full((rows,), 500.0, device=device),
-                torch.randn(rows, 77, c.text_encoder.config.hidden_size, device=device, dtype=c.dtype),
-                torch.rand(rows, 3, size, size, device=device, dtype=c.dtype),
-                torch.ones(rows, 1, 1, 1, device=device, dtype=c.dtype))
+        args = (
+            torch.randn(rows, 4, size // 8, size // 8, device=device, dtype=c.dtype),
+            torch.full((rows,), 500.0, device=device),
+            torch.randn(rows, 77, c.text_encoder.config.hidden_size, device=device, dtype=c.dtype),
+            torch.rand(rows, 3, size, size, device=device, dtype=c.dtype),
+            torch.ones(rows, 1, 1, 1, device=device, dtype=c.dtype),
+        )
         fn = predict or (lambda *a: accel.predict_noise(c.unet, c.controlnet, *a))
-        out[f"model_step_rows_{rows}"] = timed_ms(device, lambda: fn(*args))
+        out[f"model_step_rows_{rows}"] = timed_ms(device, lambda fn=fn, args=args: fn(*args))
     latents = torch.randn(1, 4, size // 8, size // 8, device=device)
     for count in (1, jobs):
-        out[f"vae_decode_{count}"] = timed_ms(device, lambda: sampler.decode(c, [latents] * count))
+        out[f"vae_decode_{count}"] = timed_ms(device, lambda count=count: sampler.decode(c, [latents] * count))
     frame = np.random.default_rng(0).integers(0, 255, (size, size, 3), dtype=np.uint8)
     out["vae_encode_1"] = timed_ms(device, lambda: sampler.encode(c, frame))
     out["canny_cpu"] = timed_ms(device, lambda: canny(frame, RenderParams(prompt="x")))
@@ -169,8 +192,13 @@ def main() -> None:
 
     device = torch.device(args.device)
     dtype = torch.float16 if device.type == "cuda" else torch.float32
-    defaults = dataclasses.replace(load_config(Path(__file__).parents[1] / "config.example.toml").render,
-                                   prompt=PROMPT, negative_prompt=NEGATIVE, width=args.size, height=args.size)
+    defaults = dataclasses.replace(
+        load_config(Path(__file__).parents[1] / "config.example.toml").render,
+        prompt=PROMPT,
+        negative_prompt=NEGATIVE,
+        width=args.size,
+        height=args.size,
+    )
     twenty = dataclasses.replace(defaults, steps=20, strength=0.0, scheduler="dpm++", guidance=7.5, control_scale=1.2)
     report = {
         "machine": {
@@ -179,9 +207,15 @@ def main() -> None:
             "diffusers": __import__("diffusers").__version__,
             "python": platform.python_version(),
         },
-        "setup": {"shape": args.shape, "size": args.size, "dtype": str(dtype), "frames_per_job": args.frames,
-                  "jobs": args.jobs, "compile": not args.no_compile,
-                  "defaults": {k: getattr(defaults, k) for k in ("steps", "scheduler", "strength", "guidance")}},
+        "setup": {
+            "shape": args.shape,
+            "size": args.size,
+            "dtype": str(dtype),
+            "frames_per_job": args.frames,
+            "jobs": args.jobs,
+            "compile": not args.no_compile,
+            "defaults": {k: getattr(defaults, k) for k in ("steps", "scheduler", "strength", "guidance")},
+        },
         "rows": {},
     }
 
@@ -218,7 +252,7 @@ def main() -> None:
                 seconds = predict.warm_up(args.size, args.size, (rows,))
                 report["setup"][f"compile_seconds_rows_{rows}"] = round(seconds, 1)
                 print("compiled", rows, round(seconds, 1), flush=True)
-        except Exception as err:  # noqa: BLE001 - measure the eager engine rather than nothing
+        except Exception as err:
             report["setup"]["compile_error"] = repr(err)[:2000]
             print("compile failed, measuring eager:", repr(err)[:2000], flush=True)
             predict = None
@@ -230,17 +264,21 @@ def main() -> None:
 
     fast_frames = engine_jobs(components, [dataclasses.replace(twenty, frames=2, seed=1)], predict)[1][0].frames
     report["setup"]["max_abs_diff_vs_eager_uint8"] = int(
-        max(np.abs(a.astype(int) - b.astype(int)).max() for a, b in zip(eager_frames, fast_frames)))
-    report["setup"]["mean_abs_diff_vs_eager_uint8"] = round(float(
-        np.mean([np.abs(a.astype(int) - b.astype(int)).mean() for a, b in zip(eager_frames, fast_frames)])), 3)
+        max(np.abs(a.astype(int) - b.astype(int)).max() for a, b in zip(eager_frames, fast_frames))
+    )
+    report["setup"]["mean_abs_diff_vs_eager_uint8"] = round(
+        float(np.mean([np.abs(a.astype(int) - b.astype(int)).mean() for a, b in zip(eager_frames, fast_frames)])), 3
+    )
 
     rows = {
         "2_engine_1_job_20_steps": [dataclasses.replace(twenty, frames=args.frames, seed=1)],
         "3_engine_1_job_defaults": [dataclasses.replace(defaults, frames=args.frames, seed=1)],
-        f"4a_engine_{args.jobs}_jobs_20_steps": [dataclasses.replace(twenty, frames=args.frames, seed=s)
-                                                  for s in range(args.jobs)],
-        f"4b_engine_{args.jobs}_jobs_defaults": [dataclasses.replace(defaults, frames=args.frames, seed=s)
-                                                  for s in range(args.jobs)],
+        f"4a_engine_{args.jobs}_jobs_20_steps": [
+            dataclasses.replace(twenty, frames=args.frames, seed=s) for s in range(args.jobs)
+        ],
+        f"4b_engine_{args.jobs}_jobs_defaults": [
+            dataclasses.replace(defaults, frames=args.frames, seed=s) for s in range(args.jobs)
+        ],
     }
     for name, params_list in rows.items():
         engine_jobs(components, [dataclasses.replace(p, frames=2) for p in params_list], predict)  # warm-up
@@ -253,13 +291,27 @@ def main() -> None:
         row["speedup_vs_row_1"] = round(base / row["s_per_frame"], 2)
 
     if args.restart_check and predict is not None:
-        cmd = [sys.executable, __file__, "--warm-only", "--shape", args.shape, "--size", str(args.size),
-               "--device", args.device, "--cache-dir", str(args.cache_dir)]
+        cmd = [
+            sys.executable,
+            __file__,
+            "--warm-only",
+            "--shape",
+            args.shape,
+            "--size",
+            str(args.size),
+            "--device",
+            args.device,
+            "--cache-dir",
+            str(args.cache_dir),
+        ]
         started = time.perf_counter()
         result = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
         total = time.perf_counter() - started
         last = result.stdout.strip().splitlines()[-1] if result.stdout.strip() else "{}"
-        report["setup"]["restart"] = {"process_seconds": round(total, 1), **json.loads(last if last.startswith("{") else "{}")}
+        report["setup"]["restart"] = {
+            "process_seconds": round(total, 1),
+            **json.loads(last if last.startswith("{") else "{}"),
+        }
         print("restart", report["setup"]["restart"], flush=True)
     save()
     print(json.dumps(report, indent=2))

@@ -22,11 +22,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from engine.config import Config, EngineConfig  # noqa: E402
-from engine.queue.jobs import JobKind, JobStatus  # noqa: E402
-from engine.render.params import RenderParams  # noqa: E402
-from engine.queue.worker import Runtime  # noqa: E402
-from engine.queue.store import JobStore  # noqa: E402
+from engine.config import Config, EngineConfig
+from engine.queue.jobs import JobKind, JobStatus
+from engine.queue.store import JobStore
+from engine.queue.worker import Runtime
+from engine.render.params import RenderParams
 
 
 async def loop_lag(data: Path, jobs: int, frames: int) -> dict:
@@ -52,9 +52,14 @@ async def loop_lag(data: Path, jobs: int, frames: int) -> dict:
     await store.close()
     lags_ms = sorted(lag * 1000 for lag in lags)
     return {
-        "jobs": jobs, "frames_per_job": frames, "size": params.size, "render_seconds": round(seconds, 2),
-        "samples": len(lags_ms), "worst_lag_ms": round(lags_ms[-1], 2),
-        "p99_lag_ms": round(lags_ms[int(len(lags_ms) * 0.99)], 2), "median_lag_ms": round(statistics.median(lags_ms), 2),
+        "jobs": jobs,
+        "frames_per_job": frames,
+        "size": params.size,
+        "render_seconds": round(seconds, 2),
+        "samples": len(lags_ms),
+        "worst_lag_ms": round(lags_ms[-1], 2),
+        "p99_lag_ms": round(lags_ms[int(len(lags_ms) * 0.99)], 2),
+        "median_lag_ms": round(statistics.median(lags_ms), 2),
     }
 
 
@@ -70,8 +75,12 @@ async def store_throughput(data: Path, count: int) -> dict:
         claimed += 1
     claim_s = time.perf_counter() - started
     await store.close()
-    return {"jobs": count, "enqueue_per_s": round(count / enqueue_s), "claim_per_s": round(claimed / claim_s),
-            "claimed": claimed}
+    return {
+        "jobs": count,
+        "enqueue_per_s": round(count / enqueue_s),
+        "claim_per_s": round(claimed / claim_s),
+        "claimed": claimed,
+    }
 
 
 def cpu_name() -> str:

@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING
 import discord
 
 from bot.checks import can_cancel, can_reroll
+from bot.settings import check_request, get_limits
 from engine.errors import UserError
 from engine.queue.jobs import Job, JobKind, JobStatus
-from bot.settings import check_request, get_limits
 from engine.render.params import RenderParams
 
 if TYPE_CHECKING:
@@ -116,4 +116,3 @@ async def latest_active(bot: AnimaBot, user_id: int, guild_id: int | None) -> Jo
     """The user's most recent queued or running job in this guild."""
     mine = [job for job in await bot.store.active_jobs(guild_id) if job.user_id == user_id]
     return mine[-1] if mine else None  # active_jobs is oldest first
-

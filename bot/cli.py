@@ -37,7 +37,9 @@ def _render_args(sub) -> None:
     p.add_argument("--guidance", type=float)
     p.add_argument("--strength", type=float, help="img2img from the previous frame, 0 = off")
     p.add_argument("--control-scale", type=float)
-    p.add_argument("--motion", help="none, zoom-in, zoom-out, pan-left, pan-right, pan-up, pan-down, rotate-cw, rotate-ccw")
+    p.add_argument(
+        "--motion", help="none, zoom-in, zoom-out, pan-left, pan-right, pan-up, pan-down, rotate-cw, rotate-ccw"
+    )
     p.add_argument("--motion-amount", type=float)
     p.add_argument("--scheduler", help="dpm++, pndm, euler or unipc")
     p.add_argument("--size", help="WIDTHxHEIGHT, multiples of 8")
@@ -52,8 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="run the Discord bot and the engine in one process")
-    run.add_argument("--no-engine", action="store_true",
-                     help="run the bot alone; renders are served by `animabot worker` processes")
+    run.add_argument(
+        "--no-engine", action="store_true", help="run the bot alone; renders are served by `animabot worker` processes"
+    )
     _render_args(sub)
     worker = sub.add_parser("worker", help="run the GPU engine alone, serving the shared job store")
     worker.add_argument("--device", help="e.g. cuda:1 (one worker per GPU)")
@@ -78,30 +81,34 @@ def _engine_config(config: Config, **overrides) -> Config:
 
 def cmd_render(args, config: Config) -> int:
     size = parse_size(args.size) if args.size else (None, None)
-    params = config.defaults(
-        args.prompt,
-        negative_prompt=args.negative,
-        frames=args.frames,
-        fps=args.fps,
-        seed=args.seed,
-        steps=args.steps,
-        guidance=args.guidance,
-        strength=args.strength,
-        control_scale=args.control_scale,
-        motion=args.motion,
-        motion_amount=args.motion_amount,
-        scheduler=args.scheduler,
-        width=size[0],
-        height=size[1],
-    ).validate().with_seed(args.seed)
+    params = (
+        config.defaults(
+            args.prompt,
+            negative_prompt=args.negative,
+            frames=args.frames,
+            fps=args.fps,
+            seed=args.seed,
+            steps=args.steps,
+            guidance=args.guidance,
+            strength=args.strength,
+            control_scale=args.control_scale,
+            motion=args.motion,
+            motion_amount=args.motion_amount,
+            scheduler=args.scheduler,
+            width=size[0],
+            height=size[1],
+        )
+        .validate()
+        .with_seed(args.seed)
+    )
     if args.audio is not None and not args.audio.exists():
         raise UserError(f"Audio file {args.audio} does not exist.")
     # Checked first: a bad value is answered at once, before torch and the models load.
     from tqdm import tqdm
 
     from engine.render import accel
-    from engine.render.models import load_components
     from engine.render.clip import render_video
+    from engine.render.models import load_components
 
     config = _engine_config(config, model=args.model, device=args.device)
     out = args.out or Path(f"animabot-seed{params.seed}.mp4")
@@ -109,9 +116,10 @@ def cmd_render(args, config: Config) -> int:
     started = time.perf_counter()
     components = load_components(config.engine)
     accel.prepare(components)  # CUDA layouts only; the compiled step is for long-running workers
-    with tqdm(total=params.frames, desc="frames", unit="frame", position=0) as frames_bar, tqdm(
-        total=params.steps, desc="steps", unit="step", position=1, leave=False
-    ) as steps_bar:
+    with (
+        tqdm(total=params.frames, desc="frames", unit="frame", position=0) as frames_bar,
+        tqdm(total=params.steps, desc="steps", unit="step", position=1, leave=False) as steps_bar,
+    ):
 
         def on_step(step: int, total: int) -> None:
             steps_bar.total = total
@@ -136,8 +144,8 @@ def cmd_render(args, config: Config) -> int:
 
 
 async def _serve_worker(config: Config, device: str | None) -> None:
-    from engine.queue.worker import Runtime
     from engine.queue.store import JobStore
+    from engine.queue.worker import Runtime
 
     store = await JobStore.open(config.db_path)
     runtime = Runtime(config, store, device=device)

@@ -11,9 +11,9 @@ import math
 
 import discord
 
+from bot.settings import GuildLimits
 from engine import files
 from engine.queue.jobs import Job, JobKind, JobStatus
-from bot.settings import GuildLimits
 
 CONTENT_LIMIT = 2000  # Discord's cap on a message's text
 PROMPT_LIMIT = 900
@@ -156,15 +156,13 @@ def queued_reply(job: Job, position: int) -> str:
         )
     what = f"re-roll of job {job.parent_id}" if job.kind is JobKind.REROLL else "render"
     return (
-        f"Queued job {job.id} ({what}, seed {job.seed}), {where}. "
-        "Progress and the video will appear in this channel."
+        f"Queued job {job.id} ({what}, seed {job.seed}), {where}. Progress and the video will appear in this channel."
     )
 
 
 def apology(reference: int | str) -> str:
     return (
-        f"Sorry, something went wrong on our side (reference {reference}). "
-        "It has been logged; please try again later."
+        f"Sorry, something went wrong on our side (reference {reference}). It has been logged; please try again later."
     )
 
 
@@ -200,6 +198,7 @@ def queue_text(jobs: list[Job], positions: dict[int, int], user_id: int) -> str:
     """``/queue``: running jobs first, then the waiting ones in claim order; the caller's marked."""
     if not jobs:
         return "The queue is empty: /animate starts right away."
+
     def place(job: Job) -> float:
         return positions.get(job.id) or math.inf
 

@@ -30,9 +30,7 @@ BUTTON_LOOKS = {  # action → (label, emoji, style) of its button
 }
 
 
-class JobButton(
-    discord.ui.DynamicItem[discord.ui.Button], template=r"animabot:(?P<action>reroll|cancel):(?P<id>\d+)"
-):
+class JobButton(discord.ui.DynamicItem[discord.ui.Button], template=r"animabot:(?P<action>reroll|cancel):(?P<id>\d+)"):
     """Re-roll (on a result) or Cancel (on a progress message) for one job: ``animabot:reroll:42``."""
 
     def __init__(self, action: str, job_id: int) -> None:

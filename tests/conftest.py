@@ -7,10 +7,10 @@ import tempfile
 os.environ.setdefault("ANIMABOT_CACHE", tempfile.mkdtemp(prefix="animabot-cache-"))
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
-import pytest  # noqa: E402
+import pytest
+from support.botharness import bot, config, fake, world  # noqa: F401 (the bot tests' fixtures, for every module)
 
-from support.botharness import bot, config, fake, world  # noqa: E402,F401 (the bot tests' fixtures, for every module)
-from engine.config import EngineConfig  # noqa: E402
+from engine.config import EngineConfig
 
 TINY = EngineConfig(model="test-tiny", device="cpu")
 

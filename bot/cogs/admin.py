@@ -13,8 +13,8 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.messages import limits_text
 from bot import checks
+from bot.messages import limits_text
 from bot.replies import reply
 from bot.settings import get_limits, reset_limits, set_limits
 from engine.errors import UserError
@@ -43,7 +43,10 @@ class Admin(commands.Cog):
     @checks.manages_server()
     async def show(self, interaction: discord.Interaction) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
-        await reply(interaction, limits_text(await get_limits(self.bot.store, interaction.guild_id, defaults=self.bot.config.limits)))
+        await reply(
+            interaction,
+            limits_text(await get_limits(self.bot.store, interaction.guild_id, defaults=self.bot.config.limits)),
+        )
 
     @limits.command(name="set", description="Change some of this server's render limits.")
     @checks.manages_server()
@@ -77,8 +80,12 @@ class Admin(commands.Cog):
         changes = {
             name: value
             for name, value in (
-                ("max_frames", max_frames), ("max_steps", max_steps), ("max_side", max_side), ("max_fps", max_fps),
-                ("daily_quota", daily_quota), ("max_queued_per_user", max_queued_per_user),
+                ("max_frames", max_frames),
+                ("max_steps", max_steps),
+                ("max_side", max_side),
+                ("max_fps", max_fps),
+                ("daily_quota", daily_quota),
+                ("max_queued_per_user", max_queued_per_user),
                 ("cooldown_seconds", cooldown_seconds),
             )  # fmt: skip
             if value is not None
@@ -89,7 +96,9 @@ class Admin(commands.Cog):
         if all_channels:
             changes["allowed_channel_ids"] = None
         elif channel is not None:
-            current = (await get_limits(store, interaction.guild_id, defaults=self.bot.config.limits)).allowed_channel_ids
+            current = (
+                await get_limits(store, interaction.guild_id, defaults=self.bot.config.limits)
+            ).allowed_channel_ids
             changes["allowed_channel_ids"] = (*current, channel.id)
         if not changes:
             raise UserError("Give at least one limit to change; /limits show lists them.")

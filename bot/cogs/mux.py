@@ -101,7 +101,9 @@ class Mux(commands.Cog):
         interaction.extras["job_id"] = mux_job.id
         self.bot.jobs_changed()
         log.info("job %d: %.1f s of audio from user %d for job %d", mux_job.id, seconds, user_id, target.id)
-        await reply(interaction, queued_reply(mux_job, (await self.bot.store.queue_positions([mux_job.id]))[mux_job.id]))
+        await reply(
+            interaction, queued_reply(mux_job, (await self.bot.store.queue_positions([mux_job.id]))[mux_job.id])
+        )
 
     async def _target(self, interaction: discord.Interaction, job_id: int | None) -> Job:
         if job_id is None:

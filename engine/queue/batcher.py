@@ -189,7 +189,7 @@ class Batcher:
         loop = asyncio.get_running_loop()
         try:
             frames = await loop.run_in_executor(self._gpu, self._render_round, batch)
-        except Exception as err:  # noqa: BLE001 - one bad round fails its jobs, not the runtime
+        except Exception as err:
             log.exception("render round of jobs %s failed", [a.job.id for a in batch])
             for active in batch:
                 self._leave(active)
@@ -211,7 +211,7 @@ class Batcher:
                     params = active.job.params.validate()
                     saved = load_frames(active.work_dir, params.frames)
                     active.chain = FrameChain(self.components, params, frames=saved, cancel=active.cancel)
-                except Exception as err:  # noqa: BLE001 - fails this job, not the batch
+                except Exception as err:
                     active.error = err
         live = [a for a in batch if a.chain is not None and not a.cancel.is_set() and not a.chain.done]
         frames = render_round(self.components, [a.chain for a in live], predict=self.predict) if live else []
@@ -274,7 +274,7 @@ class Batcher:
         loop = asyncio.get_running_loop()
         try:
             await loop.run_in_executor(self._cpu, encode_frames, active.chain.frames, out, job.params.fps)
-        except Exception as err:  # noqa: BLE001
+        except Exception as err:
             log.exception("job %d: encoding failed", job.id)
             await self._finish(job, JobStatus.FAILED, error=describe_failure(err))
             return

@@ -138,8 +138,7 @@ async def migrate(db: aiosqlite.Connection) -> int:
         version = await user_version(db)
         if version > SCHEMA_VERSION:
             raise RuntimeError(
-                f"the database is at schema version {version}, newer than this code's {SCHEMA_VERSION}; "
-                "update animabot"
+                f"the database is at schema version {version}, newer than this code's {SCHEMA_VERSION}; update animabot"
             )
         for number in range(version + 1, SCHEMA_VERSION + 1):
             for statement in MIGRATIONS[number - 1]:

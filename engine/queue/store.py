@@ -125,8 +125,18 @@ class JobStore(JobReads):
                 """INSERT INTO jobs (kind, status, params, seed, guild_id, origin_id, user_id, parent_id,
                                      audio_path, frames_total, created_at)
                    VALUES (?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *""",
-                (kind.value, params_json, seed, guild_id, origin_id, user_id, parent_id, audio_path,
-                 frames_total, now_or(now)),
+                (
+                    kind.value,
+                    params_json,
+                    seed,
+                    guild_id,
+                    origin_id,
+                    user_id,
+                    parent_id,
+                    audio_path,
+                    frames_total,
+                    now_or(now),
+                ),
             )
         log.info("job %d queued (%s by user %d, guild %s)", job.id, kind.value, user_id, guild_id)
         return job
@@ -303,15 +313,22 @@ class JobStore(JobReads):
                 f"SELECT id, cancel_requested, attempts FROM jobs WHERE status = 'running' {who} ORDER BY id", args
             )
             cancelled = [row["id"] for row in rows if row["cancel_requested"]]
-            exhausted = [row["id"] for row in rows if not row["cancel_requested"]
-                         and max_attempts is not None and row["attempts"] >= max_attempts]
+            exhausted = [
+                row["id"]
+                for row in rows
+                if not row["cancel_requested"] and max_attempts is not None and row["attempts"] >= max_attempts
+            ]
             requeued = [row["id"] for row in rows if not row["cancel_requested"] and row["id"] not in exhausted]
             if exhausted:
                 await db.execute(
                     f"""UPDATE jobs SET status = 'failed', finished_at = ?, eta_seconds = NULL, error = ?
                         WHERE id IN ({marks(exhausted)})""",
-                    [now_or(now), f"This render stopped its worker {max_attempts} times, so it was not tried "
-                                "again; try other settings or ask the host to check the log.", *exhausted],
+                    [
+                        now_or(now),
+                        f"This render stopped its worker {max_attempts} times, so it was not tried "
+                        "again; try other settings or ask the host to check the log.",
+                        *exhausted,
+                    ],
                 )
             if cancelled:
                 await db.execute(

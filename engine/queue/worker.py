@@ -148,7 +148,9 @@ class Runtime:
             self.store.finish(job.id, status, result_path=str(result) if result else None, error=error)
         )
         self._publish(
-            Progress(job.id, status, done.frames_done, done.frames_total, 0.0, done.preview_path, done.result_path, error)
+            Progress(
+                job.id, status, done.frames_done, done.frames_total, 0.0, done.preview_path, done.result_path, error
+            )
         )
         self._changed.set()
         return done
@@ -188,7 +190,7 @@ class Runtime:
                 parent = await self.store.get(job.parent_id) if job.parent_id is not None else None
                 try:
                     out = await loop.run_in_executor(self._cpu, self._mux, job, parent)
-                except Exception as err:  # noqa: BLE001 - a bad upload fails its job only
+                except Exception as err:
                     if not isinstance(err, UserError):
                         log.exception("job %d: mux failed", job.id)
                     await self._finish(job, JobStatus.FAILED, error=describe_failure(err))

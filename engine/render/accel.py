@@ -69,8 +69,13 @@ class CompiledStep:
                 torch.cat([x, x[-1:].expand(pad, *x.shape[1:])]) for x in (latents, timesteps, embeds, controls, weight)
             )
         out = self._fn(
-            self.components.unet, self.components.controlnet, latents, timesteps, embeds,
-            controls.contiguous(memory_format=torch.channels_last), weight,
+            self.components.unet,
+            self.components.controlnet,
+            latents,
+            timesteps,
+            embeds,
+            controls.contiguous(memory_format=torch.channels_last),
+            weight,
         )
         # A CUDA-graph output is overwritten by the next replay: copy what the schedulers keep.
         return out[:rows].clone()

@@ -36,9 +36,9 @@ from diffusers import (
 )
 from transformers import CLIPTextModel, CLIPTokenizer
 
-from engine.render import hub
 from engine.config import EngineConfig
 from engine.errors import UserError
+from engine.render import hub
 from engine.render.hub import TEST_TINY
 
 log = logging.getLogger(__name__)
@@ -130,9 +130,7 @@ def resolve_device(name: str | torch.device) -> torch.device:
             raise UserError(f"device must be auto, cpu, cuda or cuda:N, got {name!r}.") from None
     if device.type == "cuda":
         if not torch.cuda.is_available():
-            raise UserError(
-                f"device {name} was asked for but PyTorch sees no CUDA GPU; use device = \"cpu\" or \"auto\"."
-            )
+            raise UserError(f'device {name} was asked for but PyTorch sees no CUDA GPU; use device = "cpu" or "auto".')
         if device.index is None:
             device = torch.device("cuda", torch.cuda.current_device())
         if device.index >= torch.cuda.device_count():

@@ -96,8 +96,14 @@ class RenderParams:
 
     def summary(self) -> str:
         """One line of the settings, for messages and logs."""
-        parts = [f"seed {self.seed}", f"{self.frames} frames @ {self.fps} fps", self.size, f"{self.steps} steps",
-                 f"guidance {self.guidance:g}", f"control {self.control_scale:g}"]
+        parts = [
+            f"seed {self.seed}",
+            f"{self.frames} frames @ {self.fps} fps",
+            self.size,
+            f"{self.steps} steps",
+            f"guidance {self.guidance:g}",
+            f"control {self.control_scale:g}",
+        ]
         if self.strength:
             parts.append(f"strength {self.strength:g}")
         if self.motion != "none":
@@ -135,9 +141,7 @@ def keyframes(prompt: str) -> list[tuple[int, str]]:
     for piece in pieces:
         match = _KEYFRAME.match(piece)
         if not match or not match.group(2):
-            raise UserError(
-                f"Keyframe prompts look like \"0: a cat | 24: a tiger\"; could not read {piece.strip()!r}."
-            )
+            raise UserError(f'Keyframe prompts look like "0: a cat | 24: a tiger"; could not read {piece.strip()!r}.')
         frame, text = int(match.group(1)), match.group(2)
         if keys and frame <= keys[-1][0]:
             raise UserError(f"Keyframes must be in increasing frame order; {frame} comes after {keys[-1][0]}.")

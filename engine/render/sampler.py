@@ -59,7 +59,7 @@ def make_scheduler(name: str, config: dict, steps: int, device: torch.device, st
     scheduler.set_timesteps(steps, device=device)
     timesteps = scheduler.timesteps
     if strength > 0:
-        # Copied from diffusers.pipelines.stable_diffusion.pipeline_stable_diffusion_img2img.StableDiffusionImg2ImgPipeline.get_timesteps  # noqa: E501
+        # Copied from diffusers.pipelines.stable_diffusion.pipeline_stable_diffusion_img2img.StableDiffusionImg2ImgPipeline.get_timesteps
         # (also the ControlNet img2img pipeline's), with one change: ``max(1, ...)`` runs at least
         # one step, because a frame that runs none would be the previous frame's latents plus
         # undenoised noise (the pipelines run none, and fail decoding the empty batch).

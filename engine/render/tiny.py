@@ -93,7 +93,9 @@ _TEXT = {
 
 def _bytes_to_unicode() -> dict[int, str]:
     """GPT-2/CLIP's map from bytes to printable characters (the byte-level BPE alphabet)."""
-    printable = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
+    printable = (
+        list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
+    )
     chars = printable[:]
     extra = 0
     for b in range(256):
@@ -195,7 +197,14 @@ def build_components(shape: str = "tiny", seed: int = 0) -> dict:
 
 def fingerprint() -> str:
     """A short hash of the tiny layout, so a cache of saved tiny weights goes stale when it changes."""
-    layout = [_UNET["tiny"], _CONTROLNET_HINT_CHANNELS["tiny"], _VAE["tiny"], _TEXT["tiny"], SD15_SCHEDULER, BYTE_VOCAB_SIZE]
+    layout = [
+        _UNET["tiny"],
+        _CONTROLNET_HINT_CHANNELS["tiny"],
+        _VAE["tiny"],
+        _TEXT["tiny"],
+        SD15_SCHEDULER,
+        BYTE_VOCAB_SIZE,
+    ]
     return hashlib.sha256(json.dumps(layout, sort_keys=True).encode()).hexdigest()[:12]
 
 

@@ -6,16 +6,17 @@ One render (the module's ``rendered`` fixture) is watched once; each test assert
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 import pytest_asyncio
+from support.botharness import command, job_id_in, make_config, progress_of, start
+from support.fakediscord import FakeDiscord, MessageRecord, World, fake_discord
+from support.waiting import wait_job, wait_result
 
 from bot.runner import Running
 from engine.queue.jobs import Job, JobKind, JobStatus
 from engine.video.read import probe
-from support.botharness import command, job_id_in, make_config, progress_of, start
-from support.fakediscord import FakeDiscord, MessageRecord, World, fake_discord
-from support.waiting import wait_job, wait_result
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -78,7 +79,7 @@ async def test_the_posted_video_is_the_render_named_with_its_seed(rendered):
     assert video.filename == f"animabot-{job.id}-seed1234.mp4"
     info = probe(job.result_path)
     assert (info.frames, info.width, info.height) == (12, 512, 512)
-    assert video.data == open(job.result_path, "rb").read()
+    assert video.data == Path(job.result_path).read_bytes()
 
 
 async def test_the_result_text_has_the_prompt_seed_and_settings(rendered):

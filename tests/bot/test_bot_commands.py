@@ -6,13 +6,13 @@ from __future__ import annotations
 import logging
 
 import pytest
-
-from bot import delivery
 from support.botharness import command, job_id_in, progress_of
 from support.media import write_wav
 from support.waiting import wait_job, wait_result
-from engine.queue.jobs import JobKind, JobStatus
+
+from bot import delivery
 from bot.settings import GuildLimits, get_limits
+from engine.queue.jobs import JobKind, JobStatus
 from engine.video.read import probe
 
 
@@ -66,7 +66,9 @@ async def test_renders_can_be_kept_to_some_channels(fake, world, bot):
 async def test_limits_reset_puts_the_defaults_back(fake, world, bot):
     await command(fake, "limits set", {"max_frames": 4}, user_id=world.admin_id, channel_id=world.channel_id)
     await command(fake, "limits reset", user_id=world.admin_id, channel_id=world.channel_id)
-    assert await get_limits(bot.bot.store, world.guild_id, defaults=bot.bot.config.limits) == GuildLimits.from_config(bot.bot.config.limits)
+    assert await get_limits(bot.bot.store, world.guild_id, defaults=bot.bot.config.limits) == GuildLimits.from_config(
+        bot.bot.config.limits
+    )
 
 
 # -- /mux -----------------------------------------------------------------------------------------
@@ -206,7 +208,9 @@ async def test_an_unexpected_error_is_logged_with_a_reference_and_the_user_gets_
 
     monkeypatch.setattr(bot.bot.store, "usage", broken)
     with caplog.at_level(logging.ERROR, logger="bot.client"):
-        answer = await command(fake, "animate", {"prompt": "a cat"}, user_id=world.member_id, channel_id=world.channel_id)
+        answer = await command(
+            fake, "animate", {"prompt": "a cat"}, user_id=world.member_id, channel_id=world.channel_id
+        )
     [interaction] = [i for i in fake.interactions if i.name == "animate"]
     assert answer.content.startswith("Sorry, something went wrong") and str(interaction.id) in answer.content
     assert "database on fire" not in answer.content
@@ -221,7 +225,9 @@ async def test_a_delivery_bug_is_logged_with_the_job_id_and_the_channel_gets_an_
 
     monkeypatch.setattr(delivery, "fit", broken)
     with caplog.at_level(logging.ERROR, logger="bot.progress"):
-        answer = await command(fake, "animate", {"prompt": "a cat"}, user_id=world.member_id, channel_id=world.channel_id)
+        answer = await command(
+            fake, "animate", {"prompt": "a cat"}, user_id=world.member_id, channel_id=world.channel_id
+        )
         job_id = job_id_in(answer.content)
         notice = await fake.wait_for(
             lambda: next((m for m in fake.bot_messages(world.channel_id) if "Sorry" in m.content), None), 30

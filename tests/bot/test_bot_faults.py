@@ -5,17 +5,18 @@ upload limit (the guild's, or Discord's own 413)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 import pytest_asyncio
+from support.botharness import command, job_id_in, make_config, progress_of, start
+from support.fakediscord import FakeDiscord, MessageRecord, World, fake_discord
+from support.waiting import wait_job, wait_result
 
 from bot.runner import Running
 from bot.settings import set_limits
 from engine.queue.jobs import Job, JobStatus
 from engine.video.read import probe
-from support.botharness import command, job_id_in, make_config, progress_of, start
-from support.fakediscord import FakeDiscord, MessageRecord, World, fake_discord
-from support.waiting import wait_job, wait_result
 
 
 @dataclass
@@ -99,7 +100,7 @@ async def test_a_video_over_the_guild_upload_limit_is_re_encoded_to_fit(fake, wo
     job = await bot.bot.store.get(job_id)
     original = job.result_path
     [video] = result.attachments
-    assert len(open(original, "rb").read()) > limit_mib * 2**20 >= video.size
+    assert Path(original).stat().st_size > limit_mib * 2**20 >= video.size
     assert "re-encoded" in result.content
     uploaded = tmp_path / video.filename
     uploaded.write_bytes(video.data)
@@ -116,7 +117,7 @@ async def test_discords_413_gets_one_smaller_re_encode_that_fits(fake, world, bo
     refused = [r for r in fake.requests("POST", r"/channels/\d+/messages$") if r.status == 413]
     assert len(refused) == 1  # one refusal, then one smaller re-encode that fits
     job = await bot.bot.store.get(job_id)
-    assert len(open(job.result_path, "rb").read()) > 150_000 and probe(job.result_path).frames == 4
+    assert Path(job.result_path).stat().st_size > 150_000 and probe(job.result_path).frames == 4
 
 
 async def test_a_limit_nothing_fits_under_is_explained(fake, world, bot):

@@ -9,28 +9,47 @@ import discord
 import pytest
 from aiohttp import web
 
-from bot import messages
-from bot.cogs.mux import MAX_AUDIO_BYTES, Mux, check_attachment, upload_path
-from bot import checks
+from bot import checks, messages
 from bot.checks import can_cancel, can_manage_limits, can_post_videos, can_reroll
 from bot.cogs.admin import Admin
 from bot.cogs.animate import Animate
+from bot.cogs.mux import MAX_AUDIO_BYTES, Mux, check_attachment, upload_path
 from bot.delivery import upload_too_large
 from bot.progress import read_preview
+from bot.settings import GuildLimits
 from bot.views import JobButton, progress_view, result_view
 from engine.errors import UserError
 from engine.queue.jobs import Job, JobKind, JobStatus
-from bot.settings import GuildLimits
 from engine.render.params import RenderParams
 
 
 def make_job(**changes) -> Job:
     params = RenderParams(prompt="a cat in a sunflower field", frames=16, seed=1234)
     base = dict(
-        id=42, kind=JobKind.ANIMATE, status=JobStatus.QUEUED, params=params, seed=1234, guild_id=1, origin_id=2,
-        user_id=7, parent_id=None, audio_path=None, frames_done=0, frames_total=16, preview_path=None,
-        result_path=None, error=None, eta_seconds=None, cancel_requested=False, progress_post_id=None,
-        result_post_id=None, worker=None, attempts=0, created_at=0.0, started_at=None, finished_at=None,
+        id=42,
+        kind=JobKind.ANIMATE,
+        status=JobStatus.QUEUED,
+        params=params,
+        seed=1234,
+        guild_id=1,
+        origin_id=2,
+        user_id=7,
+        parent_id=None,
+        audio_path=None,
+        frames_done=0,
+        frames_total=16,
+        preview_path=None,
+        result_path=None,
+        error=None,
+        eta_seconds=None,
+        cancel_requested=False,
+        progress_post_id=None,
+        result_post_id=None,
+        worker=None,
+        attempts=0,
+        created_at=0.0,
+        started_at=None,
+        finished_at=None,
     )
     base.update(changes)
     return Job(**base)
@@ -116,7 +135,9 @@ def test_result_text_has_prompt_seed_settings_and_everyone_is_escaped_not_remove
 
 
 def test_queued_reply():
-    assert "Queued job 42" in messages.queued_reply(make_job(), 2) and "position 2" in messages.queued_reply(make_job(), 2)
+    assert "Queued job 42" in messages.queued_reply(make_job(), 2) and "position 2" in messages.queued_reply(
+        make_job(), 2
+    )
     mux = make_job(id=43, kind=JobKind.MUX, params=None, seed=None, parent_id=40)
     assert "audio to job 40" in messages.queued_reply(mux, 0)
 

@@ -4,35 +4,80 @@ import shutil
 import subprocess
 import sys
 
-from engine.render import models
-from engine.video.read import probe
 from support.hubserver import REPO_ROOT, LoopbackHub, closed_port_url, hub_env
 from support.media import write_wav
+
+from engine.render import models
+from engine.video.read import probe
 
 
 def animabot(*args, env=None, cwd=None) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "bot.cli", *map(str, args)],
-        capture_output=True, text=True, timeout=300, env=env, cwd=cwd or REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+        cwd=cwd or REPO_ROOT,
     )
 
 
 def test_render_writes_the_video_and_reports_path_seed_and_timing(tmp_path):
     out = tmp_path / "cat.mp4"
-    done = animabot("render", "a cat in a sunflower field", "--model", "test-tiny", "--frames", 3, "--fps", 8,
-                    "--steps", 2, "--size", "96x64", "--seed", 42, "--motion", "pan-left", "-o", out)
+    done = animabot(
+        "render",
+        "a cat in a sunflower field",
+        "--model",
+        "test-tiny",
+        "--frames",
+        3,
+        "--fps",
+        8,
+        "--steps",
+        2,
+        "--size",
+        "96x64",
+        "--seed",
+        42,
+        "--motion",
+        "pan-left",
+        "-o",
+        out,
+    )
     assert done.returncode == 0, done.stderr
     assert f"{out}  seed 42  3 frames" in done.stdout
     info = probe(out)
     assert (info.frames, info.fps, info.width, info.height, info.video_codec, info.pix_fmt) == (
-        3, 8, 96, 64, "h264", "yuv420p")
+        3,
+        8,
+        96,
+        64,
+        "h264",
+        "yuv420p",
+    )
 
 
 def test_render_with_audio_muxes_it(tmp_path):
     wav = write_wav(tmp_path / "tone.wav", seconds=1.0, rate=16000)
     out = tmp_path / "with-audio.mp4"
-    done = animabot("render", "a cat", "--model", "test-tiny", "--frames", 4, "--fps", 8, "--steps", 1,
-                    "--size", "64x64", "--audio", wav, "-o", out)
+    done = animabot(
+        "render",
+        "a cat",
+        "--model",
+        "test-tiny",
+        "--frames",
+        4,
+        "--fps",
+        8,
+        "--steps",
+        1,
+        "--size",
+        "64x64",
+        "--audio",
+        wav,
+        "-o",
+        out,
+    )
     assert done.returncode == 0, done.stderr
     info = probe(out)
     assert info.audio_codec == "aac" and abs(info.audio_duration - 0.5) < 0.1
@@ -58,8 +103,9 @@ def test_models_download_to_a_folder_and_an_unreachable_hub(tmp_path):
     shutil.copytree(tiny / "controlnet", repos["animabot-test/cn-tiny"])
     ids = ("--model", "animabot-test/sd-tiny", "--controlnet", "animabot-test/cn-tiny")
     with LoopbackHub(repos) as hub:
-        done = animabot("models", "download", *ids, "--to", tmp_path / "weights",
-                        env=hub_env(hub.url, tmp_path / "hf-home"))
+        done = animabot(
+            "models", "download", *ids, "--to", tmp_path / "weights", env=hub_env(hub.url, tmp_path / "hf-home")
+        )
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "weights" / "sd-tiny" / "model_index.json").is_file()
     assert (tmp_path / "weights" / "cn-tiny" / "diffusion_pytorch_model.safetensors").is_file()

@@ -1,7 +1,6 @@
 """The loopback Discord checks request bodies against Discord's published OpenAPI description."""
 
 import pytest
-
 from support.fakediscord import openapi
 
 

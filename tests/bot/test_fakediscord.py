@@ -9,7 +9,6 @@ import discord
 import pytest
 from discord import app_commands
 from discord.ext import commands
-
 from support.fakediscord import (
     EPHEMERAL,
     MANAGE_GUILD,
@@ -74,7 +73,9 @@ class Tiny(commands.Cog):
     @app_commands.command(name="post", description="Post, edit and react in the channel")
     async def post(self, interaction: discord.Interaction, text: str) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
-        message = await interaction.channel.send(text, view=RerollView(), allowed_mentions=discord.AllowedMentions.none())
+        message = await interaction.channel.send(
+            text, view=RerollView(), allowed_mentions=discord.AllowedMentions.none()
+        )
         await message.edit(content=f"{text} (edited)")
         await message.add_reaction("\N{THUMBS UP SIGN}")
         await interaction.followup.send(f"posted {message.id}", ephemeral=True)
@@ -177,7 +178,9 @@ async def test_slash_defers_then_followup_carries_the_file(fake: FakeDiscord, wo
 
 
 async def test_subcommand_group_sees_member_permissions(fake: FakeDiscord, world: World, bot: TinyBot) -> None:
-    by_admin = await fake.slash("limits set frames", {"value": 120}, user_id=world.admin_id, channel_id=world.channel_id)
+    by_admin = await fake.slash(
+        "limits set frames", {"value": 120}, user_id=world.admin_id, channel_id=world.channel_id
+    )
     response = await by_admin.wait_response()
     assert response.type == 4 and response.flags & EPHEMERAL and by_admin.original.content == "frames=120"
     assert int(by_admin.payload["member"]["permissions"]) & MANAGE_GUILD
@@ -186,8 +189,13 @@ async def test_subcommand_group_sees_member_permissions(fake: FakeDiscord, world
     with pytest.raises(PermissionError):  # Discord hides the command from this member
         await fake.slash("limits", {}, subcommand="show", user_id=world.member_id, channel_id=world.channel_id)
     by_member = await fake.slash(
-        "limits", {"value": 5}, group="set", subcommand="frames",
-        user_id=world.member_id, channel_id=world.channel_id, check_permissions=False,
+        "limits",
+        {"value": 5},
+        group="set",
+        subcommand="frames",
+        user_id=world.member_id,
+        channel_id=world.channel_id,
+        check_permissions=False,
     )
     await by_member.wait_response()
     assert by_member.original.content == "You need Manage Server to change limits."
@@ -281,7 +289,9 @@ async def test_discord_rules_for_interactions(fake: FakeDiscord, world: World, b
 
     fake.interaction_deadline = 1e-9  # every callback is now later than Discord's 3 s
     late = await fake.slash("limits show", {}, user_id=world.admin_id, channel_id=world.channel_id)
-    callbacks = await fake.wait_for(lambda: [r for r in fake.requests("POST", rf"/interactions/{late.id}/") if r.status])
+    callbacks = await fake.wait_for(
+        lambda: [r for r in fake.requests("POST", rf"/interactions/{late.id}/") if r.status]
+    )
     assert callbacks[0].status == 404 and late.callbacks == [] and late.original is None
 
 
@@ -312,6 +322,9 @@ def test_point_discord_py_at_and_undo() -> None:
 
     before = Route.BASE, DiscordWebSocket.DEFAULT_GATEWAY
     undo = point_discord_py_at(api_base="http://127.0.0.1:9/api/v10", gateway_url="ws://127.0.0.1:9/gateway")
-    assert Route.BASE == "http://127.0.0.1:9/api/v10" and str(DiscordWebSocket.DEFAULT_GATEWAY) == "ws://127.0.0.1:9/gateway"
+    assert (
+        Route.BASE == "http://127.0.0.1:9/api/v10"
+        and str(DiscordWebSocket.DEFAULT_GATEWAY) == "ws://127.0.0.1:9/gateway"
+    )
     undo()
     assert (Route.BASE, DiscordWebSocket.DEFAULT_GATEWAY) == before

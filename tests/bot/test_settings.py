@@ -15,8 +15,14 @@ from engine.render.params import RenderParams
 MIDNIGHT = 19_800 * 86400.0  # some 00:00 UTC
 NOW = MIDNIGHT + 20 * 3600 + 48 * 60  # 20:48:00 UTC
 LIMITS = GuildLimits(
-    max_frames=48, max_steps=30, max_side=768, max_fps=24, daily_quota=10, max_queued_per_user=3,
-    cooldown_seconds=10, upload_limit_bytes=8 << 20,
+    max_frames=48,
+    max_steps=30,
+    max_side=768,
+    max_fps=24,
+    daily_quota=10,
+    max_queued_per_user=3,
+    cooldown_seconds=10,
+    upload_limit_bytes=8 << 20,
 )
 OK = RenderParams(prompt="a cat", frames=48, steps=30, width=768, height=512, fps=24, seed=1)
 FRESH = Usage(renders_today=0, queued=0, last_request_at=None)
@@ -111,7 +117,9 @@ def test_most_lasting_obstacle_first():
 
 def test_limit_changes_are_checked():
     assert check_changes({"max_frames": 24, "allowed_channel_ids": ["5", 6, 5]}) == {
-        "max_frames": 24, "allowed_channel_ids": (5, 6)}
+        "max_frames": 24,
+        "allowed_channel_ids": (5, 6),
+    }
     assert LIMITS.with_changes(max_fps=12).max_fps == 12
     with pytest.raises(UserError, match=r"^Unknown limit\(s\) bogus; choose from: max_frames, "):
         check_changes({"bogus": 1})

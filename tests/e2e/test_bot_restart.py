@@ -3,9 +3,10 @@ old results still work, because their state is in SQLite and the buttons are Dyn
 
 from __future__ import annotations
 
-from bot.settings import set_limits
 from support.botharness import command, job_id_in, progress_of, start
 from support.waiting import wait_job, wait_result
+
+from bot.settings import set_limits
 from engine.queue.jobs import JobKind, JobStatus
 from engine.video.read import probe
 
@@ -33,7 +34,10 @@ async def test_resume_after_restart_then_reroll_by_reaction_and_button_after_ano
         assert probe(job.result_path).frames == 10
         await fake.wait_for(lambda: "Done" in progress.content, 10, "the final progress edit")
         assert len(progress.revisions) > edits_before
-        assert len([m for m in fake.bot_messages(channel) if m.attachments and m.attachments[0].filename.endswith(".mp4")]) == 1
+        assert (
+            len([m for m in fake.bot_messages(channel) if m.attachments and m.attachments[0].filename.endswith(".mp4")])
+            == 1
+        )
     finally:
         await running.stop()
 
@@ -60,13 +64,17 @@ async def test_resume_after_restart_then_reroll_by_reaction_and_button_after_ano
         # ❌ from someone else without Manage Messages is refused, with a reason in the channel;
         # ❌ from the requester deletes the result
         await fake.react(channel, reroll_result.id, "❌", user_id=world.admin_id)
-        await fake.wait_for(lambda: any("Only the person who asked" in m.content for m in fake.bot_messages(channel)), 5)
+        await fake.wait_for(
+            lambda: any("Only the person who asked" in m.content for m in fake.bot_messages(channel)), 5
+        )
         assert not reroll_result.deleted
         await fake.react(channel, reroll_result.id, "❌", user_id=member)
         await fake.wait_for(lambda: reroll_result.deleted, 5, "the result to be deleted")
 
         # a re-roll is subject to the limits: over the daily quota, 🔄 is refused with the reason
-        await set_limits(running.bot.store, world.guild_id, defaults=config.limits, daily_quota=3)  # the member has asked for 3 today
+        await set_limits(
+            running.bot.store, world.guild_id, defaults=config.limits, daily_quota=3
+        )  # the member has asked for 3 today
         await fake.unreact(channel, result.id, "🔄", user_id=member)
         await fake.react(channel, result.id, "🔄", user_id=member)
         await fake.wait_for(lambda: any("used your 3 renders" in m.content for m in fake.bot_messages(channel)), 5)

@@ -6,13 +6,13 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
-
 from support.botharness import command, job_id_in, progress_of, start
 from support.waiting import wait_job, wait_result, wait_stored
+
 from engine.errors import UserError
 from engine.queue.jobs import JobStatus
-from engine.queue.worker import Runtime
 from engine.queue.store import JobStore
+from engine.queue.worker import Runtime
 
 
 async def test_the_bot_delivers_jobs_rendered_by_a_worker_on_its_own_store_connection(fake, world, config):
@@ -71,4 +71,3 @@ async def test_a_job_finished_while_the_bot_was_down_loses_its_stale_preview(fak
     finally:
         await worker.stop()
         await worker_store.close()
-

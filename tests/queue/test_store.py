@@ -51,7 +51,9 @@ async def test_a_version_1_database_is_upgraded_and_keeps_its_jobs(tmp_path):
         for statement in MIGRATIONS[0]:
             db.execute(statement)
         db.execute("PRAGMA user_version = 1")
-        db.execute("INSERT INTO jobs (kind, user_id, created_at, status, worker) VALUES ('mux', 7, 1.0, 'running', 'old')")
+        db.execute(
+            "INSERT INTO jobs (kind, user_id, created_at, status, worker) VALUES ('mux', 7, 1.0, 'running', 'old')"
+        )
     store = await JobStore.open(path)
     try:
         assert (await store.get(1)).user_id == 7
@@ -102,13 +104,22 @@ async def test_lifecycle_queued_running_done_read_back(tmp_path, caplog):
             JobKind.ANIMATE, params(frames=12, seed=42), user_id=7, guild_id=1, origin_id=5, now=T0
         )
         assert (job.status, job.seed, job.frames_total, job.frames_done, job.attempts) == (
-            JobStatus.QUEUED, 42, 12, 0, 0)
+            JobStatus.QUEUED,
+            42,
+            12,
+            0,
+            0,
+        )
         assert job.params == params(frames=12, seed=42) and job.created_at == T0
 
         running = await store.claim("w1", now=T0 + 1)
         assert running.id == job.id
         assert (running.status, running.worker, running.started_at, running.attempts) == (
-            JobStatus.RUNNING, "w1", T0 + 1, 1)
+            JobStatus.RUNNING,
+            "w1",
+            T0 + 1,
+            1,
+        )
         assert await store.claim("w1") is None
 
         await store.update_progress(job.id, 4, preview_path="p/0003.png", eta_seconds=9.5)
@@ -117,7 +128,11 @@ async def test_lifecycle_queued_running_done_read_back(tmp_path, caplog):
         await store.set_posts(job.id, result_post_id=1002)
         done = await store.finish(job.id, JobStatus.DONE, result_path="out/1.mp4", now=T0 + 20)
         assert (done.status, done.finished_at, done.result_path, done.eta_seconds) == (
-            JobStatus.DONE, T0 + 20, "out/1.mp4", None)
+            JobStatus.DONE,
+            T0 + 20,
+            "out/1.mp4",
+            None,
+        )
 
     async with await JobStore.open(path) as store:  # read back from the file
         back = await store.get(job.id)
@@ -245,7 +260,12 @@ async def test_queue_positions_count_within_each_lane_and_skip_what_is_not_queue
     cancelled = await render(store, 4)
     await store.request_cancel(cancelled.id)
     assert await store.queue_positions([mux.id, r2.id, r1.id, cancelled.id, 999, r1.id]) == {
-        mux.id: 1, r2.id: 2, r1.id: 1, cancelled.id: 0, 999: 0}
+        mux.id: 1,
+        r2.id: 2,
+        r1.id: 1,
+        cancelled.id: 0,
+        999: 0,
+    }
     assert await store.queue_positions([]) == {}
 
 
@@ -316,7 +336,12 @@ async def test_requeue_running(store):
     assert await store.requeue_running(now=T0 + 9) == [a.id]
     back = await store.get(a.id)
     assert (back.status, back.frames_done, back.worker, back.started_at, back.preview_path) == (
-        JobStatus.QUEUED, 5, None, None, "p.png")
+        JobStatus.QUEUED,
+        5,
+        None,
+        None,
+        "p.png",
+    )
     gone = await store.get(b.id)  # cancel was requested before the process died
     assert (gone.status, gone.finished_at) == (JobStatus.CANCELLED, T0 + 9)
     again = [await store.claim("w3"), await store.claim("w3")]
@@ -359,8 +384,7 @@ async def test_usage_counts_renders_per_utc_day(store):
     await store.enqueue(JobKind.MUX, None, user_id=1, guild_id=1, now=MIDNIGHT + 11)  # not a render
     await render(store, 1, guild=2, now=MIDNIGHT + 12)  # another guild
     await render(store, 2, now=MIDNIGHT + 13)  # another user
-    assert await store.usage(1, 1, now=MIDNIGHT + 20) == Usage(
-        renders_today=1, queued=2, last_request_at=MIDNIGHT + 10)
+    assert await store.usage(1, 1, now=MIDNIGHT + 20) == Usage(renders_today=1, queued=2, last_request_at=MIDNIGHT + 10)
 
     assert (await store.claim("w", mux=False, now=MIDNIGHT + 30)).id == late.id
     await store.finish(late.id, JobStatus.DONE)

@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from engine.render.chain import FrameChain, render_frames, render_round
-from engine.render.params import RenderParams
 from engine.render.clip import render_video
+from engine.render.params import RenderParams
 from engine.render.sampler import Cancelled
 from engine.video.read import probe
 
@@ -42,8 +42,16 @@ def test_frames_follow_each_other(components):
 
 @pytest.mark.parametrize("strength, motion", [(0.0, "none"), (0.6, "zoom-in")])
 def test_resume_from_frame_k_equals_the_uninterrupted_run(components, strength, motion):
-    params = RenderParams(prompt="0: a cat | 3: a tiger", frames=5, steps=3, strength=strength,
-                          motion=motion, width=64, height=64, seed=11)
+    params = RenderParams(
+        prompt="0: a cat | 3: a tiger",
+        frames=5,
+        steps=3,
+        strength=strength,
+        motion=motion,
+        width=64,
+        height=64,
+        seed=11,
+    )
     full = _render(components, params)
     resumed = full[:2] + _render(components, params, frames=full[:2])
     assert len(resumed) == 5
@@ -71,16 +79,18 @@ def test_prompt_is_encoded_once_per_keyframe_not_per_frame(components):
     calls = []
     handle = components.text_encoder.register_forward_hook(lambda *a: calls.append(1))
     try:
-        _render(components, RenderParams(prompt="0: a cat | 4: a tiger", frames=6, steps=1,
-                                         width=64, height=64, seed=1))
+        _render(
+            components, RenderParams(prompt="0: a cat | 4: a tiger", frames=6, steps=1, width=64, height=64, seed=1)
+        )
     finally:
         handle.remove()
     assert len(calls) == 3  # two keyframes and the negative prompt
 
 
 def test_keyframe_embeddings_interpolate_between_keys(components):
-    chain = FrameChain(components, RenderParams(prompt="0: a cat | 4: a tiger", frames=6, steps=1,
-                                                width=64, height=64, seed=1))
+    chain = FrameChain(
+        components, RenderParams(prompt="0: a cat | 4: a tiger", frames=6, steps=1, width=64, height=64, seed=1)
+    )
     cat, tiger = chain.embedding(0), chain.embedding(4)
     assert not torch.equal(cat, tiger)
     torch.testing.assert_close(chain.embedding(2), (cat + tiger) / 2)
@@ -91,8 +101,18 @@ def test_keyframe_embeddings_interpolate_between_keys(components):
 def test_batched_jobs_give_the_same_frames_as_jobs_run_alone(components):
     jobs = [
         BASE,
-        RenderParams(prompt="0: a tiger | 2: a dog", frames=3, steps=4, guidance=5.0, control_scale=0.8,
-                     strength=0.5, motion="pan-left", width=64, height=64, seed=99),
+        RenderParams(
+            prompt="0: a tiger | 2: a dog",
+            frames=3,
+            steps=4,
+            guidance=5.0,
+            control_scale=0.8,
+            strength=0.5,
+            motion="pan-left",
+            width=64,
+            height=64,
+            seed=99,
+        ),
         RenderParams(prompt="a boat", frames=3, steps=2, scheduler="euler", width=64, height=64, seed=3),
     ]
     alone = [_render(components, params) for params in jobs]

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
+from engine.config import EngineConfig
 from engine.render import accel
 from engine.render.chain import render_frames
-from engine.config import EngineConfig
 from engine.render.params import RenderParams
 
 pytestmark = [

@@ -13,17 +13,19 @@ from pathlib import Path
 
 os.environ.setdefault("ANIMABOT_CACHE", tempfile.mkdtemp(prefix="animabot-cache-"))
 
-import httpx2  # noqa: E402
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-import torch  # noqa: E402
-from huggingface_hub.errors import LocalEntryNotFoundError, OfflineModeIsEnabled, RepositoryNotFoundError  # noqa: E402
+import httpx2
+import numpy as np
+import pytest
+import torch
+from huggingface_hub.errors import LocalEntryNotFoundError, OfflineModeIsEnabled, RepositoryNotFoundError
+from support.hubserver import LoopbackHub, closed_port_url, hub_env, run_python
 
-from engine.render import hub
-from engine.render import models  # noqa: E402
-from engine.config import EngineConfig  # noqa: E402
-from engine.errors import UserError  # noqa: E402
-from support.hubserver import LoopbackHub, closed_port_url, hub_env, run_python  # noqa: E402
+from engine.config import EngineConfig
+from engine.errors import UserError
+from engine.render import (
+    hub,
+    models,
+)
 
 SD_ID = "animabot-test/sd-tiny"
 CN_ID = "animabot-test/cn-tiny"
@@ -105,8 +107,14 @@ def test_download_fetches_only_what_diffusers_needs(downloaded):
     result = downloaded["result"]
     sd, cn = (Path(p) for p in result["cached"])
     assert str(sd).startswith(str(downloaded["root"] / "hf-home"))
-    for name in ("model_index.json", "unet/diffusion_pytorch_model.safetensors", "text_encoder/model.safetensors",
-                 "vae/config.json", "tokenizer/tokenizer.json", "scheduler/scheduler_config.json"):
+    for name in (
+        "model_index.json",
+        "unet/diffusion_pytorch_model.safetensors",
+        "text_encoder/model.safetensors",
+        "vae/config.json",
+        "tokenizer/tokenizer.json",
+        "scheduler/scheduler_config.json",
+    ):
         assert (sd / name).is_file(), name
     assert (cn / "config.json").is_file() and (cn / "diffusion_pytorch_model.safetensors").is_file()
     for name in SD_EXTRAS:
@@ -209,13 +217,17 @@ def _caused(outer: BaseException, inner: BaseException) -> BaseException:
 
 def test_friendly_error_walks_the_cause_chain(tmp_path):
     request = httpx2.Request("GET", "http://127.0.0.1:9/api/models/a/b")
-    unreachable = _caused(OSError("does not appear to have a file named config.json"),
-                          _caused(LocalEntryNotFoundError("no"), httpx2.ConnectError("refused", request=request)))
+    unreachable = _caused(
+        OSError("does not appear to have a file named config.json"),
+        _caused(LocalEntryNotFoundError("no"), httpx2.ConnectError("refused", request=request)),
+    )
     friendly = hub.friendly_error(unreachable, "a/b")
     assert isinstance(friendly, UserError) and "cannot be reached" in str(friendly)
 
-    missing = _caused(OSError("is not a valid model identifier"),
-                      RepositoryNotFoundError("404", response=httpx2.Response(404, request=request)))
+    missing = _caused(
+        OSError("is not a valid model identifier"),
+        RepositoryNotFoundError("404", response=httpx2.Response(404, request=request)),
+    )
     assert str(hub.friendly_error(missing, "a/b")).startswith("There is no model repo a/b")
 
     try:  # only __context__ (raised while handling), no explicit cause
@@ -256,4 +268,3 @@ def test_loopback_hub_answers_like_the_hub(served):
         assert (status, int(headers["Content-Length"]), body) == (200, size, b"")
         status, headers, body = fetch(f"{base}/model_index.json", headers={"Range": "bytes=10-"})
         assert (status, body) == (206, (served[SD_ID] / "model_index.json").read_bytes()[10:])
-

@@ -7,16 +7,18 @@ import threading
 
 os.environ.setdefault("ANIMABOT_CACHE", tempfile.mkdtemp(prefix="animabot-cache-"))
 
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-import torch  # noqa: E402
-from diffusers import ControlNetModel  # noqa: E402
-from PIL import Image  # noqa: E402
+import numpy as np
+import pytest
+import torch
+from diffusers import ControlNetModel
+from PIL import Image
 
-from engine.render import models
-from engine.render import tiny  # noqa: E402
-from engine.config import EngineConfig  # noqa: E402
-from engine.errors import UserError  # noqa: E402
+from engine.config import EngineConfig
+from engine.errors import UserError
+from engine.render import (
+    models,
+    tiny,
+)
 
 TINY = EngineConfig(model="test-tiny", device="cpu")
 MODULES = ("unet", "controlnet", "vae", "text_encoder")
@@ -122,13 +124,17 @@ def test_load_components_is_cached(components):
     assert models.load_components(TINY) is components
     assert models.load_components(TINY, device="cpu") is components
     # With test-tiny, a ControlNet that is not a local folder means the tiny one: same load.
-    assert models.load_components(EngineConfig(model="test-tiny", controlnet="lllyasviel/x", device="cpu")) is components
+    assert (
+        models.load_components(EngineConfig(model="test-tiny", controlnet="lllyasviel/x", device="cpu")) is components
+    )
     assert hash(components) == hash(components)
 
 
 def _render(pipe, **kwargs):
     generator = torch.Generator("cpu").manual_seed(7)
-    out = pipe("a red cube", num_inference_steps=2, height=64, width=64, generator=generator, output_type="np", **kwargs)
+    out = pipe(
+        "a red cube", num_inference_steps=2, height=64, width=64, generator=generator, output_type="np", **kwargs
+    )
     return out.images
 
 

@@ -56,7 +56,9 @@ class HubRepo:
                 continue
             data = item.read_bytes()
             blob = hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
-            lfs = hashlib.sha256(data).hexdigest() if len(data) > LFS_THRESHOLD or rel.endswith(".safetensors") else None
+            lfs = (
+                hashlib.sha256(data).hexdigest() if len(data) > LFS_THRESHOLD or rel.endswith(".safetensors") else None
+            )
             files[rel] = HubFile(rel, item, len(data), blob, lfs)
         # A commit id derived from the content: a changed repo is a new commit, as on the hub.
         listing = "\n".join(f"{path} {f.blob_sha1}" for path, f in sorted(files.items()))
@@ -157,7 +159,14 @@ class LoopbackHub:
             return error
         siblings = [{"rfilename": path} for path in repo.files]
         return web.json_response(
-            {"id": repo.repo_id, "modelId": repo.repo_id, "sha": repo.sha, "siblings": siblings, "private": False, "tags": []}
+            {
+                "id": repo.repo_id,
+                "modelId": repo.repo_id,
+                "sha": repo.sha,
+                "siblings": siblings,
+                "private": False,
+                "tags": [],
+            }
         )
 
     async def _tree(self, request: web.Request) -> web.Response:

@@ -1,10 +1,10 @@
 """The clips the video tests share, encoded once per module with the real ffmpeg."""
 
 import pytest
+from support.clips import FPS, moving_square_frames, noise_frames, write_sine_wav
 
 from engine.video.edit import mux_audio
 from engine.video.encode import encode_frames
-from support.clips import FPS, moving_square_frames, noise_frames, write_sine_wav
 
 
 @pytest.fixture(scope="module")

@@ -6,12 +6,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from support.clips import FPS, FRAMES, moving_square_frames, write_sine_wav
 
 from engine.errors import UserError
 from engine.video.edit import fit_command, fit_sizes, fit_to_size, mux_audio, mux_command
 from engine.video.encode import encode_frames
 from engine.video.read import AUDIO_HELP, check_audio, decode_frames, probe
-from support.clips import FPS, FRAMES, moving_square_frames, write_sine_wav
 
 # -- audio ------------------------------------------------------------------------------------
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from support.clips import FPS, FRAMES, SIZE, moving_square_frames
 
 from engine.video.encode import VideoWriter, encode_frames
 from engine.video.read import MediaInfo, decode_frames, probe
-from support.clips import FPS, FRAMES, SIZE, moving_square_frames
 
 
 def test_encode_then_probe_reports_h264_size_fps_and_frame_count(clip):

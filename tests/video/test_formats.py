@@ -6,6 +6,7 @@ import subprocess
 
 import numpy as np
 import pytest
+from support.clips import FPS, moving_square_frames, noise_frames, write_sine_wav
 
 from engine.errors import UserError
 from engine.files import result_filename
@@ -14,7 +15,6 @@ from engine.video.formats import check_format_matches, clip_format, write_clip
 from engine.video.read import decode_frames, probe, read_recipe
 from engine.video.recipe import gif_with_comment, parse_ffmetadata, recipe_text
 from engine.video.runner import ffmpeg_exe
-from support.clips import FPS, moving_square_frames, noise_frames, write_sine_wav
 
 RECIPE = {"prompt": 'a café in Zürich at dusk, 東京の夜 = ; # \\ "quoted"\nsecond line ' * 40, "seed": 1234, "fps": 8}
 

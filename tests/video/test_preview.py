@@ -6,9 +6,9 @@ import io
 
 import numpy as np
 from PIL import Image
+from support.clips import FPS, moving_square_frames
 
 from engine.video.preview import preview_animation, preview_jpeg
-from support.clips import FPS, moving_square_frames
 
 
 def test_preview_jpeg_is_a_small_jpeg():

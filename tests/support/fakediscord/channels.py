@@ -108,7 +108,9 @@ class ChannelRoutes:
     async def send(self, request: web.Request) -> web.Response:
         channel = self.state.channel(request.match_info["channel_id"])
         body, files = await self.api.body(request)
-        if not self._bot_may(channel.guild_id, SEND_MESSAGES) or (files and not self._bot_may(channel.guild_id, ATTACH_FILES)):
+        if not self._bot_may(channel.guild_id, SEND_MESSAGES) or (
+            files and not self._bot_may(channel.guild_id, ATTACH_FILES)
+        ):
             raise ApiError(403, "Missing Permissions", 50013)
         reply = body.get("message_reference") is not None
         message = self.state.create_message(
@@ -149,7 +151,9 @@ class ChannelRoutes:
         users = message.reactions.setdefault(emoji, [])
         if self.state.bot.id not in users:
             users.append(self.state.bot.id)
-            await self.api.gateway.dispatch("MESSAGE_REACTION_ADD", reaction_event(self.state, message, emoji, self.state.bot.id))
+            await self.api.gateway.dispatch(
+                "MESSAGE_REACTION_ADD", reaction_event(self.state, message, emoji, self.state.bot.id)
+            )
         return no_content()
 
     async def remove_reaction(self, request: web.Request) -> web.Response:

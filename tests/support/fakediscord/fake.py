@@ -9,7 +9,8 @@ import contextlib
 import re
 import secrets
 import time
-from typing import Any, AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 from aiohttp import web
 
@@ -162,7 +163,9 @@ class FakeDiscord:
     def message(self, message_id: int) -> MessageRecord:
         return self.state.messages[int(message_id)]
 
-    def messages_in(self, channel_id: int, *, include_deleted: bool = True, include_ephemeral: bool = True) -> list[MessageRecord]:
+    def messages_in(
+        self, channel_id: int, *, include_deleted: bool = True, include_ephemeral: bool = True
+    ) -> list[MessageRecord]:
         """Every message in the channel, oldest first (interaction responses included)."""
         return [
             m

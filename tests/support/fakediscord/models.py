@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 DISCORD_EPOCH_MS = 1420070400000
@@ -69,7 +69,7 @@ def emoji_payload(key: str) -> dict[str, Any]:
 
 
 def iso_now() -> str:
-    return datetime.now(timezone.utc).isoformat()
+    return datetime.now(UTC).isoformat()
 
 
 class SnowflakeFactory:
@@ -234,7 +234,9 @@ class MessageRecord:
         for attachment in self.attachments:
             if attachment.filename == filename:
                 return attachment
-        raise KeyError(f"message {self.id} has no attachment {filename!r}; it has {[a.filename for a in self.attachments]}")
+        raise KeyError(
+            f"message {self.id} has no attachment {filename!r}; it has {[a.filename for a in self.attachments]}"
+        )
 
     def custom_ids(self) -> list[str]:
         return [c["custom_id"] for c in iter_components(self.components) if "custom_id" in c]

@@ -133,7 +133,9 @@ class RestApi:
 
     async def get_me(self, request: web.Request) -> web.Response:
         bot = self.state.bot
-        return json_response({**bot.payload(), "verified": True, "mfa_enabled": False, "email": None, "locale": "en-US"})
+        return json_response(
+            {**bot.payload(), "verified": True, "mfa_enabled": False, "email": None, "locale": "en-US"}
+        )
 
     async def get_application(self, request: web.Request) -> web.Response:
         bot = self.state.bot
@@ -309,7 +311,9 @@ class RestApi:
         if message_id == "@original":
             message = interaction.original
         else:
-            message = next((m for m in [interaction.original, *interaction.followups] if m and str(m.id) == message_id), None)
+            message = next(
+                (m for m in [interaction.original, *interaction.followups] if m and str(m.id) == message_id), None
+            )
         if message is None or message.deleted:
             raise unknown("Message", 10008)
         if request.method == "GET":

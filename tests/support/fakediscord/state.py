@@ -191,7 +191,9 @@ class FakeState:
             payload["permissions"] = str(self.permissions(channel.guild_id, permissions_for))
         return payload
 
-    def guild_payload(self, guild_id: int, *, unavailable: bool | None = None, all_members: bool = True) -> dict[str, Any]:
+    def guild_payload(
+        self, guild_id: int, *, unavailable: bool | None = None, all_members: bool = True
+    ) -> dict[str, Any]:
         """GUILD_CREATE data. Without the GUILD_MEMBERS intent (``all_members=False``) Discord
         lists only the bot itself; ``member_count`` is always the true count."""
         guild = self.guild(guild_id)
@@ -266,7 +268,9 @@ class FakeState:
             "edited_timestamp": message.edited_timestamp,
             "tts": False,
             "mention_everyone": False,
-            "mentions": [self.user_payload(int(u)) for u in _USER_MENTION.findall(message.content) if int(u) in self.users],
+            "mentions": [
+                self.user_payload(int(u)) for u in _USER_MENTION.findall(message.content) if int(u) in self.users
+            ],
             "mention_roles": [],
             "attachments": [self.attachment_payload(a) for a in message.attachments],
             "embeds": message.embeds,
@@ -360,7 +364,9 @@ class FakeState:
         self.channel_messages[channel.id].append(message)
         return message
 
-    def edit_message(self, message: MessageRecord, body: dict[str, Any], files: list[AttachmentRecord], *, via: str) -> None:
+    def edit_message(
+        self, message: MessageRecord, body: dict[str, Any], files: list[AttachmentRecord], *, via: str
+    ) -> None:
         edited = copy.copy(message)  # validated before anything changes, like Discord
         if "content" in body:
             edited.content = body["content"] or ""
