@@ -81,8 +81,8 @@ class BatchJob:
     error: BaseException | None = None  # set when this job alone cannot be rendered
 
     @property
-    def size(self) -> tuple[int, int]:
-        return self.job.params.width, self.job.params.height
+    def batch_key(self) -> str:
+        return self.job.params.batch_key()
 
 
 class Batcher:
@@ -158,10 +158,10 @@ class Batcher:
 
     # -- claiming ---------------------------------------------------------------------------------
     async def fill(self) -> None:
-        """Fill the batch: any size when it is empty, then more jobs of the size being rendered."""
+        """Fill the batch: any job when it is empty, then more jobs of the batch key being rendered."""
         while len(self.active) < max(1, self.config.engine.max_batch):
-            size = next(iter(self.active.values())).size if self.active else None
-            job = await self.store.claim(self.worker, mux=False, size=size)
+            key = next(iter(self.active.values())).batch_key if self.active else None
+            job = await self.store.claim(self.worker, mux=False, batch_key=key)
             if job is None:
                 return
             self.active[job.id] = BatchJob(job=job, work_dir=job_dir(self.config, job.id) / "frames")

@@ -180,31 +180,33 @@ class JobStore(JobReads):
         *,
         renders: bool = True,
         mux: bool = True,
-        size: tuple[int, int] | None = None,
+        batch_key: str | None = None,
         now: float | None = None,
     ) -> Job | None:
         """Move the next queued job (fair order) to running for ``worker``; ``None`` if there is none.
 
-        ``size=(width, height)`` (a batch of that size asking for one more job) takes the next
-        render job only if it has that size: a batch never lets its size jump the queue, so a job
-        of another size waits only until the batch drains.
+        ``batch_key`` (a batch asking for one more job: ``RenderParams.batch_key()`` of its jobs)
+        takes the next render job only if its key is the same: a batch never lets its kind jump the
+        queue, so a job of another size (or model, ...) waits only until the batch drains.
         With both lanes allowed a mux job comes first: it is short CPU work and never waits
         behind renders.
         """
-        lanes = (["render"] if renders else []) + (["mux"] if mux and size is None else [])
+        lanes = (["render"] if renders else []) + (["mux"] if mux and batch_key is None else [])
         if not lanes:
             return None
         async with self._transaction() as db:
             rows = await db.execute_fetchall(
                 f"""{FAIR_ORDER}
-                    SELECT f.id, json_extract(j.params, '$.width') AS width, json_extract(j.params, '$.height') AS height
+                    SELECT f.id, j.params
                     FROM fair_order AS f JOIN jobs AS j ON j.id = f.id
                     WHERE f.lane IN ({marks(lanes)})
                     ORDER BY f.lane = 'mux' DESC, f.position
                     LIMIT 1""",
                 lanes,
             )
-            if not rows or (size is not None and (rows[0]["width"], rows[0]["height"]) != tuple(size)):
+            if not rows:
+                return None
+            if batch_key is not None and RenderParams.from_dict(json.loads(rows[0]["params"])).batch_key() != batch_key:
                 return None
             job = await self._fetch_job(
                 db,

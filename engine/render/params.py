@@ -94,6 +94,12 @@ class RenderParams:
     def size(self) -> str:
         return f"{self.width}x{self.height}"
 
+    def batch_key(self) -> str:
+        """Jobs share a batch (one UNet call per step) only when their keys are equal: same size today.
+
+        Anything that changes which weights or input shapes a denoising step needs belongs here."""
+        return self.size
+
     def summary(self) -> str:
         """One line of the settings, for messages and logs."""
         parts = [
