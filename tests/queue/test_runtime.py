@@ -10,6 +10,8 @@ import sys
 import time
 
 import pytest
+from support.media import write_wav
+from support.waiting import until
 
 from engine.config import Config, EngineConfig
 from engine.errors import OutOfMemory
@@ -41,17 +43,6 @@ async def _rendered(events, job_id, frames, timeout=60.0):
                 return event
 
     return await asyncio.wait_for(seen(), timeout)
-
-
-async def _until(predicate, timeout=60.0):
-    """Poll ``predicate`` (for what no in-process runtime announces: another process, the clean-up)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = await predicate()
-        if result:
-            return result
-        await asyncio.sleep(0.05)
-    raise AssertionError("timed out waiting")
 
 
 async def _finished(store, job_id):
@@ -158,7 +149,7 @@ async def test_mux_jobs_are_served_beside_renders(served, tmp_path):
     await _drained(runtime)
     render = await store.get(render.id)
     wav = tmp_path / "tone.wav"
-    _write_wav(wav, seconds=1.0)
+    write_wav(wav, seconds=1.0)
     mux = await store.enqueue(JobKind.MUX, None, user_id=1, parent_id=render.id, audio_path=str(wav))
     runtime.notify()
     await _drained(runtime)
@@ -171,18 +162,6 @@ async def test_mux_jobs_are_served_beside_renders(served, tmp_path):
 async def _progressed(store, job_id, frames):
     job = await store.get(job_id)
     return job.frames_done >= frames
-
-
-def _write_wav(path, seconds):
-    import math
-    import struct
-    import wave
-
-    with wave.open(str(path), "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(16000)
-        out.writeframes(b"".join(struct.pack("<h", int(8000 * math.sin(i / 10))) for i in range(int(16000 * seconds))))
 
 
 def _start_worker(config_path, log_path):
@@ -203,13 +182,13 @@ async def test_a_worker_killed_mid_render_resumes_without_rendering_a_frame_twic
     logs = [tmp_path / "first.log", tmp_path / "second.log"]
     worker = _start_worker(config_path, logs[0])
     try:
-        await _until(lambda: _progressed(store, job.id, 3), timeout=120)
+        await until(lambda: _progressed(store, job.id, 3), 120, "3 frames saved by the worker process")
         worker.send_signal(signal.SIGKILL)
         worker.wait(timeout=10)
         interrupted = await store.get(job.id)
         assert interrupted.status is JobStatus.RUNNING and interrupted.frames_done < 24
         worker = _start_worker(config_path, logs[1])
-        done = await _until(lambda: _finished(store, job.id), timeout=180)
+        done = await until(lambda: _finished(store, job.id), 180, "the job finished after the restart")
     finally:
         worker.kill()
         worker.wait()
@@ -296,7 +275,7 @@ async def test_files_of_jobs_older_than_the_retention_are_removed_at_start(tmp_p
     runtime = Runtime(config, store)
     await runtime.start()
     try:
-        await _until(lambda: _gone(job_dir(config, old.id)), timeout=10)
+        await until(lambda: _gone(job_dir(config, old.id)), 10, "the old job's files removed")
         assert job_dir(config, recent.id).exists()
     finally:
         await runtime.stop()

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import math
-import wave
-
 import numpy as np
 
 FPS = 8
@@ -30,13 +27,3 @@ def moving_square_frames(n: int = FRAMES, size: int = SIZE) -> list[np.ndarray]:
 def noise_frames(n: int, size: int, seed: int = 0) -> list[np.ndarray]:
     rng = np.random.default_rng(seed)
     return [rng.integers(0, 256, (size, size, 3), dtype=np.uint8) for _ in range(n)]
-
-
-def write_sine_wav(path, seconds: float, rate: int = 22050) -> None:
-    t = np.arange(int(seconds * rate)) / rate
-    samples = (np.sin(2 * math.pi * 440 * t) * 8000).astype("<i2")
-    with wave.open(str(path), "wb") as wav:
-        wav.setnchannels(1)
-        wav.setsampwidth(2)
-        wav.setframerate(rate)
-        wav.writeframes(samples.tobytes())

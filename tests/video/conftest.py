@@ -1,7 +1,8 @@
 """The clips the video tests share, encoded once per module with the real ffmpeg."""
 
 import pytest
-from support.clips import FPS, moving_square_frames, noise_frames, write_sine_wav
+from support.clips import FPS, moving_square_frames, noise_frames
+from support.media import write_wav
 
 from engine.video.edit import mux_audio
 from engine.video.encode import encode_frames
@@ -20,5 +21,5 @@ def noisy_clip_with_audio(tmp_path_factory):
     """12 frames of 128×128 noise (hard to compress) with a 2 s tone under them."""
     folder = tmp_path_factory.mktemp("noisy")
     silent = encode_frames(noise_frames(12, 128), folder / "silent.mp4", FPS)
-    write_sine_wav(folder / "tone.wav", 2.0)
+    write_wav(folder / "tone.wav", 2.0)
     return mux_audio(silent, folder / "tone.wav", folder / "noisy.mp4")

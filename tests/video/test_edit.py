@@ -6,7 +6,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from support.clips import FPS, FRAMES, moving_square_frames, write_sine_wav
+from support.clips import FPS, FRAMES, moving_square_frames
+from support.media import write_wav
 
 from engine.errors import UserError
 from engine.video.edit import fit_command, fit_sizes, fit_to_size, mux_audio, mux_command
@@ -20,7 +21,7 @@ from engine.video.read import AUDIO_HELP, check_audio, decode_frames, probe
 def test_mux_audio_keeps_the_video_length_and_frames(clip, tmp_path, audio_seconds):
     path, _ = clip
     wav = tmp_path / "tone.wav"
-    write_sine_wav(wav, audio_seconds)
+    write_wav(wav, audio_seconds)
     assert check_audio(wav) == pytest.approx(audio_seconds, abs=0.01)
 
     out = mux_audio(path, wav, tmp_path / "muxed.mp4")
@@ -37,7 +38,7 @@ def test_mux_audio_keeps_the_video_length_and_frames(clip, tmp_path, audio_secon
 
 def test_mux_audio_can_replace_the_video_in_place(tmp_path):
     path = encode_frames(moving_square_frames(4), tmp_path / "clip.mp4", FPS)
-    write_sine_wav(tmp_path / "tone.wav", 1.0)
+    write_wav(tmp_path / "tone.wav", 1.0)
     assert mux_audio(path, tmp_path / "tone.wav", path) == path
     info = probe(path)
     assert (info.frames, info.audio_codec) == (4, "aac")

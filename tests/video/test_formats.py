@@ -6,7 +6,8 @@ import subprocess
 
 import numpy as np
 import pytest
-from support.clips import FPS, moving_square_frames, noise_frames, write_sine_wav
+from support.clips import FPS, moving_square_frames, noise_frames
+from support.media import write_wav
 
 from engine.errors import UserError
 from engine.files import result_filename
@@ -53,7 +54,7 @@ def test_a_video_without_a_recipe_reads_none(clip):
 
 def test_mux_audio_and_fit_to_size_keep_the_recipe(tmp_path):
     src = write_clip(noise_frames(12, 128), tmp_path / "clip.mp4", FPS, recipe=RECIPE)
-    write_sine_wav(tmp_path / "tone.wav", 1.0)
+    write_wav(tmp_path / "tone.wav", 1.0)
     muxed = mux_audio(src, tmp_path / "tone.wav", tmp_path / "muxed.mp4")
     assert read_recipe(muxed) == RECIPE
     fitted = fit_to_size(muxed, tmp_path / "fit.mp4", muxed.stat().st_size // 3)
