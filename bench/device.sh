@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The GPU check for issues 2 and 5, as one command on the lent machine (device tool):
+# The GPU benchmark, as one command on the lent machine (device tool):
 #   carry .whl (diffusers 0.42.1 and what the machine lacks: see README "Benchmarks") and run
 #   bash bench/device.sh
 # It writes bench results under $OUT (or bench/results when $OUT is unset).

@@ -1,4 +1,4 @@
-"""GPU benchmark: the tutorial's chain as written against the engine (issue 5).
+"""GPU benchmark: the tutorial's chain as written against the engine.
 
 One run, SD1.5-shaped random weights (same FLOPs as the real model), fp16, reporting seconds per
 frame, frames per second and peak GPU memory for:

@@ -1,4 +1,4 @@
-"""Runtime benchmark (issue 3): event-loop lag while a render runs, and job-store throughput.
+"""Runtime benchmark: event-loop lag while a render runs, and job-store throughput.
 
     python bench/runtime_loop.py --out bench/results/runtime-cpu.json
 

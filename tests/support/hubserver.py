@@ -1,6 +1,6 @@
 """A loopback model hub: an aiohttp server on 127.0.0.1 that serves local folders as hub repos.
 
-It answers what huggingface_hub 2.x and diffusers ask (see /work/shared/hub-testing.md): repo info,
+It answers what huggingface_hub 2.x and diffusers ask (what a real hub serves to them): repo info,
 the tree listing, ``HEAD``/``GET`` of ``resolve`` URLs (with ``Range``), and the hub's 404s with
 ``X-Error-Code``. Large files are served as LFS files (sha256 ETag); nothing mentions xet.
 
