@@ -1,8 +1,9 @@
 """What the bot writes: pure functions from jobs and limits to message text.
 
 Nothing here sends anything or touches the store, so every line a user reads can be unit-tested.
-Text from users (prompts, file names) is escaped for Markdown and clipped; pings are prevented
-separately, by ``allowed_mentions`` on every send and edit.
+Text from users (prompts, file names) is escaped for Markdown and clipped to Discord's limits by
+``bot.clip``, the one place that knows them; pings are prevented separately, by
+``allowed_mentions`` on every send and edit.
 """
 
 from __future__ import annotations
@@ -11,11 +12,13 @@ import math
 
 import discord
 
+from bot import clip as limits
+from bot.clip import clip
 from bot.settings import GuildLimits
 from engine import files
 from engine.queue.jobs import Job, JobKind, JobStatus
 
-CONTENT_LIMIT = 2000  # Discord's cap on a message's text
+CONTENT_LIMIT = limits.CONTENT  # Discord's cap on a message's text
 PROMPT_LIMIT = 900
 BAR_WIDTH = 20
 
@@ -54,11 +57,6 @@ def format_bytes(n_bytes: int) -> str:
     raise AssertionError("unreachable")
 
 
-def clip(text: str, limit: int) -> str:
-    """``text`` cut to at most ``limit`` characters, with an ellipsis when cut."""
-    return text if len(text) <= limit else text[: max(0, limit - 1)] + "…"
-
-
 def quote(text: str, limit: int = PROMPT_LIMIT) -> str:
     """User text as a Markdown block quote, its Markdown escaped, clipped to ``limit``."""
     escaped = discord.utils.escape_markdown(clip(" ".join(text.split()), limit))
@@ -90,7 +88,7 @@ def _title(job: Job) -> str:
 
 
 def _finish(lines: list[str]) -> str:
-    return clip("\n".join(line for line in lines if line), CONTENT_LIMIT)
+    return limits.content("\n".join(line for line in lines if line))
 
 
 # -- progress and results -------------------------------------------------------------------------
@@ -143,7 +141,7 @@ def result_text(job: Job, parent: Job | None = None, note: str = "") -> str:
 
 def upload_failed_text(job: Job, reason: str) -> str:
     head = f"⚠️ **{_title(job)}** for {user_ref(job.user_id)}"
-    return _finish([f"{head} rendered, but the video could not be posted: {reason}"])
+    return limits.fill("{head} rendered, but the video could not be posted: {reason}", head=head, reason=reason)
 
 
 def queued_reply(job: Job, position: int) -> str:

@@ -30,7 +30,9 @@ from .models import (
 )
 
 _USER_MENTION = re.compile(r"<@!?(\d+)>")
-MAX_CONTENT = 2000
+MAX_CONTENT = 2000  # for bots; the OpenAPI description's 4000 is the Nitro users' limit
+MAX_EMBEDS = 10
+MAX_EMBED_TOTAL = 6000  # every embed's title, description, fields, footer and author together
 
 
 class ApiError(Exception):
@@ -416,12 +418,31 @@ def _resolve_attachments(
     return result
 
 
+def _too_long(field: str, limit: int) -> ApiError:
+    """Discord's answer to a value over its length limit: 50035 with the nested ``errors`` object."""
+    error = {"code": "BASE_TYPE_MAX_LENGTH", "message": f"Must be {limit} or fewer in length."}
+    return ApiError(400, "Invalid Form Body", 50035, {field: {"_errors": [error]}})
+
+
+def embed_length(embed: dict[str, Any]) -> int:
+    """What Discord counts towards an embed's 6000 characters."""
+    fields = embed.get("fields") or []
+    return (
+        len(embed.get("title") or "")
+        + len(embed.get("description") or "")
+        + sum(len(f.get("name") or "") + len(f.get("value") or "") for f in fields)
+        + len((embed.get("footer") or {}).get("text") or "")
+        + len((embed.get("author") or {}).get("name") or "")
+    )
+
+
 def _validate(message: MessageRecord) -> None:
+    """The limits the OpenAPI schema cannot say (its per-field maxLengths are checked before this)."""
     if not (message.content or message.embeds or message.attachments or message.components):
         raise ApiError(400, "Cannot send an empty message", 50006)
     if len(message.content) > MAX_CONTENT:
-        error = {"code": "BASE_TYPE_MAX_LENGTH", "message": f"Must be {MAX_CONTENT} or fewer in length."}
-        raise ApiError(400, "Invalid Form Body", 50035, {"content": {"_errors": [error]}})
-    if len(message.embeds) > 10:
-        error = {"code": "BASE_TYPE_MAX_LENGTH", "message": "Must be 10 or fewer in length."}
-        raise ApiError(400, "Invalid Form Body", 50035, {"embeds": {"_errors": [error]}})
+        raise _too_long("content", MAX_CONTENT)
+    if len(message.embeds) > MAX_EMBEDS:
+        raise _too_long("embeds", MAX_EMBEDS)
+    if sum(embed_length(e) for e in message.embeds) > MAX_EMBED_TOTAL:
+        raise _too_long("embeds", MAX_EMBED_TOTAL)
