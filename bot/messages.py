@@ -227,3 +227,33 @@ def _short_progress(job: Job) -> str:
     if job.kind is JobKind.MUX:
         return "adding audio"
     return f"frame {job.frames_done}/{job.frames_total}"
+
+
+# -- results that could not be posted -------------------------------------------------------------
+def not_posted_reason(code: int | None, channel_id: int | None, missing: list[str]) -> str:
+    """Why Discord refused a post, as the member reads it (one sentence, what to do included)."""
+    from bot.checks import cannot_post_text  # checks imports nothing from here; kept local all the same
+
+    where = f"<#{channel_id}>" if channel_id else "that channel"
+    if code == 10003:
+        return f"The channel {where} was deleted before I could post there."
+    if code == 50001:
+        return f"I can't see {where} any more — ask a server admin to give me the View Channel permission there."
+    return cannot_post_text(missing or ["Send Messages", "Attach Files"], channel_id)
+
+
+def not_posted_text(job: Job, reason: str, retention_days: float) -> str:
+    """What the member is told when a finished job could not be posted for good."""
+    if job.status is not JobStatus.DONE:
+        return limits.fill("{reason} {outcome}", reason=reason, outcome=progress_text(job))
+    kept = (
+        f"Your video (job {job.id}) is kept for {retention_days:g} days: `/queue` shows it, "
+        f"and `/deliver job:{job.id}` posts it once that is fixed (or in another channel)."
+    )
+    return limits.fill("{reason} {kept}", reason=reason, kept=kept)
+
+
+def held_lines(held: dict[int, str]) -> list[str]:
+    """``/queue``'s lines for the caller's videos that are kept but not posted."""
+    return [limits.fill("📦 job {id}: kept, not posted ({why}) · `/deliver job:{id}`", 200, id=str(job_id), why=why)
+            for job_id, why in held.items()]  # fmt: skip
