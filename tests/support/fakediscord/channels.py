@@ -114,8 +114,8 @@ class ChannelRoutes:
         return json_response([self.state.message_payload(m) for m in reversed(window)])  # newest first
 
     async def send(self, request: web.Request) -> web.Response:
+        body, files = await self.api.body(request)  # read first, so even a refused request records its files
         channel = self.state.channel(request.match_info["channel_id"])
-        body, files = await self.api.body(request)
         if not self._bot_may(channel.guild_id, VIEW_CHANNEL, channel.id):
             raise ApiError(403, "Missing Access", 50001)
         if not self._bot_may(channel.guild_id, SEND_MESSAGES, channel.id) or (
