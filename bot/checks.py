@@ -14,6 +14,7 @@ from discord import app_commands
 from engine.queue.jobs import Job
 
 CANNOT_POST = "I can't post videos in this channel; ask an admin to let me send messages and attach files here."
+NO_REACTIONS = "I can't add reactions here (Add Reactions permission), so use the buttons on the result."
 NOT_MANAGER = "Only members with the Manage Server permission can view or change the limits."
 
 
@@ -35,8 +36,33 @@ def can_reroll(job: Job) -> bool:
 
 def can_post_videos(permissions: discord.Permissions, *, in_thread: bool = False) -> bool:
     """Whether the bot may post progress and videos where a command was used."""
-    send = permissions.send_messages_in_threads if in_thread else permissions.send_messages
-    return permissions.view_channel and send and permissions.attach_files
+    return not missing_for_posting(permissions, in_thread=in_thread)
+
+
+def missing_for_posting(permissions: discord.Permissions, *, in_thread: bool = False) -> list[str]:
+    """The permissions (as Discord's settings name them) the bot lacks to post videos there."""
+    send = ("send_messages_in_threads", "Send Messages in Threads") if in_thread else ("send_messages", "Send Messages")
+    needed = [("view_channel", "View Channel"), send, ("attach_files", "Attach Files")]
+    return [name for flag, name in needed if not getattr(permissions, flag)]
+
+
+def missing_reactions(permissions: discord.Permissions) -> bool:
+    """Without Add Reactions the results carry no 🔄/❌ (the buttons still work)."""
+    return not permissions.add_reactions
+
+
+def cannot_post_text(missing: list[str], channel_id: int | None) -> str:
+    """``I can't attach files in #renders — ask a server admin to give me the Attach Files permission there.``"""
+    where = f"<#{channel_id}>" if channel_id else "this channel"
+    if missing == ["Attach Files"]:
+        doing = "attach files"
+    elif "View Channel" in missing:
+        doing = "see"
+    else:
+        doing = "post videos"
+    names = " and ".join(missing) if len(missing) < 3 else ", ".join(missing[:-1]) + " and " + missing[-1]
+    plural = "permission" if len(missing) == 1 else "permissions"
+    return f"I can't {doing} in {where} — ask a server admin to give me the {names} {plural} there."
 
 
 def bot_can_post(interaction: discord.Interaction) -> bool:
@@ -54,8 +80,10 @@ def bot_may_post():
     """The command queues a job whose progress and video the bot must be able to post here."""
 
     def predicate(interaction: discord.Interaction) -> bool:
-        if not bot_can_post(interaction):
-            raise Refused(CANNOT_POST)
+        in_thread = isinstance(interaction.channel, discord.Thread)
+        missing = missing_for_posting(interaction.app_permissions, in_thread=in_thread)
+        if missing:
+            raise Refused(cannot_post_text(missing, getattr(interaction, "channel_id", None)))
         return True
 
     return app_commands.check(predicate)

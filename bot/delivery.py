@@ -9,8 +9,14 @@ it ends with:
    once more; a second refusal, or a limit nothing fits under, is explained in the channel;
 3. a failed or cancelled job gets its final progress text posted only when there is no progress
    message to show it on;
-4. the result message is recorded in the store (that marks the job delivered) even if the bot
-   stops meanwhile, and a ``/mux`` upload is removed once its job has ended.
+4. the result message is recorded in the store (that marks the job delivered) before anything
+   else is done with it, even if the bot stops meanwhile; every outcome post carries the job's
+   nonce (``enforce_nonce``), so a post made just before a crash, and not recorded, is answered
+   by Discord with that same message when the restarted bot posts again, not made twice;
+5. a refusal that retrying cannot fix (:func:`is_permanent`: missing permissions or access, the
+   channel gone) holds the result back in the store and tells the member (``bot.notify``): the
+   video is kept, and ``/deliver`` posts it once that is fixed;
+6. a ``/mux`` upload is removed once its job has ended.
 """
 
 from __future__ import annotations
@@ -23,11 +29,15 @@ from typing import TYPE_CHECKING
 
 import discord
 
+from bot import notify
+from bot.checks import missing_for_posting
 from bot.messages import (
     CANCEL_EMOJI,
     REROLL_EMOJI,
     apology,
     format_bytes,
+    not_posted_reason,
+    not_posted_text,
     progress_text,
     result_filename,
     result_text,
@@ -44,6 +54,19 @@ if TYPE_CHECKING:
     from bot.client import AnimaBot
 
 log = logging.getLogger(__name__)
+
+# Refusals that retrying does not fix: Missing Permissions, Missing Access, Unknown Channel, Unknown Message.
+PERMANENT_CODES = frozenset({50013, 50001, 10003, 10008})
+
+
+def is_permanent(err: BaseException) -> bool:
+    """A Discord refusal to give up on at once (403/404); 429 and 5xx are retried, by discord.py and us."""
+    return isinstance(err, discord.HTTPException) and (err.status in (403, 404) or err.code in PERMANENT_CODES)
+
+
+def nonce(job: Job) -> str:
+    """The job's outcome post's nonce (Discord keeps up to 25 characters)."""
+    return f"animabot-job-{job.id}"
 
 
 def upload_too_large(err: discord.HTTPException) -> bool:
@@ -85,26 +108,33 @@ async def post_outcome(bot: AnimaBot, job: Job, *, progress_shown: bool) -> disc
     if job.status is JobStatus.DONE:
         return await post_result(bot, job)
     if not progress_shown:  # failed or cancelled, and no progress message to show it on
-        return await job_channel(bot, job).send(progress_text(job), allowed_mentions=NO_MENTIONS)
+        return await job_channel(bot, job).send(progress_text(job), allowed_mentions=NO_MENTIONS, nonce=nonce(job))
     return None
 
 
-async def post_result(bot: AnimaBot, job: Job) -> discord.Message:
-    """The video with its text, button and reactions; or why it could not be posted."""
+async def post_result(
+    bot: AnimaBot, job: Job, channel: discord.abc.Messageable | None = None, *, once: str | None = None
+) -> discord.Message:
+    """The video with its text and button (in ``channel``, else the job's); or why it could not be posted.
+
+    ``once`` is the post's nonce (the job's own by default): Discord answers a repeat with the
+    message made the first time. The reactions come after the post is recorded: :func:`decorate`.
+    """
     parent = await bot.store.get(job.parent_id) if job.kind is JobKind.MUX and job.parent_id else None
-    channel = job_channel(bot, job)
+    channel = channel or job_channel(bot, job)
+    once = once or nonce(job)
     source = Path(job.result_path) if job.result_path else None
     if source is None or not source.exists():
         log.error("job %d is done but its video %s is missing", job.id, job.result_path)
         return await channel.send(
-            upload_failed_text(job, "the video file is missing on the host."), allowed_mentions=NO_MENTIONS
+            upload_failed_text(job, "the video file is missing on the host."), allowed_mentions=NO_MENTIONS, nonce=once
         )
     limit = await upload_limit(bot, job)
     try:
         upload, note = await fit(source, limit)
         for last_try in (False, True):
             try:
-                message = await send_video(channel, job, parent, upload, note)
+                message = await send_video(channel, job, parent, upload, note, once)
                 break
             except discord.HTTPException as err:
                 if not upload_too_large(err):
@@ -120,17 +150,23 @@ async def post_result(bot: AnimaBot, job: Job) -> discord.Message:
                 upload, note = await fit(source, size // 2)
     except UserError as err:
         log.info("job %d: video not posted: %s", job.id, err)
-        return await channel.send(upload_failed_text(job, str(err)), allowed_mentions=NO_MENTIONS)
+        return await channel.send(upload_failed_text(job, str(err)), allowed_mentions=NO_MENTIONS, nonce=once)
+    return message
+
+
+async def decorate(job: Job, message: discord.Message) -> None:
+    """🔄 and ❌ on a posted video (❌ only on a mux result); best effort."""
+    if job.status is not JobStatus.DONE or not message.attachments:
+        return
     for emoji in (REROLL_EMOJI, CANCEL_EMOJI) if job.kind is not JobKind.MUX else (CANCEL_EMOJI,):
         try:
             await message.add_reaction(emoji)
         except discord.HTTPException:
             log.warning("job %d: could not add %s to result message %d", job.id, emoji, message.id)
-    return message
 
 
 async def send_video(
-    channel: discord.PartialMessageable, job: Job, parent: Job | None, path: Path, note: str
+    channel: discord.abc.Messageable, job: Job, parent: Job | None, path: Path, note: str, once: str
 ) -> discord.Message:
     view = result_view(job.id) if job.kind is not JobKind.MUX else discord.utils.MISSING
     return await channel.send(
@@ -138,7 +174,30 @@ async def send_video(
         file=discord.File(path, filename=result_filename(job, parent)),
         view=view,
         allowed_mentions=NO_MENTIONS,
+        nonce=once,
     )
+
+
+def missing_in(bot: AnimaBot, channel_id: int | None, guild_id: int | None) -> list[str]:
+    """What the bot lacks to post videos in the channel, as far as its cache knows (``[]``: unknown)."""
+    guild = bot.get_guild(guild_id) if guild_id else None
+    channel = guild.get_channel_or_thread(channel_id) if guild and channel_id else None
+    if channel is None or guild.me is None:
+        return []
+    return missing_for_posting(channel.permissions_for(guild.me), in_thread=isinstance(channel, discord.Thread))
+
+
+async def hold_and_tell(bot: AnimaBot, job: Job, err: discord.HTTPException) -> str | None:
+    """Discord refused the outcome for good: hold it in the store and tell the member why and what next.
+
+    Returns where the member was told (``bot.notify.tell``).
+    """
+    reason = not_posted_reason(err.code, job.origin_id, missing_in(bot, job.origin_id, job.guild_id))
+    await bot.store.hold(job.id, reason)
+    told = await notify.tell(bot, job, not_posted_text(job, reason, bot.config.engine.retention_days))
+    log.warning("job %d: Discord refused its post for good (%s %s); held, member told by %s",
+                job.id, err.status, err.code, told)  # fmt: skip
+    return told
 
 
 async def record_result(bot: AnimaBot, job_id: int, message_id: int) -> None:

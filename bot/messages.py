@@ -1,8 +1,9 @@
 """What the bot writes: pure functions from jobs and limits to message text.
 
 Nothing here sends anything or touches the store, so every line a user reads can be unit-tested.
-Text from users (prompts, file names) is escaped for Markdown and clipped; pings are prevented
-separately, by ``allowed_mentions`` on every send and edit.
+Text from users (prompts, file names) is escaped for Markdown and clipped to Discord's limits by
+``bot.clip``, the one place that knows them; pings are prevented separately, by
+``allowed_mentions`` on every send and edit.
 """
 
 from __future__ import annotations
@@ -11,11 +12,13 @@ import math
 
 import discord
 
+from bot import clip as limits
+from bot.clip import clip
 from bot.settings import GuildLimits
 from engine import files
 from engine.queue.jobs import Job, JobKind, JobStatus
 
-CONTENT_LIMIT = 2000  # Discord's cap on a message's text
+CONTENT_LIMIT = limits.CONTENT  # Discord's cap on a message's text
 PROMPT_LIMIT = 900
 BAR_WIDTH = 20
 
@@ -54,11 +57,6 @@ def format_bytes(n_bytes: int) -> str:
     raise AssertionError("unreachable")
 
 
-def clip(text: str, limit: int) -> str:
-    """``text`` cut to at most ``limit`` characters, with an ellipsis when cut."""
-    return text if len(text) <= limit else text[: max(0, limit - 1)] + "…"
-
-
 def quote(text: str, limit: int = PROMPT_LIMIT) -> str:
     """User text as a Markdown block quote, its Markdown escaped, clipped to ``limit``."""
     escaped = discord.utils.escape_markdown(clip(" ".join(text.split()), limit))
@@ -90,7 +88,7 @@ def _title(job: Job) -> str:
 
 
 def _finish(lines: list[str]) -> str:
-    return clip("\n".join(line for line in lines if line), CONTENT_LIMIT)
+    return limits.content("\n".join(line for line in lines if line))
 
 
 # -- progress and results -------------------------------------------------------------------------
@@ -143,7 +141,7 @@ def result_text(job: Job, parent: Job | None = None, note: str = "") -> str:
 
 def upload_failed_text(job: Job, reason: str) -> str:
     head = f"⚠️ **{_title(job)}** for {user_ref(job.user_id)}"
-    return _finish([f"{head} rendered, but the video could not be posted: {reason}"])
+    return limits.fill("{head} rendered, but the video could not be posted: {reason}", head=head, reason=reason)
 
 
 def queued_reply(job: Job, position: int) -> str:
@@ -229,3 +227,33 @@ def _short_progress(job: Job) -> str:
     if job.kind is JobKind.MUX:
         return "adding audio"
     return f"frame {job.frames_done}/{job.frames_total}"
+
+
+# -- results that could not be posted -------------------------------------------------------------
+def not_posted_reason(code: int | None, channel_id: int | None, missing: list[str]) -> str:
+    """Why Discord refused a post, as the member reads it (one sentence, what to do included)."""
+    from bot.checks import cannot_post_text  # checks imports nothing from here; kept local all the same
+
+    where = f"<#{channel_id}>" if channel_id else "that channel"
+    if code == 10003:
+        return f"The channel {where} was deleted before I could post there."
+    if code == 50001:
+        return f"I can't see {where} any more — ask a server admin to give me the View Channel permission there."
+    return cannot_post_text(missing or ["Send Messages", "Attach Files"], channel_id)
+
+
+def not_posted_text(job: Job, reason: str, retention_days: float) -> str:
+    """What the member is told when a finished job could not be posted for good."""
+    if job.status is not JobStatus.DONE:
+        return limits.fill("{reason} {outcome}", reason=reason, outcome=progress_text(job))
+    kept = (
+        f"Your video (job {job.id}) is kept for {retention_days:g} days: `/queue` shows it, "
+        f"and `/deliver job:{job.id}` posts it once that is fixed (or in another channel)."
+    )
+    return limits.fill("{reason} {kept}", reason=reason, kept=kept)
+
+
+def held_lines(held: dict[int, str]) -> list[str]:
+    """``/queue``'s lines for the caller's videos that are kept but not posted."""
+    return [limits.fill("📦 job {id}: kept, not posted ({why}) · `/deliver job:{id}`", 200, id=str(job_id), why=why)
+            for job_id, why in held.items()]  # fmt: skip

@@ -12,7 +12,10 @@ commands only wake it sooner). Each job with a channel gets a tracker task that
    the job delivered; then shows the final state on the progress message.
 
 A job is never delivered twice by one process; after a restart, finished jobs without a result
-message are delivered then.
+message are delivered then (the post's nonce makes Discord answer a post made just before the
+stop with that message instead of a second one). A post Discord refuses for good (missing
+permissions, the channel deleted) is not retried: the job is held and its member told
+(``bot.delivery.hold_and_tell``); held jobs are skipped until ``/deliver`` posts them.
 """
 
 from __future__ import annotations
@@ -121,7 +124,11 @@ class ProgressWatcher:
     # -- one look at the store ----------------------------------------------------------------
     async def tick(self) -> None:
         store = self.bot.store
-        jobs = await store.active_jobs() + await store.undelivered()
+        undelivered = await store.undelivered()
+        if undelivered:  # held back (refused for good): they wait for /deliver
+            held = await store.held_jobs()
+            undelivered = [job for job in undelivered if job.id not in held]
+        jobs = await store.active_jobs() + undelivered
         positions = await store.queue_positions(job.id for job in jobs if job.status is JobStatus.QUEUED)
         for job in jobs:
             if job.origin_id is None or job.id in self._delivered:
@@ -179,6 +186,9 @@ class Tracker:
                     await self._follow()
                     return
                 except (discord.HTTPException, OSError) as err:
+                    if delivery.is_permanent(err):  # retrying won't fix it: hold the job, tell the member
+                        await delivery.hold_and_tell(self.watcher.bot, self.job, err)
+                        return
                     if delay is None:
                         log.error("job %d: giving up on delivering it after repeated errors", self.job.id, exc_info=err)
                         await delivery.post_apology(self.watcher.bot, self.job)
@@ -291,8 +301,10 @@ class Tracker:
             progress_shown = job.progress_post_id is not None and not self._edits_broken
             message = await delivery.post_outcome(bot, job, progress_shown=progress_shown)
             self._result_id = message.id if message is not None else job.progress_post_id
-            await delivery.record_result(bot, job.id, self._result_id)
+            await delivery.record_result(bot, job.id, self._result_id)  # first: nothing may fail before it
             log.info("job %d: %s, delivered as message %d", job.id, job.status.value, self._result_id)
+            if message is not None:
+                await delivery.decorate(job, message)
             if job.kind is JobKind.MUX and job.audio_path:
                 delivery.remove_upload(bot, job.audio_path)
         await self._final_edit()

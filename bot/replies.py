@@ -6,13 +6,16 @@ import logging
 
 import discord
 
+from bot import clip
+
 log = logging.getLogger(__name__)
 
 NO_MENTIONS = discord.AllowedMentions.none()
 
 
 async def reply(interaction: discord.Interaction, text: str) -> None:
-    """Answer privately, whether or not the interaction was deferred; never pings."""
+    """Answer privately, whether or not the interaction was deferred; never pings; within Discord's limits."""
+    text = clip.content(text)
     try:
         if interaction.response.is_done():
             await interaction.followup.send(text, ephemeral=True, allowed_mentions=NO_MENTIONS)

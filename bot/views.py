@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import discord
 
-from bot import actions, checks
+from bot import actions, checks, notify
 from bot.messages import CANCEL_EMOJI, REROLL_EMOJI, apology, queued_reply
 from bot.replies import reply
 from engine.errors import UserError
@@ -60,6 +60,7 @@ async def reroll(interaction: discord.Interaction, bot: AnimaBot, job: Job) -> s
         bot, job, user_id=interaction.user.id, guild_id=interaction.guild_id, channel_id=interaction.channel_id
     )
     interaction.extras["job_id"] = new.id
+    await notify.remember(bot, new.id, interaction)
     return queued_reply(new, (await bot.store.queue_positions([new.id]))[new.id])
 
 

@@ -9,7 +9,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot import actions, checks
+from bot import actions, checks, clip, notify
 from bot.messages import CANCEL_EMOJI, REROLL_EMOJI, queued_reply, user_ref
 from bot.replies import NO_MENTIONS, reply
 from engine.errors import UserError
@@ -77,7 +77,11 @@ class Animate(commands.Cog):
             user_id=interaction.user.id, guild_id=interaction.guild_id, channel_id=interaction.channel_id,
         )  # fmt: skip
         interaction.extras["job_id"] = job.id
-        await reply(interaction, queued_reply(job, (await self.bot.store.queue_positions([job.id]))[job.id]))
+        await notify.remember(self.bot, job.id, interaction)
+        text = queued_reply(job, (await self.bot.store.queue_positions([job.id]))[job.id])
+        if checks.missing_reactions(interaction.app_permissions):
+            text += f" {checks.NO_REACTIONS}"
+        await reply(interaction, text)
 
     # -- reactions ----------------------------------------------------------------------------
     @commands.Cog.listener()
@@ -118,7 +122,9 @@ class Animate(commands.Cog):
         channel = self.bot.get_partial_messageable(payload.channel_id, guild_id=payload.guild_id)
         try:
             await channel.send(
-                f"{user_ref(payload.user_id)} {text}", allowed_mentions=NO_MENTIONS, delete_after=REFUSAL_SECONDS
+                clip.fill("{who} {text}", who=user_ref(payload.user_id), text=text),
+                allowed_mentions=NO_MENTIONS,
+                delete_after=REFUSAL_SECONDS,
             )
         except discord.HTTPException:
             log.warning("could not explain a refused reaction in channel %d", payload.channel_id)

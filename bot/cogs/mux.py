@@ -17,7 +17,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot import actions, checks
+from bot import actions, checks, notify
 from bot.messages import format_bytes, format_duration, queued_reply
 from bot.replies import reply
 from engine.errors import UserError
@@ -99,6 +99,7 @@ class Mux(commands.Cog):
             path.unlink(missing_ok=True)
             raise
         interaction.extras["job_id"] = mux_job.id
+        await notify.remember(self.bot, mux_job.id, interaction)
         self.bot.jobs_changed()
         log.info("job %d: %.1f s of audio from user %d for job %d", mux_job.id, seconds, user_id, target.id)
         await reply(

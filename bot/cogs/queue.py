@@ -9,7 +9,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot import actions
-from bot.messages import queue_text
+from bot.messages import held_lines, queue_text
 from bot.replies import reply
 from engine.errors import UserError
 from engine.queue.jobs import JobStatus
@@ -28,7 +28,9 @@ class Queue(commands.Cog):
         await interaction.response.defer(ephemeral=True, thinking=True)
         jobs = await self.bot.store.active_jobs(interaction.guild_id)
         positions = await self.bot.store.queue_positions(job.id for job in jobs if job.status is JobStatus.QUEUED)
-        await reply(interaction, queue_text(jobs, positions, interaction.user.id))
+        text = queue_text(jobs, positions, interaction.user.id)
+        held = await self.bot.store.held_jobs(user_id=interaction.user.id, guild_id=interaction.guild_id)
+        await reply(interaction, "\n".join([text, *held_lines(held)]))
 
     @app_commands.command(name="cancel", description="Cancel one of your jobs (your latest when left out).")
     @app_commands.guild_only()

@@ -122,6 +122,20 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         """,
         "DROP TABLE guild_limits",
     ),
+    # 4: what the front end needs to answer a job's requester later (an opaque handle, e.g. a reply
+    # token, and when it was given), and results it holds back instead of posting (with why), so
+    # a result that cannot be posted is neither retried on every start nor forgotten.
+    (
+        """
+        CREATE TABLE job_replies (
+            job_id    INTEGER PRIMARY KEY,
+            handle    TEXT,                         -- opaque to the store
+            handle_at REAL,
+            held      TEXT,                         -- why the result is held back; NULL: not held
+            held_at   REAL
+        )
+        """,
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -26,6 +26,7 @@ import aiosqlite
 from engine.queue.jobs import Job, JobKind, JobStatus
 from engine.queue.order import FAIR_ORDER
 from engine.queue.reads import JobReads, marks, now_or
+from engine.queue.replies import ReplyRecords
 from engine.queue.schema import migrate
 from engine.render.params import RenderParams
 
@@ -34,7 +35,7 @@ log = logging.getLogger(__name__)
 BUSY_TIMEOUT_MS = 5000
 
 
-class JobStore(JobReads):
+class JobStore(JobReads, ReplyRecords):
     """Open with ``await JobStore.open(path)``; close with ``await store.close()`` or ``async with``."""
 
     def __init__(self, db: aiosqlite.Connection) -> None:

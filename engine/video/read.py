@@ -29,6 +29,7 @@ import numpy as np
 from PIL import Image
 
 from engine.errors import UserError
+from engine.video.damage import decode_audio_command, parse_audio_decode
 from engine.video.parse import StreamHeader, first_stream, parse_final_stats, parse_streams, split_sections
 from engine.video.recipe import COMMENT_TAG, parse_ffmetadata, parse_recipe, recipe_from_xmp
 from engine.video.runner import ffmpeg_command, ffmpeg_failure, ffmpeg_path, run_ffmpeg, stderr_tail
@@ -37,6 +38,7 @@ from engine.video.webp import is_webp, read_webp, webp_xmp
 log = logging.getLogger(__name__)
 
 AUDIO_HELP = "The attachment is not an audio file that can be decoded; upload an MP3, WAV, OGG or M4A."
+DAMAGED_AUDIO = "That audio file is damaged (it does not decode cleanly); export it again and attach the new file."
 
 # Demuxers a user's audio upload may be read with ("mov" covers mp4/m4a; "matroska" covers webm).
 USER_AUDIO_FORMATS = ("wav", "mp3", "ogg", "mov", "flac", "aac", "matroska")
@@ -246,19 +248,28 @@ def decode_frames(path: str | os.PathLike) -> list[np.ndarray]:
 def check_audio(path: str | os.PathLike) -> float:
     """The length in seconds of an uploaded audio file, or ``UserError`` if it is not one.
 
-    Only local files in the containers of :data:`USER_AUDIO_FORMATS` are opened; the first audio
-    stream must decode to a positive length.
+    Only local files in the containers of :data:`USER_AUDIO_FORMATS` are opened; the whole first
+    audio stream is decoded and must have a positive length and not be damaged
+    (:mod:`engine.video.damage`: packets that fail to decode, or random bytes read as samples).
     """
     path = _existing(path)
     try:
         _, audio = read_header(path, USER_INPUT_OPTIONS)
-        seconds = _decode_to_null(path, "a:0", USER_INPUT_OPTIONS)[1] if audio else 0.0
     except UserError:
-        seconds = 0.0
-    if seconds <= 0:
-        log.info("rejected audio upload %s", path)
+        audio = None
+    if audio is None:
+        log.info("rejected audio upload %s: no audio stream", path)
         raise UserError(AUDIO_HELP)
-    return seconds
+    result = run_ffmpeg(decode_audio_command(path, USER_INPUT_OPTIONS))
+    stderr = result.stderr.decode("utf-8", "replace")
+    decoded = parse_audio_decode(stderr)
+    if result.returncode != 0 or decoded.seconds <= 0:
+        log.info("rejected audio upload %s:\n%s", path, stderr_tail(result.stderr))
+        raise UserError(AUDIO_HELP)
+    if decoded.damaged:
+        log.info("rejected damaged audio upload %s: %s", path, decoded)
+        raise UserError(DAMAGED_AUDIO)
+    return decoded.seconds
 
 
 def read_recipe(path: str | os.PathLike) -> dict | None:

@@ -201,7 +201,9 @@ def test_commands_that_post_are_refused_with_a_sentence_where_the_bot_cannot_att
     interaction = SimpleNamespace(channel=None, app_permissions=no_files)
     with pytest.raises(checks.Refused) as refused:
         run_checks(command, interaction)
-    assert str(refused.value) == checks.CANNOT_POST
+    assert str(refused.value) == (
+        "I can't attach files in this channel — ask a server admin to give me the Attach Files permission there."
+    )
 
 
 @pytest.mark.parametrize("command", [Animate.animate, Mux.mux], ids=["animate", "mux"])

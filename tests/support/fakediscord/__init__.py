@@ -75,7 +75,9 @@ Driving API (``FakeDiscord``)
 - Faults: ``inject_429(method, path_regex, count=1, retry_after=0.5, global_=False)``;
   ``upload_limit`` (bytes; over it: 413 ``{"code": 40005}``); ``interaction_deadline`` (first
   callback later than this: 404 ``{"code": 10062}``, like Discord's 3 s); ``await
-  reconnect()`` (op 7, waits for RESUMED); ``async with while_disconnected(): ...`` (op 7 and
+  reconnect()`` (op 7, waits for RESUMED); ``await deny(channel_id, ATTACH_FILES)`` (a member
+  overwrite denying the bot, by default, a permission there: 403 50013/50001 on what needs it);
+  ``await delete_channel(channel_id)`` (404 10003 from then on); ``async with while_disconnected(): ...`` (op 7 and
   RESUME held until the block ends: what it dispatches is replayed); ``await
   invalid_session()`` (op 9 ``d:false``, waits for the new IDENTIFY).
 
@@ -86,7 +88,10 @@ Discord behaviours it copies (so a bot that passes here is less surprised in pro
   are new messages. Followups before any callback: 404 Unknown Webhook (10015).
 - A second callback: 400 (40060). A first callback after ``interaction_deadline``: 404 (10062).
 - Ephemeral messages are recorded (``MessageRecord.ephemeral``) but never sent as gateway events.
-- Empty messages: 400 (50006); content over 2000 characters: 400 (50035). Editing another
+- Empty messages: 400 (50006); content over 2000 characters, embeds over 6000 together: 400
+  (50035, ``BASE_TYPE_MAX_LENGTH`` in the nested ``errors``). A channel message with
+  ``enforce_nonce`` and a nonce the bot used there in the last 5 minutes answers that message
+  and creates none. Editing another
   user's message: 403 (50005). Sending without SEND_MESSAGES / ATTACH_FILES: 403 (50013).
 - Intents are honoured: no message or reaction events without GUILD_MESSAGES /
   GUILD_MESSAGE_REACTIONS (DM ones for DMs); without MESSAGE_CONTENT other users' guild messages

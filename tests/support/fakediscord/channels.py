@@ -7,8 +7,16 @@ from urllib.parse import unquote
 
 from aiohttp import web
 
-from .models import ATTACH_FILES, MANAGE_MESSAGES, SEND_MESSAGES, MessageRecord, emoji_payload, normalize_emoji
-from .server import API
+from .models import (
+    ATTACH_FILES,
+    MANAGE_MESSAGES,
+    SEND_MESSAGES,
+    VIEW_CHANNEL,
+    MessageRecord,
+    emoji_payload,
+    normalize_emoji,
+)
+from .server import API, RECORD
 from .state import ApiError, FakeState
 from .wire import json_response, no_content
 
@@ -62,8 +70,8 @@ class ChannelRoutes:
         self.api = api
         self.state = api.state
 
-    def _bot_may(self, guild_id: int | None, permission: int) -> bool:
-        return bool(self.state.permissions(guild_id, self.state.bot.id) & permission)
+    def _bot_may(self, guild_id: int | None, permission: int, channel_id: int | None = None) -> bool:
+        return bool(self.state.permissions(guild_id, self.state.bot.id, channel_id) & permission)
 
     def _message(self, request: web.Request) -> MessageRecord:
         self.state.channel(request.match_info["channel_id"])
@@ -106,12 +114,21 @@ class ChannelRoutes:
         return json_response([self.state.message_payload(m) for m in reversed(window)])  # newest first
 
     async def send(self, request: web.Request) -> web.Response:
+        body, files = await self.api.body(request)  # read first, so even a refused request records its files
         channel = self.state.channel(request.match_info["channel_id"])
-        body, files = await self.api.body(request)
-        if not self._bot_may(channel.guild_id, SEND_MESSAGES) or (
-            files and not self._bot_may(channel.guild_id, ATTACH_FILES)
+        if not self._bot_may(channel.guild_id, VIEW_CHANNEL, channel.id):
+            raise ApiError(403, "Missing Access", 50001)
+        if not self._bot_may(channel.guild_id, SEND_MESSAGES, channel.id) or (
+            files and not self._bot_may(channel.guild_id, ATTACH_FILES, channel.id)
         ):
             raise ApiError(403, "Missing Permissions", 50013)
+        if body.get("enforce_nonce") and body.get("nonce") is not None:
+            # Like Discord: the same nonce from the same author within a few minutes answers the
+            # message it made then, and makes no second one.
+            earlier = self.state.nonce_message(channel.id, self.state.bot.id, str(body["nonce"]))
+            if earlier is not None:
+                request[RECORD].note = "nonce seen: existing message"
+                return json_response(self.state.message_payload(earlier))
         reply = body.get("message_reference") is not None
         message = self.state.create_message(
             channel.id, self.state.bot.id, body, files, via=f"{request.method} {request.path}", type=19 if reply else 0

@@ -155,8 +155,28 @@ class FakeDiscord:
         member_id = self.add_member(guild_id, name="member")
         return World(guild_id, channel_id, admin_id, member_id, self.bot_id, admin_role_id)
 
-    def permissions_of(self, guild_id: int, user_id: int) -> int:
-        return self.state.permissions(guild_id, user_id)
+    def permissions_of(self, guild_id: int, user_id: int, channel_id: int | None = None) -> int:
+        return self.state.permissions(guild_id, user_id, channel_id)
+
+    async def deny(self, channel_id: int, permissions: int, *, user_id: int | None = None) -> None:
+        """A member overwrite in ``channel_id`` denies ``permissions`` to ``user_id`` (the bot by
+        default), replacing any earlier one; ``0`` removes it. CHANNEL_UPDATE is dispatched."""
+        channel = self.state.channel(channel_id)
+        user_id = self.bot_id if user_id is None else user_id
+        if permissions:
+            channel.denied[user_id] = permissions
+        else:
+            channel.denied.pop(user_id, None)
+        self.notify()
+        await self.gateway.dispatch("CHANNEL_UPDATE", self.state.channel_payload(channel.id))
+
+    async def delete_channel(self, channel_id: int) -> None:
+        """Someone deletes the channel: CHANNEL_DELETE, and 404 Unknown Channel (10003) from then on.
+        What was said there stays readable through ``messages_in``."""
+        payload = self.state.channel_payload(int(channel_id))
+        self.state.delete_channel(int(channel_id))
+        self.notify()
+        await self.gateway.dispatch("CHANNEL_DELETE", payload)
 
     # -- reading what happened ----------------------------------------------------------------------
 

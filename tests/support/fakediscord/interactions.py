@@ -169,7 +169,7 @@ def interaction_payload(
         "data": data,
         "channel_id": str(channel_id),
         "channel": state.channel_payload(channel_id, permissions_for=user_id),
-        "app_permissions": str(state.permissions(guild_id, state.bot.id)),
+        "app_permissions": str(state.permissions(guild_id, state.bot.id, channel_id)),
         "locale": "en-US",
         "entitlements": [],
         "attachment_size_limit": upload_limit,

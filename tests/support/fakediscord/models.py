@@ -137,6 +137,8 @@ class ChannelRecord:
     guild_id: int | None = None
     position: int = 0
     recipient_ids: list[int] = field(default_factory=list)
+    #: member permission overwrites that deny: user id -> the permission bits denied in this channel
+    denied: dict[int, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -158,7 +160,7 @@ class GuildRecord:
 
     def permissions_of(self, user_id: int) -> int:
         """Guild-level permissions as Discord computes them: @everyone | member roles,
-        everything for the owner or an ADMINISTRATOR. (Channel overwrites are not modelled.)"""
+        everything for the owner or an ADMINISTRATOR. (Channel overwrites: ``FakeState.permissions``.)"""
         if user_id == self.owner_id:
             return ALL_PERMISSIONS
         value = self.roles[self.id].permissions  # @everyone's id is the guild's id
@@ -212,6 +214,7 @@ class MessageRecord:
     webhook_id: int | None = None
     interaction_id: int | None = None
     message_reference: dict[str, Any] | None = None
+    nonce: str | None = None
     created_at: float = field(default_factory=time.monotonic)
     timestamp: str = field(default_factory=iso_now)
     edited_timestamp: str | None = None

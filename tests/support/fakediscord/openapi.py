@@ -84,7 +84,11 @@ def _nested(error: jsonschema.ValidationError) -> dict:
     node = tree
     for part in error.absolute_path:
         node = node.setdefault(str(part), {})
-    node.setdefault("_errors", []).append({"code": "BASE_TYPE_INVALID", "message": error.message[:300]})
+    if error.validator in ("maxLength", "maxItems"):  # Discord's words for a value over its limit
+        item = {"code": "BASE_TYPE_MAX_LENGTH", "message": f"Must be {error.validator_value} or fewer in length."}
+    else:
+        item = {"code": "BASE_TYPE_INVALID", "message": error.message[:300]}
+    node.setdefault("_errors", []).append(item)
     return tree
 
 

@@ -10,6 +10,7 @@ from typing import Any
 from urllib.parse import quote
 
 from .models import (
+    ALL_PERMISSIONS,
     DEFAULT_EVERYONE_PERMISSIONS,
     EPHEMERAL,
     LOADING,
@@ -30,7 +31,10 @@ from .models import (
 )
 
 _USER_MENTION = re.compile(r"<@!?(\d+)>")
-MAX_CONTENT = 2000
+MAX_CONTENT = 2000  # for bots; the OpenAPI description's 4000 is the Nitro users' limit
+MAX_EMBEDS = 10
+MAX_EMBED_TOTAL = 6000  # every embed's title, description, fields, footer and author together
+NONCE_SECONDS = 300.0  # how long Discord remembers an enforced nonce ("the past few minutes")
 
 
 class ApiError(Exception):
@@ -139,10 +143,33 @@ class FakeState:
             raise unknown("Message", 10008)
         return message
 
-    def permissions(self, guild_id: int | None, user_id: int) -> int:
+    def permissions(self, guild_id: int | None, user_id: int, channel_id: int | None = None) -> int:
+        """Guild permissions, less what a member overwrite of ``channel_id`` denies (not to admins)."""
         if guild_id is None:
             return DEFAULT_EVERYONE_PERMISSIONS
-        return self.guild(guild_id).permissions_of(user_id)
+        value = self.guild(guild_id).permissions_of(user_id)
+        channel = self.channels.get(int(channel_id)) if channel_id is not None else None
+        if channel is not None and value != ALL_PERMISSIONS:
+            value &= ~channel.denied.get(user_id, 0)
+        return value
+
+    def delete_channel(self, channel_id: int) -> ChannelRecord:
+        """The channel is gone: every route naming it answers 404 Unknown Channel (10003) from now on."""
+        channel = self.channel(channel_id)
+        del self.channels[channel.id]
+        if channel.guild_id is not None:
+            self.guild(channel.guild_id).channels.pop(channel.id, None)
+        return channel
+
+    def nonce_message(self, channel_id: int, author_id: int, nonce: str) -> MessageRecord | None:
+        """The message ``author_id`` created in the channel with ``nonce`` in the last few minutes."""
+        now = time.monotonic()
+        for message in reversed(self.channel_messages[channel_id]):
+            if now - message.created_at > NONCE_SECONDS:
+                return None
+            if message.author_id == author_id and message.nonce == nonce:
+                return message
+        return None
 
     # -- payloads ----------------------------------------------------------------------------
 
@@ -180,7 +207,10 @@ class FakeState:
                 guild_id=str(channel.guild_id),
                 name=channel.name,
                 position=channel.position,
-                permission_overwrites=[],
+                permission_overwrites=[
+                    {"id": str(user_id), "type": 1, "allow": "0", "deny": str(bits)}
+                    for user_id, bits in channel.denied.items()
+                ],
                 nsfw=False,
                 parent_id=None,
                 topic=None,
@@ -188,7 +218,7 @@ class FakeState:
                 rate_limit_per_user=0,
             )
         if permissions_for is not None:
-            payload["permissions"] = str(self.permissions(channel.guild_id, permissions_for))
+            payload["permissions"] = str(self.permissions(channel.guild_id, permissions_for, channel.id))
         return payload
 
     def guild_payload(
@@ -297,6 +327,8 @@ class FakeState:
             payload["application_id"] = str(self.bot.id)
         if message.message_reference is not None:
             payload["message_reference"] = message.message_reference
+        if message.nonce is not None:
+            payload["nonce"] = message.nonce
         interaction = self.interactions.get(message.interaction_id or 0)
         if interaction is not None:
             owners = {"0": str(interaction.guild_id)} if interaction.guild_id else {"1": str(interaction.user_id)}
@@ -356,6 +388,7 @@ class FakeState:
         message.allowed_mentions = body.get("allowed_mentions")
         message.flags = int(body.get("flags") or 0) | extra_flags
         message.message_reference = body.get("message_reference")
+        message.nonce = str(body["nonce"]) if body.get("nonce") is not None else None
         message.attachments = _resolve_attachments(body.get("attachments"), files, kept=[])
         if not message.flags & LOADING:
             _validate(message)
@@ -416,12 +449,31 @@ def _resolve_attachments(
     return result
 
 
+def _too_long(field: str, limit: int) -> ApiError:
+    """Discord's answer to a value over its length limit: 50035 with the nested ``errors`` object."""
+    error = {"code": "BASE_TYPE_MAX_LENGTH", "message": f"Must be {limit} or fewer in length."}
+    return ApiError(400, "Invalid Form Body", 50035, {field: {"_errors": [error]}})
+
+
+def embed_length(embed: dict[str, Any]) -> int:
+    """What Discord counts towards an embed's 6000 characters."""
+    fields = embed.get("fields") or []
+    return (
+        len(embed.get("title") or "")
+        + len(embed.get("description") or "")
+        + sum(len(f.get("name") or "") + len(f.get("value") or "") for f in fields)
+        + len((embed.get("footer") or {}).get("text") or "")
+        + len((embed.get("author") or {}).get("name") or "")
+    )
+
+
 def _validate(message: MessageRecord) -> None:
+    """The limits the OpenAPI schema cannot say (its per-field maxLengths are checked before this)."""
     if not (message.content or message.embeds or message.attachments or message.components):
         raise ApiError(400, "Cannot send an empty message", 50006)
     if len(message.content) > MAX_CONTENT:
-        error = {"code": "BASE_TYPE_MAX_LENGTH", "message": f"Must be {MAX_CONTENT} or fewer in length."}
-        raise ApiError(400, "Invalid Form Body", 50035, {"content": {"_errors": [error]}})
-    if len(message.embeds) > 10:
-        error = {"code": "BASE_TYPE_MAX_LENGTH", "message": "Must be 10 or fewer in length."}
-        raise ApiError(400, "Invalid Form Body", 50035, {"embeds": {"_errors": [error]}})
+        raise _too_long("content", MAX_CONTENT)
+    if len(message.embeds) > MAX_EMBEDS:
+        raise _too_long("embeds", MAX_EMBEDS)
+    if sum(embed_length(e) for e in message.embeds) > MAX_EMBED_TOTAL:
+        raise _too_long("embeds", MAX_EMBED_TOTAL)
