@@ -93,7 +93,7 @@ async def post_result(bot: AnimaBot, job: Job) -> discord.Message:
     """The video with its text, button and reactions; or why it could not be posted."""
     parent = await bot.store.get(job.parent_id) if job.kind is JobKind.MUX and job.parent_id else None
     channel = job_channel(bot, job)
-    source = Path(job.result_path) if job.result_path else None
+    source = await bot.store.blobs.fetch(job.result_path)  # from the database to this host's cache when shared
     if source is None or not source.exists():
         log.error("job %d is done but its video %s is missing", job.id, job.result_path)
         return await channel.send(
@@ -152,7 +152,12 @@ async def record_result(bot: AnimaBot, job_id: int, message_id: int) -> None:
 
 
 def remove_upload(bot: AnimaBot, path: str) -> None:
-    """Delete a /mux upload once its job has ended (only files in the uploads folder)."""
+    """Delete a /mux upload once its job has ended (only files in the uploads folder; in the
+    database too when the store keeps blobs there, where ``path`` is the key)."""
+    if not Path(path).is_absolute() and path.startswith("uploads/") and not bot.store.blobs.local:
+        task = asyncio.ensure_future(bot.store.blobs.delete(path))
+        task.add_done_callback(lambda t: t.cancelled() or t.exception())  # best effort: retention removes it anyway
+        path = str(bot.config.data_dir / path)
     uploads = (bot.config.data_dir / "uploads").resolve()
     target = Path(path).resolve()
     if target.is_relative_to(uploads):

@@ -51,9 +51,6 @@ class FileBlobs:
     def path(self, key: str) -> Path:
         return self.root / check_key(key)
 
-    def key_of(self, path: str | os.PathLike) -> str:
-        return Path(path).resolve().relative_to(self.root.resolve()).as_posix()
-
     def ref(self, key: str) -> str:
         """What a job row records for ``key``: the file's path."""
         return str(self.path(key))

@@ -26,7 +26,7 @@ from engine.queue.reads import JobReads, now_or
 from engine.queue.schema import migrate
 from engine.render.params import RenderParams
 
-__all__ = ["JobStore", "LeaseLost", "StoreUnavailable"]
+__all__ = ["JobStore", "LeaseLost", "StoreUnavailable", "open_store"]
 
 log = logging.getLogger(__name__)
 
@@ -219,3 +219,13 @@ class JobStore(WorkerWrites, JobReads):
         """Forget every setting a guild stored."""
         await self._db.run(lambda tx: tx.execute("DELETE FROM guild_settings WHERE guild_id = ?", (guild_id,)))
         log.info("guild %d settings cleared", guild_id)
+
+
+async def open_store(config) -> JobStore:
+    """The job store an ``engine.config.Config`` names (``[store]``; the SQLite file by default)."""
+    return await JobStore.open(
+        config.store_location,
+        data_dir=config.data_dir,
+        lease_seconds=config.store.lease_seconds,
+        max_blob_bytes=int(config.store.max_blob_mb * 1024 * 1024),
+    )
