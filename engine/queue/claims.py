@@ -258,7 +258,8 @@ class WorkerWrites:
             who, args = "AND worker = ?", [worker]
         elif stale_after is not None:
             dead = list(dead)
-            who = f"""AND (worker IS NULL OR worker IN ({marks(dead)}) OR lease_expires_at < {clock}
+            gone = f"OR worker IN ({marks(dead)})" if dead else ""  # PostgreSQL refuses an empty IN ()
+            who = f"""AND (worker IS NULL {gone} OR lease_expires_at < {clock}
                           OR (lease_expires_at IS NULL AND NOT EXISTS (
                               SELECT 1 FROM workers AS w WHERE w.name = jobs.worker AND w.seen_at >= {clock} - ?)))"""
             args = [*dead, when, when, stale_after]
