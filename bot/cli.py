@@ -144,10 +144,10 @@ def cmd_render(args, config: Config) -> int:
 
 
 async def _serve_worker(config: Config, device: str | None) -> None:
-    from engine.queue.store import JobStore
+    from engine.queue.store import open_store
     from engine.queue.worker import Runtime
 
-    store = await JobStore.open(config.db_path)
+    store = await open_store(config)
     runtime = Runtime(config, store, device=device)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -155,7 +155,7 @@ async def _serve_worker(config: Config, device: str | None) -> None:
         loop.add_signal_handler(sig, stop.set)
     try:
         await runtime.start()
-        print(f"worker {runtime.worker} serving {config.db_path}", file=sys.stderr, flush=True)
+        print(f"worker {runtime.worker} serving the {store.dialect} job store", file=sys.stderr, flush=True)
         await stop.wait()
     finally:
         await runtime.stop()

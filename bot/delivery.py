@@ -123,7 +123,7 @@ async def post_result(
     parent = await bot.store.get(job.parent_id) if job.kind is JobKind.MUX and job.parent_id else None
     channel = channel or job_channel(bot, job)
     once = once or nonce(job)
-    source = Path(job.result_path) if job.result_path else None
+    source = await bot.store.blobs.fetch(job.result_path)  # from the database to this host's cache when shared
     if source is None or not source.exists():
         log.error("job %d is done but its video %s is missing", job.id, job.result_path)
         return await channel.send(
@@ -211,7 +211,12 @@ async def record_result(bot: AnimaBot, job_id: int, message_id: int) -> None:
 
 
 def remove_upload(bot: AnimaBot, path: str) -> None:
-    """Delete a /mux upload once its job has ended (only files in the uploads folder)."""
+    """Delete a /mux upload once its job has ended (only files in the uploads folder; in the
+    database too when the store keeps blobs there, where ``path`` is the key)."""
+    if not Path(path).is_absolute() and path.startswith("uploads/") and not bot.store.blobs.local:
+        task = asyncio.ensure_future(bot.store.blobs.delete(path))
+        task.add_done_callback(lambda t: t.cancelled() or t.exception())  # best effort: retention removes it anyway
+        path = str(bot.config.data_dir / path)
     uploads = (bot.config.data_dir / "uploads").resolve()
     target = Path(path).resolve()
     if target.is_relative_to(uploads):

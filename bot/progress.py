@@ -64,7 +64,18 @@ def read_preview(path: str | None) -> bytes | None:
         data = Path(path).read_bytes()
     except OSError:
         return None
-    return data if data.startswith(b"\xff\xd8") and data.rstrip(b"\x00").endswith(b"\xff\xd9") else None
+    return whole_jpeg(data)
+
+
+def whole_jpeg(data: bytes | None) -> bytes | None:
+    return data if data and data.startswith(b"\xff\xd8") and data.rstrip(b"\x00").endswith(b"\xff\xd9") else None
+
+
+async def load_preview(store, ref: str) -> bytes | None:
+    """The preview a job row names: a file here (SQLite), or the store's blob (PostgreSQL; always the newest)."""
+    if store.blobs.local:
+        return await asyncio.to_thread(read_preview, ref)
+    return whole_jpeg(await store.blobs.get(ref))
 
 
 class ProgressWatcher:
@@ -254,7 +265,7 @@ class Tracker:
         kwargs: dict = {}
         # _shown is None for a message found again after a restart: what it shows is unknown
         if self._shown is None or wanted.preview != self._shown.preview:
-            data = await asyncio.to_thread(read_preview, wanted.preview[0]) if wanted.preview else None
+            data = await load_preview(self.store, wanted.preview[0]) if wanted.preview else None
             if data is not None:
                 kwargs["attachments"] = [discord.File(io.BytesIO(data), filename="preview.jpg")]
             elif wanted.preview is not None and self._shown is not None:  # unreadable: keep the last one

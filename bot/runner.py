@@ -18,7 +18,7 @@ import discord
 from bot.client import AnimaBot
 from engine.config import Config
 from engine.errors import UserError
-from engine.queue.store import JobStore
+from engine.queue.store import JobStore, open_store
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +72,7 @@ async def start_bot(
         raise UserError("No Discord bot token: set DISCORD_TOKEN or token in the [discord] section of the config.")
     owns_store = store is None
     if store is None:
-        store = await JobStore.open(config.db_path)
+        store = await open_store(config)
     owns_runtime = False
     try:
         if runtime is None and with_runtime:

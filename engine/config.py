@@ -45,16 +45,29 @@ class DiscordConfig:
 
 
 @dataclass(frozen=True)
+class StoreConfig:
+    url: str = ""  # empty: the SQLite file in data_dir; postgresql://user@host:port/db: PostgreSQL
+    lease_seconds: float = 30.0  # a worker silent this long loses its jobs to the others
+    max_blob_mb: float = 64.0  # PostgreSQL: the largest frame, preview, video or upload kept in the database
+
+
+@dataclass(frozen=True)
 class Config:
     data_dir: Path = Path("data")
     engine: EngineConfig = field(default_factory=EngineConfig)
     render: RenderParams = field(default_factory=lambda: RenderParams(prompt="-"))
     limits: LimitsConfig = field(default_factory=LimitsConfig)
     discord: DiscordConfig = field(default_factory=DiscordConfig)
+    store: StoreConfig = field(default_factory=StoreConfig)
 
     @property
     def db_path(self) -> Path:
         return self.data_dir / "animabot.sqlite3"
+
+    @property
+    def store_location(self) -> str | Path:
+        """Where the job store is: ``[store] url`` (``ANIMABOT_STORE_URL`` overrides) or the SQLite file."""
+        return self.store.url or self.db_path
 
     @property
     def jobs_dir(self) -> Path:
@@ -91,10 +104,14 @@ def load_config(path: str | os.PathLike | None = None) -> Config:
     if os.environ.get("DISCORD_TOKEN"):
         discord_raw["token"] = os.environ["DISCORD_TOKEN"]
     render = _section(RenderParams, {"prompt": "-", **raw.get("render", {})}, "render")
+    store_raw = dict(raw.get("store", {}))
+    if os.environ.get("ANIMABOT_STORE_URL"):
+        store_raw["url"] = os.environ["ANIMABOT_STORE_URL"]
     return Config(
         data_dir=Path(raw.get("data_dir", "data")),
         engine=_section(EngineConfig, raw.get("engine", {}), "engine"),
         render=render,
         limits=_section(LimitsConfig, raw.get("limits", {}), "limits"),
         discord=_section(DiscordConfig, discord_raw, "discord"),
+        store=_section(StoreConfig, store_raw, "store"),
     )

@@ -32,3 +32,28 @@ def pytest_sessionfinish(session, exitstatus):
         for line in dict.fromkeys(VIOLATIONS):
             print(f"  {line}")
         session.exitstatus = 1
+
+
+@pytest.fixture(scope="session")
+def pg_cluster():
+    """One throwaway PostgreSQL cluster for the whole session (``initdb`` takes seconds); each test
+    takes a database of its own with ``pg_cluster.new_database()``. Skipped where no server is
+    installed, unless ``ANIMABOT_REQUIRE_POSTGRES=1`` (``.ci/run`` sets it): then that fails."""
+    from support.postgres import PostgresCluster, server_bin
+
+    folder = server_bin()
+    if folder is None:
+        if os.environ.get("ANIMABOT_REQUIRE_POSTGRES") == "1":
+            pytest.fail("PostgreSQL is not installed (apt-get install -y postgresql)")
+        pytest.skip("PostgreSQL is not installed")
+    cluster = PostgresCluster(folder).start()
+    yield cluster
+    cluster.remove()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_location(request, tmp_path):
+    """Where a job store lives, once per backend: a SQLite file, or a new PostgreSQL database's URL."""
+    if request.param == "sqlite":
+        return tmp_path / "db" / "jobs.sqlite3"
+    return request.getfixturevalue("pg_cluster").new_database()

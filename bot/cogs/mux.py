@@ -93,7 +93,7 @@ class Mux(commands.Cog):
             # 3. queue the mux job (until it is queued, nothing else would ever remove the file)
             mux_job = await self.bot.store.enqueue(
                 JobKind.MUX, None, user_id=user_id, guild_id=guild_id, origin_id=channel_id, parent_id=target.id,
-                audio_path=str(path),
+                audio_path=await self._keep(path),
             )  # fmt: skip
         except BaseException:
             path.unlink(missing_ok=True)
@@ -118,6 +118,13 @@ class Mux(commands.Cog):
         if not target.result_path or not Path(target.result_path).exists():
             raise UserError(f"The video of job {target.id} is no longer kept on the host; render it again first.")
         return target
+
+    async def _keep(self, path: Path) -> str:
+        """Hand the saved upload to the store's blobs (a worker on another host reads it from the
+        database); what the job records as its ``audio_path``."""
+        key = f"uploads/{path.name}"
+        await self.bot.store.blobs.save(key, path)
+        return self.bot.store.blobs.ref(key)
 
     async def _download(self, audio: discord.Attachment, path: Path) -> None:
         """Save the attachment, reading at most ``MAX_AUDIO_BYTES`` whatever its declared size was.

@@ -26,8 +26,9 @@ import numpy as np
 from engine.config import Config
 from engine.errors import OutOfMemory, UserError
 from engine.files import result_filename, write_atomic
+from engine.queue.blobs import job_prefix
 from engine.queue.jobs import Job, JobStatus
-from engine.queue.store import JobStore
+from engine.queue.store import JobStore, LeaseLost
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +79,7 @@ class BatchJob:
     render_seconds: float = 0.0
     rendered: int = 0
     timed_out: bool = False
+    stored: int = -1  # frames the store has (in its blobs too); -1: the job's frames_done when claimed
     error: BaseException | None = None  # set when this job alone cannot be rendered
 
     @property
@@ -164,6 +166,8 @@ class Batcher:
             job = await self.store.claim(self.worker, mux=False, batch_key=key)
             if job is None:
                 return
+            if not self.store.blobs.local:  # resume from the frames the database has, whichever host saved them
+                await self.store.blobs.download(f"{job_prefix(job.id)}frames/")
             self.active[job.id] = BatchJob(job=job, work_dir=job_dir(self.config, job.id) / "frames")
             log.info(
                 "job %d joins the batch (%s, %d/%d frames done)",
@@ -172,9 +176,11 @@ class Batcher:
 
     async def _check_cancels(self) -> None:
         limit = self.config.engine.job_timeout_seconds
-        for active in self.active.values():
+        for active in list(self.active.values()):
             job = await self.store.get(active.job.id)
-            if job is None or job.cancel_requested:
+            if job is not None and job.lease_token != active.job.lease_token:
+                self._lost(active)
+            elif job is None or job.cancel_requested:
                 active.cancel.set()
             elif time.monotonic() - active.claimed_at > limit:
                 active.timed_out = True
@@ -248,14 +254,34 @@ class Batcher:
             active.render_seconds += elapsed
             done = len(active.chain.frames)
             eta = active.render_seconds / active.rendered * (job.frames_total - done)
-            preview = str(active.work_dir.parent / "preview.jpg")
-            await self.store.update_progress(job.id, done, preview_path=preview, eta_seconds=eta)
+            prefix = job_prefix(job.id)
+            preview_key = f"{prefix}preview.jpg"
+            files = None
+            if not self.store.blobs.local:  # new frames and the preview go into the database with the progress
+                stored = job.frames_done if active.stored < 0 else active.stored
+                files = {f"{prefix}frames/{i:05d}.png": active.work_dir / f"{i:05d}.png" for i in range(stored, done)}
+                files[preview_key] = active.work_dir.parent / "preview.jpg"
+            preview = str(active.work_dir.parent / "preview.jpg") if self.store.blobs.local else preview_key
+            try:
+                await self.store.update_progress(
+                    job.id, done, preview_path=preview, eta_seconds=eta, token=job.lease_token, files=files
+                )
+            except LeaseLost:
+                self._lost(active)
+                return
+            active.stored = done
             self._publish(Progress(job.id, JobStatus.RUNNING, done, job.frames_total, eta, preview))
         if active.chain.done:  # also a job that resumed with every frame already on disk
             encode = asyncio.create_task(self._encode(active), name=f"animabot-encode-{job.id}")
             self.encodes.add(encode)
             encode.add_done_callback(self._encoded)
             self._leave(active)
+
+    def _lost(self, active: BatchJob) -> None:
+        """The job was claimed again elsewhere (this worker was cut off or paused past its lease): drop it."""
+        log.warning("job %d: lost its lease (claimed again by another worker); dropping it", active.job.id)
+        active.cancel.set()
+        self._leave(active)
 
     def _leave(self, active: BatchJob) -> None:
         self.active.pop(active.job.id, None)

@@ -63,6 +63,10 @@ class Job:
     created_at: float
     started_at: float | None
     finished_at: float | None
+    lease_token: int = 0  # the fencing token of the latest claim: a worker's writes carry it
+    lease_expires_at: float | None = None  # the claim is the worker's until then (renewed by heartbeats)
+    claimed_frames: int = 0  # frames_done when it was last claimed (did the attempt advance?)
+    stalled_attempts: int = 0  # attempts that ended without a new saved frame
 
     @classmethod
     def from_row(cls, row) -> Job:

@@ -1,7 +1,8 @@
 """The job store's read queries: jobs by id or post, queue positions, listings, usage and settings.
 
 :class:`JobReads` is the read half of :class:`engine.queue.store.JobStore` (which adds opening,
-transactions and every write). Reads take no lock: SQLite in WAL mode lets them run beside writers.
+transactions and every write). Reads take no lock: SQLite in WAL mode lets them run beside writers,
+and PostgreSQL reads see the last committed state. The SQL is the same on both backends.
 """
 
 from __future__ import annotations
@@ -9,8 +10,6 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterable
-
-import aiosqlite
 
 from engine.queue.jobs import DAY, Job, JobKind, JobStatus, Usage
 from engine.queue.order import FAIR_ORDER
@@ -31,11 +30,9 @@ def marks(values: Iterable) -> str:
 
 
 class JobReads:
-    """The read queries; ``self._db`` is an open ``aiosqlite`` connection with ``Row`` rows."""
+    """The read queries; ``self._db`` is an ``engine.queue.db`` database (rows readable by column name)."""
 
-    _db: aiosqlite.Connection
-
-    async def _fetch_job(self, db: aiosqlite.Connection, sql: str, args: Iterable = ()) -> Job | None:
+    async def _fetch_job(self, db, sql: str, args: Iterable = ()) -> Job | None:
         rows = await db.execute_fetchall(sql, tuple(args))
         return Job.from_row(rows[0]) if rows else None
 
@@ -144,11 +141,11 @@ class JobReads:
         """What ``user_id`` has used in ``guild_id`` (render jobs only; ``guild_id=None``: requests from no guild)."""
         day_start = (now_or(now) // DAY) * DAY
         rows = await self._db.execute_fetchall(
-            f"""SELECT COALESCE(SUM(created_at >= ?), 0)                   AS renders_today,
-                       COALESCE(SUM(status IN ('queued', 'running')), 0) AS queued,
-                       MAX(created_at)                                    AS last_request_at
+            f"""SELECT COALESCE(SUM(CASE WHEN created_at >= ? THEN 1 ELSE 0 END), 0)                   AS renders_today,
+                       COALESCE(SUM(CASE WHEN status IN ('queued', 'running') THEN 1 ELSE 0 END), 0) AS queued,
+                       MAX(created_at)                                                                AS last_request_at
                 FROM jobs
-                WHERE guild_id IS ? AND user_id = ? AND kind IN ({marks(RENDER_KINDS)})""",
+                WHERE guild_id IS NOT DISTINCT FROM ? AND user_id = ? AND kind IN ({marks(RENDER_KINDS)})""",
             [day_start, guild_id, user_id, *RENDER_KINDS],
         )
         row = rows[0]

@@ -1,14 +1,13 @@
 """The job store's schema as numbered migrations, tracked with ``PRAGMA user_version``.
 
 Migration N (1-based) brings a database from version N-1 to N. Never edit a released migration:
-append a new one (``ALTER TABLE ... ADD COLUMN`` and the like).
+append a new one (``ALTER TABLE ... ADD COLUMN`` and the like), here for SQLite and in
+``engine.queue.schema_pg`` for PostgreSQL, with the same meaning.
 """
 
 from __future__ import annotations
 
 import logging
-
-import aiosqlite
 
 log = logging.getLogger(__name__)
 
@@ -122,7 +121,28 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         """,
         "DROP TABLE guild_limits",
     ),
-    # 4: what the front end needs to answer a job's requester later (an opaque handle, e.g. a reply
+    # 4: leases with fencing tokens (a claim's token; every write a worker makes for the job carries
+    # it and is refused once the job was claimed again), the frames a job had when claimed and how
+    # many attempts ended without a new saved frame (only those count towards giving up), and
+    # blobs (bytes by key; used where the data folder is not shared, see engine.queue.blobs).
+    (
+        "ALTER TABLE jobs ADD COLUMN lease_token INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE jobs ADD COLUMN lease_expires_at REAL",
+        "ALTER TABLE jobs ADD COLUMN claimed_frames INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE jobs ADD COLUMN stalled_attempts INTEGER NOT NULL DEFAULT 0",
+        "CREATE INDEX jobs_by_lease ON jobs (status, lease_expires_at)",
+        """
+        CREATE TABLE blobs (
+            key        TEXT PRIMARY KEY,
+            job_id     INTEGER,
+            size       INTEGER NOT NULL,
+            data       BLOB    NOT NULL,
+            created_at REAL    NOT NULL
+        )
+        """,
+        "CREATE INDEX blobs_by_job ON blobs (job_id)",
+    ),
+    # 5: what the front end needs to answer a job's requester later (an opaque handle, e.g. a reply
     # token, and when it was given), and results it holds back instead of posting (with why), so
     # a result that cannot be posted is neither retried on every start nor forgotten.
     (
@@ -139,33 +159,51 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
+MIGRATION_LOCK = 0x616E696D  # "anim": the advisory lock PostgreSQL migrations run under
 
 
-async def migrate(db: aiosqlite.Connection) -> int:
-    """Apply the pending migrations; return the schema version.
+async def migrate(db) -> int:
+    """Apply the pending migrations of ``db``'s dialect (an ``engine.queue.db`` database); the version.
 
-    ``db`` must be in autocommit mode (``isolation_level=None``). The version is read again under
-    ``BEGIN IMMEDIATE``, so two processes opening a new file at once migrate it only once.
+    The version is read again inside the migrating transaction, under ``BEGIN IMMEDIATE`` on SQLite
+    and an advisory lock on PostgreSQL, so processes opening a new database at once migrate it once.
     """
-    await db.execute("BEGIN IMMEDIATE")
-    try:
-        version = await user_version(db)
-        if version > SCHEMA_VERSION:
-            raise RuntimeError(
-                f"the database is at schema version {version}, newer than this code's {SCHEMA_VERSION}; update animabot"
-            )
-        for number in range(version + 1, SCHEMA_VERSION + 1):
-            for statement in MIGRATIONS[number - 1]:
-                await db.execute(statement)
-            await db.execute(f"PRAGMA user_version = {number:d}")
-            log.info("job store migrated to schema version %d", number)
-    except BaseException:
-        await db.execute("ROLLBACK")
-        raise
-    await db.execute("COMMIT")
+    if db.dialect == "postgresql":
+        return await db.run(_migrate_postgres)
+    return await db.run(_migrate_sqlite)
+
+
+def _check(version: int) -> None:
+    if version > SCHEMA_VERSION:
+        raise RuntimeError(
+            f"the database is at schema version {version}, newer than this code's {SCHEMA_VERSION}; update animabot"
+        )
+
+
+async def _migrate_sqlite(tx) -> int:
+    version = (await tx.execute_fetchall("PRAGMA user_version"))[0][0]
+    _check(version)
+    for number in range(version + 1, SCHEMA_VERSION + 1):
+        for statement in MIGRATIONS[number - 1]:
+            await tx.execute(statement)
+        await tx.execute(f"PRAGMA user_version = {number:d}")
+        log.info("job store migrated to schema version %d", number)
     return SCHEMA_VERSION
 
 
-async def user_version(db: aiosqlite.Connection) -> int:
-    rows = await db.execute_fetchall("PRAGMA user_version")
-    return rows[0][0]
+async def _migrate_postgres(tx) -> int:
+    from engine.queue.schema_pg import POSTGRES_MIGRATIONS
+
+    await tx.lock(MIGRATION_LOCK)
+    await tx.execute("CREATE TABLE IF NOT EXISTS animabot_schema (version INTEGER NOT NULL)")
+    rows = await tx.execute_fetchall("SELECT version FROM animabot_schema")
+    if not rows:
+        await tx.execute("INSERT INTO animabot_schema (version) VALUES (0)")
+    version = rows[0]["version"] if rows else 0
+    _check(version)
+    for number in range(version + 1, SCHEMA_VERSION + 1):
+        for statement in POSTGRES_MIGRATIONS[number - 1]:
+            await tx.execute(statement)
+        await tx.execute("UPDATE animabot_schema SET version = ?", (number,))
+        log.info("job store migrated to schema version %d (PostgreSQL)", number)
+    return SCHEMA_VERSION

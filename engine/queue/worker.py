@@ -22,18 +22,19 @@ from engine.config import Config
 from engine.errors import UserError
 from engine.files import result_filename
 from engine.queue.batcher import Batcher, Progress, describe_failure, job_dir
+from engine.queue.blobs import job_prefix
 from engine.queue.jobs import DAY, Job, JobStatus
-from engine.queue.store import JobStore
+from engine.queue.store import JobStore, LeaseLost, StoreUnavailable
 
 __all__ = ["Progress", "Runtime", "describe_failure", "job_dir", "process_gone"]
 
 log = logging.getLogger(__name__)
 
-POLL_SECONDS = 0.5
+POLL_SECONDS = 0.5  # the fallback: another process may have queued a job without telling us
 CLEANUP_EVERY_SECONDS = 3600
-HEARTBEAT_SECONDS = 5.0
-STALE_SECONDS = 30.0  # a worker not heard from for this long is dead: its jobs go back to the queue
-MAX_ATTEMPTS = 3  # a job whose worker died this many times fails instead of going back again
+HEARTBEAT_SECONDS = 5.0  # at most; a third of the store's lease when that is shorter
+MAX_ATTEMPTS = 3  # a job whose worker died this many times before saving a frame fails instead
+BACKOFF_SECONDS = (0.5, 1, 2, 4, 8)  # waits between tries while the store's database is unreachable
 
 
 def process_gone(worker: str) -> bool:
@@ -65,6 +66,7 @@ class Runtime:
         self._subscribers: set[asyncio.Queue] = set()
         self._tasks: list[asyncio.Task] = []
         self._muxing = 0  # mux jobs being run on the CPU thread
+        self._listener = lambda payload: self._wake.set()  # the store says jobs changed (any host)
         self.batcher = Batcher(
             config, store, self.worker, device=self.device, gpu=self._gpu, cpu=self._cpu,
             finish=self._finish, publish=self._publish, on_change=self._changed.set,
@@ -82,23 +84,28 @@ class Runtime:
         await self._requeue_orphans()
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(self._gpu, self.batcher.load)
+        self.store.add_listener(self._listener)
         self._tasks = [
-            asyncio.create_task(self._render_loop(), name="animabot-render"),
-            asyncio.create_task(self._mux_loop(), name="animabot-mux"),
-            asyncio.create_task(self._cleanup_loop(), name="animabot-cleanup"),
-            asyncio.create_task(self._heartbeat_loop(), name="animabot-heartbeat"),
+            asyncio.create_task(self._resilient(self._render_loop), name="animabot-render"),
+            asyncio.create_task(self._resilient(self._mux_loop), name="animabot-mux"),
+            asyncio.create_task(self._resilient(self._cleanup_loop), name="animabot-cleanup"),
+            asyncio.create_task(self._resilient(self._heartbeat_loop), name="animabot-heartbeat"),
         ]
         log.info("runtime %s serving on %s", self.worker, self.components.device)
 
     async def stop(self) -> None:
         """Stop serving; jobs in flight go back to the queue and resume from their saved frames."""
         self.batcher.cancel_all()
+        self.store.remove_listener(self._listener)
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []
         await asyncio.gather(*self.batcher.encodes, return_exceptions=True)  # short: let them finish
-        ids = await asyncio.shield(self.store.requeue_running(worker=self.worker))
+        try:
+            ids = await asyncio.shield(self.store.requeue_running(worker=self.worker))
+        except StoreUnavailable:  # the leases expire instead, and another worker resumes the jobs
+            ids = []
         self.batcher.active.clear()
         self._gpu.shutdown(wait=True)
         self._cpu.shutdown(wait=True)
@@ -143,10 +150,25 @@ class Runtime:
             queue.put_nowait(progress)
 
     async def _finish(self, job: Job, status: JobStatus, *, result: Path | None = None, error: str | None = None):
-        """The final write of a job (shielded) and its announcement."""
-        done = await asyncio.shield(
-            self.store.finish(job.id, status, result_path=str(result) if result else None, error=error)
-        )
+        """The final write of a job (shielded, fenced by the claim's token) and its announcement.
+
+        The result goes into the store's blobs with it (on PostgreSQL; on SQLite it is already
+        there, in the data folder). ``None`` when the lease was lost: another worker has the job.
+        """
+        files, result_path = None, str(result) if result else None
+        if result is not None and not self.store.blobs.local:
+            key = f"{job_prefix(job.id)}{result.name}"
+            files, result_path = {key: result}, self.store.blobs.ref(key)
+        try:
+            done = await asyncio.shield(
+                self.store.finish(
+                    job.id, status, result_path=result_path, error=error, token=job.lease_token, files=files
+                )
+            )
+        except LeaseLost:
+            log.warning("job %d: lost its lease (claimed again elsewhere); not marking it %s", job.id, status.value)
+            self._changed.set()
+            return None
         self._publish(
             Progress(
                 job.id, status, done.frames_done, done.frames_total, 0.0, done.preview_path, done.result_path, error
@@ -164,6 +186,19 @@ class Runtime:
             async with asyncio.timeout(POLL_SECONDS):
                 await self._wake.wait()
         self._wake.clear()
+
+    async def _resilient(self, loop_body) -> None:
+        """Run a loop; while the database is unreachable, wait (backing off) and start it again."""
+        failures = 0
+        while True:
+            try:
+                await loop_body()
+                return
+            except StoreUnavailable:
+                delay = BACKOFF_SECONDS[min(failures, len(BACKOFF_SECONDS) - 1)]
+                failures += 1
+                log.warning("%s: the job store is unreachable; trying again in %g s", loop_body.__name__, delay)
+                await asyncio.sleep(delay)
 
     # -- renders ------------------------------------------------------------------------------
     async def _render_loop(self) -> None:
@@ -188,8 +223,10 @@ class Runtime:
             self._muxing += 1
             try:
                 parent = await self.store.get(job.parent_id) if job.parent_id is not None else None
+                video = await self.store.blobs.fetch(parent.result_path) if parent is not None else None
+                audio = await self.store.blobs.fetch(job.audio_path)
                 try:
-                    out = await loop.run_in_executor(self._cpu, self._mux, job, parent)
+                    out = await loop.run_in_executor(self._cpu, self._mux, job, parent, video, audio)
                 except Exception as err:
                     if not isinstance(err, UserError):
                         log.exception("job %d: mux failed", job.id)
@@ -199,27 +236,29 @@ class Runtime:
             finally:
                 self._muxing -= 1
 
-    def _mux(self, job: Job, parent: Job | None) -> Path:
+    def _mux(self, job: Job, parent: Job | None, video: Path | None, audio: Path | None) -> Path:
         from engine.video.edit import mux_audio
 
-        if parent is None or parent.result_path is None or not Path(parent.result_path).exists():
+        if parent is None or video is None:
             raise UserError(f"Job {job.parent_id} has no finished video to put the audio on; pick one that is done.")
         out = job_dir(self.config, job.id) / result_filename(parent.id, parent.seed, audio=True)
         out.parent.mkdir(parents=True, exist_ok=True)
-        return mux_audio(parent.result_path, job.audio_path, out)
+        return mux_audio(video, audio if audio is not None else job.audio_path, out)
 
     # -- liveness -----------------------------------------------------------------------------
     async def _requeue_orphans(self) -> None:
-        """Jobs of workers that died (a gone process here, or silent for STALE_SECONDS) resume."""
+        """Jobs of workers that died (a gone process here, or a lease expired) resume, on any host."""
         dead = [worker for worker in await self.store.running_workers() if process_gone(worker)]
-        requeued = await self.store.requeue_running(stale_after=STALE_SECONDS, dead=dead, max_attempts=MAX_ATTEMPTS)
+        requeued = await self.store.requeue_running(
+            stale_after=self.store.lease_seconds, dead=dead, max_attempts=MAX_ATTEMPTS
+        )
         if requeued:
             log.info("re-queued %d job(s) of stopped workers: %s", len(requeued), requeued)
             self.notify()
 
     async def _heartbeat_loop(self) -> None:
         while True:
-            await asyncio.sleep(HEARTBEAT_SECONDS)
+            await asyncio.sleep(min(HEARTBEAT_SECONDS, self.store.lease_seconds / 3))
             await self.store.heartbeat(self.worker)
             await self._requeue_orphans()
 
@@ -229,6 +268,10 @@ class Runtime:
             cutoff = time.time() - self.config.engine.retention_days * DAY
             for job in await self.store.finished_before(cutoff):
                 path = job_dir(self.config, job.id)
+                if not self.store.blobs.local:  # the database's copies (every host's cache goes with its own clean-up)
+                    await self.store.blobs.delete(job_prefix(job.id))
+                    if job.audio_path and not Path(job.audio_path).is_absolute():
+                        await self.store.blobs.delete(job.audio_path)
                 if path.exists():
                     shutil.rmtree(path, ignore_errors=True)
                     log.info("job %d files removed after %g days", job.id, self.config.engine.retention_days)

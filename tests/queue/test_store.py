@@ -23,9 +23,20 @@ def params(frames: int = 8, seed: int = 1, width: int = 512, height: int = 512) 
 
 
 @pytest.fixture
-async def store(tmp_path):
-    async with await JobStore.open(tmp_path / "db" / "jobs.sqlite3") as store:
+async def store(store_location, tmp_path):
+    """A store on each backend (``store_location`` is parametrised: SQLite, PostgreSQL)."""
+    async with await JobStore.open(store_location, data_dir=tmp_path / "data") as store:
         yield store
+
+
+async def execute(store: JobStore, sql: str, rows=((),)) -> None:
+    """Run ``sql`` once per row of arguments on the store's own database (to set up a state)."""
+
+    async def body(tx):
+        for args in rows:
+            await tx.execute(sql, args)
+
+    await store._db.run(body)
 
 
 async def render(store: JobStore, user: int, now: float = T0, guild: int | None = 1, **kw) -> Job:
@@ -39,7 +50,7 @@ async def test_columns_are_the_job_fields_and_migrations_are_idempotent(tmp_path
         store = await JobStore.open(path)
         await store.close()
     with sqlite3.connect(path) as db:
-        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 4
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 5
         assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         columns = [row[1] for row in db.execute("PRAGMA table_info(jobs)")]
     assert columns == [f.name for f in dataclasses.fields(Job)]
@@ -96,9 +107,9 @@ async def test_a_version_2_database_keeps_its_posts_and_limits_in_the_neutral_co
 
 
 # -- lifecycle --------------------------------------------------------------------------------------
-async def test_lifecycle_queued_running_done_read_back(tmp_path, caplog):
-    caplog.set_level(logging.INFO, logger="engine.queue.store")
-    path = tmp_path / "jobs.sqlite3"
+async def test_lifecycle_queued_running_done_read_back(store_location, caplog):
+    caplog.set_level(logging.INFO, logger="engine.queue")
+    path = store_location
     async with await JobStore.open(path) as store:
         job = await store.enqueue(
             JobKind.ANIMATE, params(frames=12, seed=42), user_id=7, guild_id=1, origin_id=5, now=T0
@@ -238,13 +249,12 @@ FAIR_CASES = [  # (queued jobs 1..n as their users, turns: when each user was la
 
 
 @pytest.mark.parametrize("users, turns, expected", FAIR_CASES)
-async def test_queue_positions_and_claims_follow_the_fair_order(tmp_path, users, turns, expected):
-    path = tmp_path / "jobs.sqlite3"
-    async with await JobStore.open(path) as store:
+async def test_queue_positions_and_claims_follow_the_fair_order(store_location, users, turns, expected):
+    async with await JobStore.open(store_location) as store:
         jobs = [await render(store, user) for user in users]
         assert [job.id for job in jobs] == list(range(1, len(users) + 1))
-        with sqlite3.connect(path) as db:  # as if earlier claims had served these users
-            db.executemany("INSERT INTO claim_turns (user_id, lane, turn) VALUES (?, 'render', ?)", turns.items())
+        # as if earlier claims had served these users
+        await execute(store, "INSERT INTO claim_turns (user_id, lane, turn) VALUES (?, 'render', ?)", turns.items())
         positions = await store.queue_positions(job.id for job in jobs)
         assert sorted(positions, key=positions.get) == expected
         assert sorted(positions.values()) == list(range(1, len(users) + 1))
@@ -356,9 +366,8 @@ async def test_200_concurrent_enqueues(store):
     assert len(await store.active_jobs()) == 200
 
 
-async def test_two_stores_on_one_file_never_claim_the_same_job(tmp_path):
-    path = tmp_path / "jobs.sqlite3"
-    async with await JobStore.open(path) as one, await JobStore.open(path) as two:
+async def test_two_stores_on_one_database_never_claim_the_same_job(store_location):
+    async with await JobStore.open(store_location) as one, await JobStore.open(store_location) as two:
         ids = [(await render(one, i % 5)).id for i in range(50)]
 
         async def drain(store: JobStore, worker: str) -> list[int]:
@@ -394,8 +403,8 @@ async def test_usage_counts_renders_per_utc_day(store):
     assert await store.usage(3, 1) == Usage()
 
 
-async def test_settings_are_a_json_object_per_guild_and_none_removes_a_key(tmp_path):
-    path = tmp_path / "jobs.sqlite3"
+async def test_settings_are_a_json_object_per_guild_and_none_removes_a_key(store_location):
+    path = store_location
     async with await JobStore.open(path) as store:
         assert await store.get_settings(1) == {}
         assert await store.update_settings(1, {"a": 1, "ids": [10, 11]}) == {"a": 1, "ids": [10, 11]}

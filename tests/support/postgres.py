@@ -57,13 +57,15 @@ class PostgresCluster:
     def admin_url(self) -> str:
         return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
 
-    def start(self) -> PostgresCluster:
+    def start(self, *, durable: bool = False) -> PostgresCluster:
+        """Start the server; fast and not crash-safe (fsync off) unless ``durable`` (benchmarks)."""
         if not self.data.exists():
             self._run("initdb", "-D", str(self.data), "-A", "trust", "-U", "postgres", "--no-sync")
+        self._durable = durable or getattr(self, "_durable", False)
+        fast = "" if self._durable else "-c fsync=off -c synchronous_commit=off -c full_page_writes=off "
         self._run(
             "pg_ctl", "-D", str(self.data), "-l", str(self.dir / "log"), "-w", "start",
-            "-o", f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off "
-                  "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200",
+            "-o", f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 {fast}-c max_connections=200",
         )  # fmt: skip
         return self
 

@@ -1,0 +1,313 @@
+"""The two databases the job store runs on, behind one small connection interface.
+
+The store writes plain ``?``-parameterised SQL once; a :class:`Database` runs it:
+
+* :class:`SqliteDatabase`: one aiosqlite connection in WAL mode. Every write transaction runs under
+  ``BEGIN IMMEDIATE`` (processes sharing the file wait for each other up to ``BUSY_TIMEOUT_MS``) and
+  an ``asyncio.Lock`` keeps concurrent coroutines of one process from interleaving theirs.
+* :class:`PostgresDatabase`: a psycopg 3 connection pool (libpq honours ``PGPASSWORD``,
+  ``PGSSLMODE`` and the other ``PG*`` variables); ``?`` becomes ``%s``. Connections that die (the
+  server restarted, ``pg_terminate_backend``) are dropped by the pool and the work is retried with
+  backoff for ``RETRY_SECONDS``; after that :class:`StoreUnavailable` (a ``UserError``) says so.
+  ``LISTEN``/``NOTIFY`` carry "something changed" between processes and hosts.
+
+Both hand a transaction object with ``execute_fetchall(sql, args)`` and ``execute(sql, args)``
+(what aiosqlite's connection offers), rows readable by column name and as a mapping.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import random
+import sqlite3
+import time
+from collections.abc import Callable, Iterable
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import aiosqlite
+
+from engine.errors import UserError
+
+log = logging.getLogger(__name__)
+
+BUSY_TIMEOUT_MS = 5000
+RETRY_SECONDS = 2.0  # how long one store call keeps retrying a lost connection (the bot answers within 3 s)
+CONNECT_TIMEOUT_SECONDS = 2
+CHANNEL = "animabot_jobs"  # the LISTEN/NOTIFY channel
+
+Listener = Callable[[str], None]
+
+
+class StoreUnavailable(UserError):
+    """The database cannot be reached right now (its text is what a member reads)."""
+
+    def __init__(self) -> None:
+        super().__init__("The queue is unavailable for the moment; please try again in a minute.")
+
+
+def is_postgres_url(location: str | os.PathLike) -> bool:
+    return str(location).startswith(("postgresql://", "postgres://"))
+
+
+class _Listeners:
+    """Callbacks told (with a short payload) that jobs changed; errors in one never reach the others."""
+
+    def __init__(self) -> None:
+        self._callbacks: list[Listener] = []
+
+    def add(self, callback: Listener) -> None:
+        self._callbacks.append(callback)
+
+    def remove(self, callback: Listener) -> None:
+        if callback in self._callbacks:
+            self._callbacks.remove(callback)
+
+    def __bool__(self) -> bool:
+        return bool(self._callbacks)
+
+    def tell(self, payload: str) -> None:
+        for callback in list(self._callbacks):
+            try:
+                callback(payload)
+            except Exception:
+                log.exception("a job store listener failed")
+
+
+class SqliteDatabase:
+    dialect = "sqlite"
+    # Never evaluated in practice (the store passes its own clock on SQLite: one host, one clock),
+    # but valid SQL, so the statements read the same on both backends.
+    now_sql = "((julianday('now') - 2440587.5) * 86400.0)"
+
+    def __init__(self, conn: aiosqlite.Connection, path: Path | None) -> None:
+        self._conn = conn
+        self.path = path
+        self._write_lock = asyncio.Lock()
+        self.listeners = _Listeners()
+
+    @classmethod
+    async def connect(cls, path: str | os.PathLike) -> SqliteDatabase:
+        local = str(path) != ":memory:"
+        if local:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        conn = await aiosqlite.connect(path, isolation_level=None)  # autocommit: we write BEGIN/COMMIT
+        try:
+            conn.row_factory = aiosqlite.Row
+            await conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS:d}")
+            await conn.execute("PRAGMA journal_mode = WAL")
+            await conn.execute("PRAGMA synchronous = NORMAL")
+        except BaseException:
+            await conn.close()
+            raise
+        return cls(conn, Path(path) if local else None)
+
+    async def execute_fetchall(self, sql: str, args: Iterable = ()) -> list:
+        """A read outside any transaction (WAL lets it run beside writers)."""
+        return list(await self._conn.execute_fetchall(sql, tuple(args)))
+
+    @asynccontextmanager
+    async def transaction(self):
+        """One write transaction at a time in this process; other processes wait on the file lock."""
+        notes: list[str] = []
+        async with self._write_lock:
+            try:
+                await self._conn.execute("BEGIN IMMEDIATE")
+                yield _SqliteTx(self._conn, notes)
+            except BaseException:
+                await self._rollback()
+                raise
+            await self._conn.execute("COMMIT")
+        for payload in dict.fromkeys(notes):  # in-process listeners (the bot and runtime of one process)
+            self.listeners.tell(payload)
+
+    async def run(self, body, *, retry: bool = True):
+        """``await body(tx)`` in a write transaction (SQLite waits on the file lock instead of retrying)."""
+        async with self.transaction() as tx:
+            return await body(tx)
+
+    async def _rollback(self) -> None:
+        # Runs after whatever this connection still has queued, BEGIN included, so it also ends a
+        # transaction whose BEGIN was awaited by a task cancelled before it ran.
+        try:
+            await self._conn.execute("ROLLBACK")
+        except sqlite3.OperationalError:  # BEGIN itself failed (e.g. busy): nothing to roll back
+            pass
+
+    async def close(self) -> None:
+        await self._conn.close()
+
+
+class _SqliteTx:
+    def __init__(self, conn: aiosqlite.Connection, notes: list[str]) -> None:
+        self._conn = conn
+        self._notes = notes
+
+    async def execute_fetchall(self, sql: str, args: Iterable = ()) -> list:
+        return list(await self._conn.execute_fetchall(sql, tuple(args)))
+
+    async def execute(self, sql: str, args: Iterable = ()) -> None:
+        await self._conn.execute(sql, tuple(args))
+
+    async def notify(self, payload: str) -> None:
+        self._notes.append(payload)
+
+    async def lock(self, key: int) -> None:
+        """BEGIN IMMEDIATE already holds the one write lock."""
+
+
+def _pg_sql(sql: str) -> str:
+    """The store's ``?`` marks as psycopg's ``%s`` (a literal ``%`` doubled)."""
+    return sql.replace("%", "%%").replace("?", "%s")
+
+
+class PostgresDatabase:
+    dialect = "postgresql"
+    now_sql = "extract(epoch from clock_timestamp())::float8"
+
+    def __init__(self, url: str, pool) -> None:
+        self.url = url
+        self.path = None
+        self._pool = pool
+        self.listeners = _Listeners()
+        self._listen_task: asyncio.Task | None = None
+
+    @classmethod
+    async def connect(cls, url: str, *, max_size: int = 8) -> PostgresDatabase:
+        from psycopg.rows import dict_row
+        from psycopg_pool import AsyncConnectionPool
+
+        pool = AsyncConnectionPool(
+            url,
+            min_size=1,
+            max_size=max_size,
+            kwargs={"autocommit": True, "row_factory": dict_row, "connect_timeout": CONNECT_TIMEOUT_SECONDS},
+            check=AsyncConnectionPool.check_connection,
+            timeout=RETRY_SECONDS,
+            open=False,
+            name="animabot-store",
+        )
+        try:
+            await pool.open(wait=True, timeout=10)
+        except Exception as err:
+            await pool.close()
+            raise UserError(f"Cannot reach the job store database ({err}); check [store] url.") from None
+        return cls(url, pool)
+
+    async def _retrying(self, work, retry: bool):
+        """Run ``work(conn)``; on a lost connection try again with backoff for ``RETRY_SECONDS``."""
+        import psycopg
+        from psycopg_pool import PoolTimeout
+
+        deadline = time.monotonic() + RETRY_SECONDS
+        delay = 0.05
+        while True:
+            try:
+                async with self._pool.connection() as conn:
+                    return await work(conn)
+            except (psycopg.OperationalError, PoolTimeout) as err:
+                if not retry or time.monotonic() + delay > deadline:
+                    log.warning("job store database unavailable: %s", err)
+                    raise StoreUnavailable() from err
+                log.info("job store connection lost (%s); retrying in %.2f s", err, delay)
+                await asyncio.sleep(delay * (0.5 + random.random()))
+                delay = min(delay * 2, 0.5)
+
+    async def execute_fetchall(self, sql: str, args: Iterable = ()) -> list:
+        async def read(conn):
+            cur = await conn.execute(_pg_sql(sql), tuple(args))
+            return await cur.fetchall()
+
+        return await self._retrying(read, retry=True)
+
+    @asynccontextmanager
+    async def transaction(self):
+        """A transaction on a healthy pooled connection; a connection lost meanwhile is :class:`StoreUnavailable`."""
+        import psycopg
+        from psycopg_pool import PoolTimeout
+
+        try:
+            async with self._pool.connection(timeout=RETRY_SECONDS) as conn:
+                async with conn.transaction():
+                    yield _PgTx(conn)
+        except (psycopg.OperationalError, PoolTimeout) as err:
+            log.warning("job store transaction lost its connection: %s", err)
+            raise StoreUnavailable() from err
+
+    async def run(self, body, *, retry: bool = True):
+        """``await body(tx)`` in a transaction, run again on a lost connection (``retry``) for ``RETRY_SECONDS``.
+
+        Only an idempotent body may be retried: a commit whose answer was lost may have happened.
+        """
+        deadline = time.monotonic() + RETRY_SECONDS
+        delay = 0.05
+        while True:
+            try:
+                async with self.transaction() as tx:
+                    return await body(tx)
+            except StoreUnavailable:
+                if not retry or time.monotonic() + delay > deadline:
+                    raise
+                await asyncio.sleep(delay * (0.5 + random.random()))
+                delay = min(delay * 2, 0.5)
+
+    # -- LISTEN/NOTIFY ------------------------------------------------------------------------
+    def start_listening(self) -> None:
+        """Listen on :data:`CHANNEL` on a connection of its own (reconnecting with backoff)."""
+        if self._listen_task is None:
+            self._listen_task = asyncio.create_task(self._listen(), name="animabot-store-listen")
+
+    async def _listen(self) -> None:
+        import psycopg
+
+        delay = 0.1
+        while True:
+            try:
+                conn = await psycopg.AsyncConnection.connect(
+                    self.url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_SECONDS
+                )
+                async with conn:
+                    await conn.execute(f"LISTEN {CHANNEL}")
+                    delay = 0.1
+                    self.listeners.tell("reconnected")  # whatever was missed meanwhile: look again
+                    async for note in conn.notifies():
+                        self.listeners.tell(note.payload)
+            except psycopg.OperationalError as err:
+                log.info("job store LISTEN connection lost (%s); reconnecting in %.1f s", err, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    async def close(self) -> None:
+        if self._listen_task is not None:
+            self._listen_task.cancel()
+            await asyncio.gather(self._listen_task, return_exceptions=True)
+        await self._pool.close()
+
+
+class _PgTx:
+    def __init__(self, conn) -> None:
+        self._conn = conn
+
+    async def execute_fetchall(self, sql: str, args: Iterable = ()) -> list:
+        cur = await self._conn.execute(_pg_sql(sql), tuple(args))
+        return await cur.fetchall() if cur.description else []
+
+    async def execute(self, sql: str, args: Iterable = ()) -> None:
+        await self._conn.execute(_pg_sql(sql), tuple(args))
+
+    async def notify(self, payload: str) -> None:
+        """Delivered to every listener when (and only if) the transaction commits."""
+        await self._conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, payload))
+
+    async def lock(self, key: int) -> None:
+        """A transaction-scoped advisory lock: the claims of every host take turns on it."""
+        await self._conn.execute("SELECT pg_advisory_xact_lock(%s)", (key,))
+
+
+async def connect(location: str | os.PathLike) -> SqliteDatabase | PostgresDatabase:
+    """A PostgreSQL URL, or the path of a SQLite file."""
+    if is_postgres_url(location):
+        return await PostgresDatabase.connect(str(location))
+    return await SqliteDatabase.connect(location)
