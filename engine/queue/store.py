@@ -181,6 +181,7 @@ class JobStore(JobReads):
         renders: bool = True,
         mux: bool = True,
         batch_key: str | None = None,
+        job_id: int | None = None,
         now: float | None = None,
     ) -> Job | None:
         """Move the next queued job (fair order) to running for ``worker``; ``None`` if there is none.
@@ -189,7 +190,7 @@ class JobStore(JobReads):
         takes the next render job only if its key is the same: a batch never lets its kind jump the
         queue, so a job of another size (or model, ...) waits only until the batch drains.
         With both lanes allowed a mux job comes first: it is short CPU work and never waits
-        behind renders.
+        behind renders. ``job_id`` takes that queued job only (``engine.queue.model_order`` picks it).
         """
         lanes = (["render"] if renders else []) + (["mux"] if mux and batch_key is None else [])
         if not lanes:
@@ -199,10 +200,10 @@ class JobStore(JobReads):
                 f"""{FAIR_ORDER}
                     SELECT f.id, j.params
                     FROM fair_order AS f JOIN jobs AS j ON j.id = f.id
-                    WHERE f.lane IN ({marks(lanes)})
+                    WHERE f.lane IN ({marks(lanes)}) AND (? IS NULL OR f.id = ?)
                     ORDER BY f.lane = 'mux' DESC, f.position
                     LIMIT 1""",
-                lanes,
+                [*lanes, job_id, job_id],
             )
             if not rows:
                 return None

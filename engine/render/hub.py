@@ -49,7 +49,7 @@ PIPELINE_PATTERNS = [
 # A ControlNet repo (lllyasviel/control_v11p_sd15_canny): config.json and the weights at the root.
 CONTROLNET_PATTERNS = ["*.json", "diffusion_pytorch_model*.safetensors"]
 # The file that makes a folder a diffusers repo of each kind.
-MARKER_FILE = {"pipeline": "model_index.json", "controlnet": "config.json"}
+MARKER_FILE = {"pipeline": "model_index.json", "controlnet": "config.json", "vae": "config.json"}
 IGNORE_PATTERNS = [
     "*.fp16*",
     "*non_ema*",
