@@ -62,6 +62,7 @@ def test_what_the_bot_side_needs_of_the_engine_is_torch_free():
         "engine.render.params",
         "engine.render.catalog",
         "engine.render.weights_check",
+        "engine.render.presence",
         "engine.config",
         "engine.errors",
         "engine.files",
