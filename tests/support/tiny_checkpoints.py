@@ -25,12 +25,12 @@ TEXT_TARGETS = ["q_proj", "k_proj", "v_proj", "out_proj"]
 
 
 # -- LoRA --------------------------------------------------------------------------------------------
-def tiny_lora_layers(seed: int = 0, rank: int = 4) -> tuple[dict, dict]:
-    """peft LoRA state dicts ``(unet, text_encoder)`` for test-tiny, random and non-zero."""
+def tiny_lora_layers(seed: int = 0, rank: int = 4, shape: str = "tiny") -> tuple[dict, dict]:
+    """peft LoRA state dicts ``(unet, text_encoder)`` for test-tiny (or ``shape`` "sd15"), random and non-zero."""
     torch.manual_seed(0)
-    unet = tiny.build_unet()
+    unet = tiny.build_unet(shape)
     torch.manual_seed(0)
-    text_encoder = tiny.build_text_encoder()
+    text_encoder = tiny.build_text_encoder(shape)
     unet.add_adapter(LoraConfig(r=rank, lora_alpha=rank, target_modules=UNET_TARGETS, init_lora_weights=False))
     # peft directly: transformers' own add_adapter wants a newer peft than PyPI has (5.24 asks for 0.22)
     text_config = LoraConfig(r=rank, lora_alpha=rank, target_modules=TEXT_TARGETS, init_lora_weights=False)
@@ -43,9 +43,9 @@ def tiny_lora_layers(seed: int = 0, rank: int = 4) -> tuple[dict, dict]:
     return layers[0], layers[1]
 
 
-def save_diffusers_lora(path: Path, seed: int = 0) -> Path:
+def save_diffusers_lora(path: Path, seed: int = 0, shape: str = "tiny") -> Path:
     """The LoRA as diffusers saves it (``unet.``/``text_encoder.`` prefixed peft keys)."""
-    unet, text = tiny_lora_layers(seed)
+    unet, text = tiny_lora_layers(seed, shape=shape)
     state = {f"unet.{k}": v for k, v in unet.items()} | {f"text_encoder.{k}": v for k, v in text.items()}
     path.parent.mkdir(parents=True, exist_ok=True)
     save_file(state, str(path))
