@@ -112,7 +112,7 @@ class Catalog:
         if not words:
             return prompt
         suffix = ", " + ", ".join(words)
-        return " | ".join(piece.rstrip() + suffix for piece in prompt.split("|"))
+        return " | ".join(piece.strip() + suffix for piece in prompt.split("|"))
 
     # -- the command line ---------------------------------------------------------------------
     def for_command_line(self, value: str) -> tuple[Catalog, str]:
