@@ -146,9 +146,7 @@ class Batcher:
         self._default().predict = step
 
     def _default(self):
-        if self.models is None or not self.models.is_loaded(DEFAULT_MODEL):
-            return None
-        return self.models.get(DEFAULT_MODEL)
+        return self.models.peek(DEFAULT_MODEL) if self.models is not None else None
 
     @property
     def wants_warm_up(self) -> bool:

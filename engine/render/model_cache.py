@@ -80,8 +80,10 @@ class ModelCache:
         """Names of the loaded models, least recently used first."""
         return list(self._models)
 
-    def is_loaded(self, name: str) -> bool:
-        return name in self._models
+    def peek(self, name: str) -> LoadedModel | None:
+        """The loaded model called ``name`` or None, without loading, waiting or counting it as a use
+        (safe from the event loop while the GPU thread loads another model)."""
+        return self._models.get(name)
 
     def get(self, name: str) -> LoadedModel:
         """The loaded model called ``name`` (``UserError`` when it is not configured or cannot load)."""
