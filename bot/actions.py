@@ -14,6 +14,7 @@ import discord
 
 from bot.checks import can_cancel, can_reroll
 from bot.settings import check_request, get_limits
+from bot.weights import check_params
 from engine.errors import UserError
 from engine.queue.jobs import Job, JobKind, JobStatus
 from engine.render.params import RenderParams
@@ -50,6 +51,7 @@ async def queue_render(
 ) -> Job:
     """Validate, check limits, enqueue with a concrete seed, and wake the workers."""
     params = params.validate()
+    await check_params(bot, params, guild_id)  # the model and LoRAs: configured, and allowed here
     await check_limits(bot, params, user_id=user_id, guild_id=guild_id, channel_id=channel_id)
     job = await bot.store.enqueue(
         kind, params.with_seed(params.seed), user_id=user_id, guild_id=guild_id, origin_id=channel_id,

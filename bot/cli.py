@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import logging
 import os
 import signal
@@ -17,6 +18,7 @@ from pathlib import Path
 
 from engine.config import Config, load_config
 from engine.errors import UserError
+from engine.render.catalog import DEFAULT_MODEL
 from engine.render.params import parse_size
 
 log = logging.getLogger("animabot")
@@ -43,7 +45,10 @@ def _render_args(sub) -> None:
     p.add_argument("--motion-amount", type=float)
     p.add_argument("--scheduler", help="dpm++, pndm, euler or unipc")
     p.add_argument("--size", help="WIDTHxHEIGHT, multiples of 8")
-    p.add_argument("--model", help="hub id, local folder or test-tiny (overrides the config)")
+    p.add_argument("--model", help="a configured model name, else a hub id, local folder/.safetensors or test-tiny")
+    p.add_argument(
+        "--lora", action="append", default=[], metavar="NAME[:WEIGHT]", help="a configured LoRA (repeatable)"
+    )
     p.add_argument("--audio", type=Path, help="mux this audio file into the result")
     p.add_argument("--device", help="auto, cuda, cuda:N or cpu (overrides the config)")
 
@@ -66,21 +71,22 @@ def build_parser() -> argparse.ArgumentParser:
     download.add_argument("--to", type=Path, default=None, help="save as local folders here instead of the HF cache")
     download.add_argument("--model", help="override [engine] model")
     download.add_argument("--controlnet", help="override [engine] controlnet")
+    models_sub.add_parser("list", help="the configured models and LoRAs, and whether their weights are here")
     # `--config` may also come after the sub-command, as the README shows.
-    for p in (run, sub.choices["render"], worker, download):
+    for p in (run, sub.choices["render"], worker, download, models_sub.choices["list"]):
         p.add_argument("--config", type=Path, default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     return parser
 
 
 def _engine_config(config: Config, **overrides) -> Config:
-    import dataclasses
-
     given = {k: v for k, v in overrides.items() if v is not None}
     return dataclasses.replace(config, engine=dataclasses.replace(config.engine, **given))
 
 
 def cmd_render(args, config: Config) -> int:
     size = parse_size(args.size) if args.size else (None, None)
+    catalog, model = config.catalog.for_command_line(args.model) if args.model else (config.catalog, DEFAULT_MODEL)
+    loras = catalog.resolve_loras(",".join(args.lora))
     params = (
         config.defaults(
             args.prompt,
@@ -97,6 +103,8 @@ def cmd_render(args, config: Config) -> int:
             scheduler=args.scheduler,
             width=size[0],
             height=size[1],
+            model=model,
+            loras=loras,
         )
         .validate()
         .with_seed(args.seed)
@@ -108,14 +116,17 @@ def cmd_render(args, config: Config) -> int:
 
     from engine.render import accel
     from engine.render.clip import render_video
-    from engine.render.models import load_components
+    from engine.render.model_cache import ModelCache
 
-    config = _engine_config(config, model=args.model, device=args.device)
+    config = _engine_config(config, device=args.device)
     out = args.out or Path(f"animabot-seed{params.seed}.mp4")
     print(f"seed {params.seed}: {params.summary()}", file=sys.stderr)
     started = time.perf_counter()
-    components = load_components(config.engine)
+    loaded = ModelCache(catalog, config.engine, max_loaded=1).get(model)
+    loaded.use_loras(catalog, loras)
+    components = loaded.components
     accel.prepare(components)  # CUDA layouts only; the compiled step is for long-running workers
+    prompted = dataclasses.replace(params, prompt=catalog.prompt_with_triggers(params.prompt, loras))
     with (
         tqdm(total=params.frames, desc="frames", unit="frame", position=0) as frames_bar,
         tqdm(total=params.steps, desc="steps", unit="step", position=1, leave=False) as steps_bar,
@@ -130,7 +141,7 @@ def cmd_render(args, config: Config) -> int:
             frames_bar.update(1)
             steps_bar.reset()
 
-        result = render_video(components, params, out, on_frame=on_frame, on_step=on_step)
+        result = render_video(components, prompted, out, on_frame=on_frame, on_step=on_step)
     if args.audio is not None:
         from engine.video.edit import mux_audio
 
@@ -166,9 +177,27 @@ def cmd_models_download(args, config: Config) -> int:
     from engine.render.hub import download_models
 
     config = _engine_config(config, model=args.model, controlnet=args.controlnet)
-    for path in download_models(config.engine, to=args.to):
+    for path in download_models(config.engine, to=args.to, catalog=config.catalog):
         print(path)
     return 0
+
+
+def cmd_models_list(config: Config) -> int:
+    from engine.render.presence import describe_catalog
+
+    for line in describe_catalog(config.catalog, config.engine):
+        print(line)
+    return 0
+
+
+def check_weights(config: Config) -> None:
+    """At start: every configured single-file checkpoint and LoRA is a readable file of its kind (``UserError``)."""
+    from engine.render.catalog import TEST_TINY_MODELS
+    from engine.render.weights_check import check_catalog
+
+    width = None if config.engine.model in TEST_TINY_MODELS else 768  # SD1.5's; test-tiny's is smaller
+    for line in check_catalog(config.catalog, width):
+        log.info("checked %s", line)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -182,10 +211,14 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "render":
             return cmd_render(args, config)
         if args.command == "worker":
+            check_weights(config)
             asyncio.run(_serve_worker(config, args.device))
             return 0
         if args.command == "models":
+            if args.models_command == "list":
+                return cmd_models_list(config)
             return cmd_models_download(args, config)
+        check_weights(config)
         from bot.runner import run
 
         return run(config, with_runtime=not args.no_engine)

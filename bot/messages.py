@@ -175,6 +175,8 @@ LIMIT_LABELS = {
     "cooldown_seconds": "Cooldown between requests (s)",
     "upload_limit_bytes": "Upload limit",
     "allowed_channel_ids": "Channels",
+    "allowed_models": "Models",
+    "allowed_loras": "LoRAs",
 }
 
 
@@ -186,6 +188,8 @@ def limits_text(limits: GuildLimits, title: str = "Limits on this server") -> st
             shown = format_bytes(value)
         elif name == "allowed_channel_ids":
             shown = ", ".join(f"<#{c}>" for c in value) if value else "all"
+        elif name in ("allowed_models", "allowed_loras"):
+            shown = ", ".join(value) if value else "all configured"
         else:
             shown = str(value)
         lines.append(f"{label}: **{shown}**")

@@ -35,6 +35,8 @@ class GuildLimits:
     cooldown_seconds: int = LimitsConfig.cooldown_seconds
     upload_limit_bytes: int = LimitsConfig.upload_limit_bytes
     allowed_channel_ids: tuple[int, ...] = ()  # empty: every channel
+    allowed_models: tuple[str, ...] = ()  # configured model names members may pick; empty: all
+    allowed_loras: tuple[str, ...] = ()  # configured LoRA names; empty: all
 
     @classmethod
     def from_config(cls, config: LimitsConfig) -> GuildLimits:
@@ -74,6 +76,8 @@ def check_changes(changes: dict) -> dict:
             checked[name] = None
         elif name == "allowed_channel_ids":
             checked[name] = _channel_ids(value)
+        elif name in NAME_LISTS:
+            checked[name] = _names(name, value)
         else:
             low, high = _RANGES[name]
             if isinstance(value, bool) or not isinstance(value, int):
@@ -83,6 +87,19 @@ def check_changes(changes: dict) -> dict:
                 raise UserError(f"{name} must be {bounds}, got {value}.")
             checked[name] = value
     return checked
+
+
+NAME_LISTS = ("allowed_models", "allowed_loras")
+
+
+def _names(limit: str, value) -> tuple[str, ...]:
+    """Model or LoRA names as an admin gave them (whether they are configured is ``bot.weights``' check)."""
+    if isinstance(value, str):
+        value = value.split(",")
+    names = [str(item).strip() for item in value if str(item).strip()]
+    if not names:
+        raise UserError(f"{limit} needs at least one name.")
+    return tuple(dict.fromkeys(names))
 
 
 def _channel_ids(value) -> tuple[int, ...]:
@@ -123,8 +140,9 @@ async def reset_limits(store: JobStore, guild_id: int, *, defaults: LimitsConfig
 
 def _apply(defaults: LimitsConfig, stored: dict) -> GuildLimits:
     overrides = {name: value for name, value in stored.items() if name in LIMIT_NAMES}
-    if "allowed_channel_ids" in overrides:
-        overrides["allowed_channel_ids"] = tuple(overrides["allowed_channel_ids"])
+    for name in ("allowed_channel_ids", *NAME_LISTS):
+        if name in overrides:
+            overrides[name] = tuple(overrides[name])
     return dataclasses.replace(GuildLimits.from_config(defaults), **overrides)
 
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from engine.errors import UserError
+from engine.render.catalog import Catalog, build_catalog
 from engine.render.params import RenderParams
 
 
@@ -22,6 +23,7 @@ class EngineConfig:
     max_batch: int = 8
     job_timeout_seconds: float = 1800.0
     retention_days: float = 7.0
+    max_loaded_models: int = 2  # models kept loaded at once (least recently used goes first)
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,13 @@ class Config:
     limits: LimitsConfig = field(default_factory=LimitsConfig)
     discord: DiscordConfig = field(default_factory=DiscordConfig)
     store: StoreConfig = field(default_factory=StoreConfig)
+    models: dict = field(default_factory=dict)  # the [models.NAME] tables, as read
+    loras: dict = field(default_factory=dict)  # the [loras.NAME] tables, as read
+
+    @property
+    def catalog(self) -> Catalog:
+        """The models (``default`` is ``[engine] model``) and LoRAs members may pick by name."""
+        return build_catalog(self.engine.model, self.models, self.loras)
 
     @property
     def db_path(self) -> Path:
@@ -107,11 +116,17 @@ def load_config(path: str | os.PathLike | None = None) -> Config:
     store_raw = dict(raw.get("store", {}))
     if os.environ.get("ANIMABOT_STORE_URL"):
         store_raw["url"] = os.environ["ANIMABOT_STORE_URL"]
-    return Config(
+    config = Config(
         data_dir=Path(raw.get("data_dir", "data")),
         engine=_section(EngineConfig, raw.get("engine", {}), "engine"),
         render=render,
         limits=_section(LimitsConfig, raw.get("limits", {}), "limits"),
         discord=_section(DiscordConfig, discord_raw, "discord"),
         store=_section(StoreConfig, store_raw, "store"),
+        models=dict(raw.get("models", {})),
+        loras=dict(raw.get("loras", {})),
     )
+    if config.engine.max_loaded_models < 1:
+        raise UserError(f"[engine] max_loaded_models must be at least 1, got {config.engine.max_loaded_models}.")
+    config.catalog  # noqa: B018 -- a bad [models.*] or [loras.*] table is refused here, at start
+    return config

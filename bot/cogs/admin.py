@@ -17,6 +17,7 @@ from bot import checks
 from bot.messages import limits_text
 from bot.replies import reply
 from bot.settings import get_limits, reset_limits, set_limits
+from bot.weights import check_admin_names
 from engine.errors import UserError
 from engine.render.params import MAX_FPS, MAX_FRAMES, MAX_SIDE, MAX_STEPS
 
@@ -61,6 +62,8 @@ class Admin(commands.Cog):
         upload_limit_mib="Largest video to upload, in MiB (bigger ones are re-encoded to fit)",
         channel="Allow renders only in this channel (adds to the list)",
         all_channels="Allow renders in every channel again",
+        models='Models members may pick, comma-separated ("all": every configured one)',
+        loras='LoRAs members may pick, comma-separated ("all": every configured one)',
     )
     async def set_(
         self,
@@ -75,6 +78,8 @@ class Admin(commands.Cog):
         upload_limit_mib: app_commands.Range[float, 0.01, 500.0] | None = None,
         channel: discord.TextChannel | None = None,
         all_channels: bool | None = None,
+        models: app_commands.Range[str, 1, 1000] | None = None,
+        loras: app_commands.Range[str, 1, 1000] | None = None,
     ) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
         changes = {
@@ -100,11 +105,23 @@ class Admin(commands.Cog):
                 await get_limits(store, interaction.guild_id, defaults=self.bot.config.limits)
             ).allowed_channel_ids
             changes["allowed_channel_ids"] = (*current, channel.id)
+        changes.update(self._weight_changes(models, loras))
         if not changes:
             raise UserError("Give at least one limit to change; /limits show lists them.")
         limits = await set_limits(store, interaction.guild_id, defaults=self.bot.config.limits, **changes)
         log.info("user %d changed limits of guild %d: %s", interaction.user.id, interaction.guild_id, changes)
         await reply(interaction, limits_text(limits, "Limits updated"))
+
+    def _weight_changes(self, models: str | None, loras: str | None) -> dict:
+        """``models``/``loras`` as typed → ``allowed_models``/``allowed_loras`` changes (None: back to all)."""
+        changes = {}
+        for limit, text in (("allowed_models", models), ("allowed_loras", loras)):
+            if text is None:
+                continue
+            names = [n.strip() for n in text.split(",") if n.strip()]
+            changes[limit] = None if names == ["all"] else names
+        check_admin_names(self.bot.config.catalog, changes.get("allowed_models"), changes.get("allowed_loras"))
+        return changes
 
     @limits.command(name="reset", description="Put this server's render limits back to the defaults.")
     @checks.manages_server()

@@ -9,7 +9,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot import actions, checks, clip, notify
+from bot import actions, checks, clip, notify, weights
 from bot.messages import CANCEL_EMOJI, REROLL_EMOJI, queued_reply, user_ref
 from bot.replies import NO_MENTIONS, reply
 from engine.errors import UserError
@@ -49,6 +49,8 @@ class Animate(commands.Cog):
         strength="How much each frame may change the previous one (0 keeps only the outlines)",
         motion="Camera motion between frames",
         size="Picture size",
+        model="Which model draws it (/models lists them)",
+        lora='LoRAs to add: a name, or name:weight, several separated by commas ("pixel:0.8, ink")',
     )
     @app_commands.choices(motion=MOTION_CHOICES, size=SIZE_CHOICES)
     async def animate(
@@ -64,13 +66,16 @@ class Animate(commands.Cog):
         strength: app_commands.Range[float, 0.0, 0.95] | None = None,
         motion: app_commands.Choice[str] | None = None,
         size: app_commands.Choice[str] | None = None,
+        model: app_commands.Range[str, 1, 100] | None = None,
+        lora: app_commands.Range[str, 1, 200] | None = None,
     ) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
         width, height = SIZES[size.value] if size is not None else (None, None)
+        loras = weights.parse_lora_option(self.bot.config.catalog, lora)
         params = self.bot.config.defaults(
             prompt, negative_prompt=negative, frames=frames, fps=fps, seed=seed, steps=steps,
             guidance=guidance, strength=strength, motion=motion.value if motion else None,
-            width=width, height=height,
+            width=width, height=height, model=model.strip() if model else None, loras=loras or None,
         )  # fmt: skip
         job = await actions.queue_render(
             self.bot, JobKind.ANIMATE, params,
@@ -82,6 +87,20 @@ class Animate(commands.Cog):
         if checks.missing_reactions(interaction.app_permissions):
             text += f" {checks.NO_REACTIONS}"
         await reply(interaction, text)
+
+    @animate.autocomplete("model")
+    async def model_autocomplete(
+        self, interaction: discord.Interaction, current: str
+    ) -> list[app_commands.Choice[str]]:
+        models, _ = await weights.guild_choices(self.bot, interaction.guild_id)
+        names = self.bot.config.catalog.model_choices(current, models)
+        return [app_commands.Choice(name=name, value=name) for name in names]
+
+    @animate.autocomplete("lora")
+    async def lora_autocomplete(self, interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
+        _, loras = await weights.guild_choices(self.bot, interaction.guild_id)
+        values = self.bot.config.catalog.lora_choices(current, loras)
+        return [app_commands.Choice(name=value, value=value) for value in values]
 
     # -- reactions ----------------------------------------------------------------------------
     @commands.Cog.listener()

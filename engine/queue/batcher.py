@@ -13,6 +13,7 @@ only inside the functions that run on the GPU thread.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import threading
 import time
@@ -26,9 +27,11 @@ import numpy as np
 from engine.config import Config
 from engine.errors import OutOfMemory, UserError
 from engine.files import result_filename, write_atomic
+from engine.queue import model_order
 from engine.queue.blobs import job_prefix
 from engine.queue.jobs import Job, JobStatus
 from engine.queue.store import JobStore, LeaseLost
+from engine.render.catalog import DEFAULT_MODEL
 
 log = logging.getLogger(__name__)
 
@@ -116,8 +119,9 @@ class Batcher:
         self._finish = finish
         self._publish = publish
         self._on_change = on_change  # a job left the batch or an encode ended
-        self.components = None  # engine.render.models.Components, loaded by load() on the GPU thread
-        self.predict = None  # engine.render.accel.CompiledStep on CUDA when compile is on
+        self.catalog = config.catalog  # the models and LoRAs jobs name
+        self.models = None  # engine.render.model_cache.ModelCache, made by load() on the GPU thread
+        self.passed_over: set[int] = set()  # head jobs an empty batch skipped once for a loaded model
         self.to_warm: list[int] = [2]  # batch rows still to compile: one job first, then a full batch
         self.active: dict[int, BatchJob] = {}
         self.encodes: set[asyncio.Task] = set()  # videos being encoded (their jobs left the batch)
@@ -126,6 +130,25 @@ class Batcher:
     def busy(self) -> bool:
         """Whether a job is in the batch or a video is being encoded."""
         return bool(self.active or self.encodes)
+
+    @property
+    def components(self):
+        """The default model's ``Components`` while it is loaded (None before :meth:`load`)."""
+        default = self._default()
+        return default.components if default is not None else None
+
+    @property
+    def predict(self):
+        """The default model's compiled step (``engine.render.accel.CompiledStep``; None: eager)."""
+        default = self._default()
+        return default.predict if default is not None else None
+
+    @predict.setter
+    def predict(self, step) -> None:
+        self._default().predict = step
+
+    def _default(self):
+        return self.models.peek(DEFAULT_MODEL) if self.models is not None else None
 
     @property
     def wants_warm_up(self) -> bool:
@@ -137,20 +160,28 @@ class Batcher:
 
     # -- the GPU thread: models and compilation ---------------------------------------------------
     def load(self):
-        """GPU thread: load the models once, apply the speed-ups, compile and warm up on CUDA."""
+        """GPU thread: make the model cache and load the default model into it (so a model that
+        cannot load is an error at start), compile and warm up its step on CUDA."""
         from engine.render import accel
-        from engine.render.models import load_components
+        from engine.render.model_cache import ModelCache
 
-        components = load_components(self.config.engine, device=self.device)
-        accel.prepare(components)
-        self.components = components
-        if self.config.engine.compile and components.device.type == "cuda":
-            self.predict = accel.CompiledStep(components, cache_dir=self.config.data_dir / "compile-cache")
+        self.models = ModelCache(self.catalog, self.config.engine, device=self.device, on_load=self._prepare)
+        components = self.models.get(DEFAULT_MODEL).components
+        if self.predict is not None:
             self.warm_next()  # one job's size now; a full batch's when the runtime is first idle
             full = accel.bucket(2 * max(1, self.config.engine.max_batch))
             if full not in self.predict.warmed:
                 self.to_warm.append(full)
         return components
+
+    def _prepare(self, loaded) -> None:
+        """GPU thread, each model load: the CUDA speed-ups, and a compiled step of its own."""
+        from engine.render import accel
+
+        components = loaded.components
+        accel.prepare(components)
+        if self.config.engine.compile and components.device.type == "cuda":
+            loaded.predict = accel.CompiledStep(components, cache_dir=self.config.data_dir / "compile-cache")
 
     def warm_next(self) -> None:
         """GPU thread: compile the next pending batch size at the default render size."""
@@ -163,7 +194,7 @@ class Batcher:
         """Fill the batch: any job when it is empty, then more jobs of the batch key being rendered."""
         while len(self.active) < max(1, self.config.engine.max_batch):
             key = next(iter(self.active.values())).batch_key if self.active else None
-            job = await self.store.claim(self.worker, mux=False, batch_key=key)
+            job = await self.store.claim(self.worker, mux=False, batch_key=key, job_id=await self._preferred(key))
             if job is None:
                 return
             if not self.store.blobs.local:  # resume from the frames the database has, whichever host saved them
@@ -173,6 +204,13 @@ class Batcher:
                 "job %d joins the batch (%s, %d/%d frames done)",
                 job.id, job.params.size, job.frames_done, job.frames_total,
             )  # fmt: skip
+
+    async def _preferred(self, key: str | None) -> int | None:
+        """An empty batch on a runtime with a model loaded: the job ``model_order.pick`` prefers."""
+        if key is not None or self.models is None or len(self.catalog.models) < 2:
+            return None
+        queue = await self.store.next_renders(model_order.LOOKAHEAD)
+        return model_order.pick(queue, self.models.loaded, self.passed_over)
 
     async def _check_cancels(self) -> None:
         limit = self.config.engine.job_timeout_seconds
@@ -211,16 +249,22 @@ class Batcher:
         from engine.render.frames import load_frames, save_frame
         from engine.video.preview import preview_jpeg
 
+        loaded = self._weights(batch)
+        if loaded is None:
+            return [None] * len(batch)
         for active in batch:
             if active.chain is None and not active.cancel.is_set():
                 try:
                     params = active.job.params.validate()
                     saved = load_frames(active.work_dir, params.frames)
-                    active.chain = FrameChain(self.components, params, frames=saved, cancel=active.cancel)
+                    prompted = dataclasses.replace(
+                        params, prompt=self.catalog.prompt_with_triggers(params.prompt, params.loras)
+                    )
+                    active.chain = FrameChain(loaded.components, prompted, frames=saved, cancel=active.cancel)
                 except Exception as err:
                     active.error = err
         live = [a for a in batch if a.chain is not None and not a.cancel.is_set() and not a.chain.done]
-        frames = render_round(self.components, [a.chain for a in live], predict=self.predict) if live else []
+        frames = render_round(loaded.components, [a.chain for a in live], predict=loaded.predict) if live else []
         by_job = dict(zip((a.job.id for a in live), frames))
         for active in live:
             frame = by_job[active.job.id]
@@ -231,6 +275,19 @@ class Batcher:
             write_atomic(active.work_dir.parent / "preview.jpg", preview_jpeg(frame))
             log.info("job %d frame %d saved", active.job.id, index)
         return [by_job.get(a.job.id) for a in batch]
+
+    def _weights(self, batch: list[BatchJob]):
+        """GPU thread: the batch's model (one per batch: ``batch_key``) with its LoRAs on, or None when
+        it cannot be had; then every job of the batch gets the error (a removed name, a broken file)."""
+        params = batch[0].job.params
+        try:
+            loaded = self.models.get(params.model)
+            loaded.use_loras(self.catalog, params.loras)
+        except Exception as err:
+            for active in batch:
+                active.error = err
+            return None
+        return loaded
 
     async def _after_frame(self, active: BatchJob, frame: np.ndarray | None, elapsed: float) -> None:
         job = active.job

@@ -77,6 +77,7 @@ class WorkerWrites:
         renders: bool = True,
         mux: bool = True,
         batch_key: str | None = None,
+        job_id: int | None = None,
         now: float | None = None,
     ) -> Job | None:
         """Lease the next queued job (fair order) to ``worker``; ``None`` if there is none.
@@ -85,7 +86,8 @@ class WorkerWrites:
         takes the next render job only if its key is the same: a batch never lets its kind jump the
         queue, so a job of another size (or model, ...) waits only until the batch drains.
         With both lanes allowed a mux job comes first: it is short CPU work and never waits
-        behind renders. The job returned carries its fencing token (``lease_token``).
+        behind renders. ``job_id`` takes that queued job only (``engine.queue.model_order`` picks it).
+        The job returned carries its fencing token (``lease_token``).
         """
         lanes = (["render"] if renders else []) + (["mux"] if mux and batch_key is None else [])
         if not lanes:
@@ -98,10 +100,10 @@ class WorkerWrites:
                 f"""{FAIR_ORDER}
                     SELECT f.id, j.params
                     FROM fair_order AS f JOIN jobs AS j ON j.id = f.id
-                    WHERE f.lane IN ({marks(lanes)})
+                    WHERE f.lane IN ({marks(lanes)}) {"AND f.id = ?" if job_id is not None else ""}
                     ORDER BY f.lane = 'mux' DESC, f.position
                     LIMIT 1""",
-                lanes,
+                [*lanes, *([job_id] if job_id is not None else [])],
             )
             if not rows:
                 return None

@@ -13,6 +13,7 @@ from collections.abc import Iterable
 
 from engine.queue.jobs import DAY, Job, JobKind, JobStatus, Usage
 from engine.queue.order import FAIR_ORDER
+from engine.render.params import RenderParams
 
 RENDER_KINDS = tuple(kind.value for kind in JobKind if kind.renders)
 ACTIVE = (JobStatus.QUEUED.value, JobStatus.RUNNING.value)
@@ -66,6 +67,16 @@ class JobReads:
             )
             positions.update((row["id"], row["position"]) for row in rows)
         return positions
+
+    async def next_renders(self, limit: int) -> list[tuple[int, str]]:
+        """The first ``limit`` queued render jobs in fair order, as ``(job id, model name)``."""
+        rows = await self._db.execute_fetchall(
+            f"""{FAIR_ORDER}
+                SELECT f.id, j.params FROM fair_order AS f JOIN jobs AS j ON j.id = f.id
+                WHERE f.lane = 'render' ORDER BY f.position LIMIT ?""",
+            (limit,),
+        )
+        return [(row["id"], RenderParams.from_dict(json.loads(row["params"])).model) for row in rows]
 
     async def active_jobs(self, guild_id: int | None = None) -> list[Job]:
         """Queued and running jobs, oldest first; of one guild when given."""

@@ -24,6 +24,7 @@ from huggingface_hub.errors import (
 )
 
 from engine.errors import UserError
+from engine.render.catalog import TEST_TINY_MODELS
 
 try:  # huggingface_hub 2.x talks HTTP through httpx2, 1.x through httpx
     import httpx2 as _http
@@ -49,7 +50,7 @@ PIPELINE_PATTERNS = [
 # A ControlNet repo (lllyasviel/control_v11p_sd15_canny): config.json and the weights at the root.
 CONTROLNET_PATTERNS = ["*.json", "diffusion_pytorch_model*.safetensors"]
 # The file that makes a folder a diffusers repo of each kind.
-MARKER_FILE = {"pipeline": "model_index.json", "controlnet": "config.json"}
+MARKER_FILE = {"pipeline": "model_index.json", "controlnet": "config.json", "vae": "config.json"}
 IGNORE_PATTERNS = [
     "*.fp16*",
     "*non_ema*",
@@ -102,7 +103,7 @@ def fetch(
     return folder
 
 
-def download_models(engine_config, to: Path | None = None) -> list[Path]:
+def download_models(engine_config, to: Path | None = None, catalog=None) -> list[Path]:
     """Fetch the configured Stable Diffusion and ControlNet repos; return their folders.
 
     Without ``to`` they go to the Hugging Face cache, where ``load_components`` with the same ids
@@ -111,14 +112,26 @@ def download_models(engine_config, to: Path | None = None) -> list[Path]:
     folders need no download and are skipped.
     """
     folders = []
-    for repo_id, kind in ((engine_config.model, "pipeline"), (engine_config.controlnet, "controlnet")):
-        if repo_id == TEST_TINY or is_local(repo_id):
+    for repo_id, kind in dict.fromkeys(_wanted(engine_config, catalog)):
+        if repo_id in TEST_TINY_MODELS or is_local(repo_id) or repo_id.endswith(".safetensors"):
             log.info("%s needs no download", repo_id)
             continue
         local_dir = Path(to) / repo_id.rstrip("/").split("/")[-1] if to is not None else None
         log.info("downloading %s%s", repo_id, f" into {local_dir}" if local_dir else "")
         folders.append(fetch(repo_id, kind, local_dir=local_dir))
     return folders
+
+
+def _wanted(engine_config, catalog) -> list[tuple[str, str]]:
+    """(repo id, kind) of the [engine] model and ControlNet, then of every configured model's parts
+    (``catalog``: an ``engine.render.catalog.Catalog``; its ``default`` is the [engine] model)."""
+    wanted = [(engine_config.model, "pipeline"), (engine_config.controlnet, "controlnet")]
+    for entry in catalog.models.values() if catalog is not None else ():
+        wanted.append((entry.model, "pipeline"))
+        wanted += [(entry.controlnet, "controlnet")] if entry.controlnet else []
+        wanted += [(entry.vae, "vae")] if entry.vae else []
+        wanted += [(entry.config, "pipeline")] if entry.config else []
+    return wanted
 
 
 def _chain(err: BaseException) -> list[BaseException]:

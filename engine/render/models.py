@@ -39,6 +39,7 @@ from transformers import CLIPTextModel, CLIPTokenizer
 from engine.config import EngineConfig
 from engine.errors import UserError
 from engine.render import hub
+from engine.render.catalog import TEST_TINY_MODELS, ModelEntry
 from engine.render.hub import TEST_TINY
 
 log = logging.getLogger(__name__)
@@ -160,8 +161,9 @@ def cache_root() -> Path:
     return Path(os.environ.get("ANIMABOT_CACHE") or Path.home() / ".cache" / "animabot").expanduser()
 
 
-def test_tiny_dir() -> Path:
-    """The saved ``test-tiny`` repos (``sd/`` and ``controlnet/``), built on first use.
+def test_tiny_dir(seed: int = 0) -> Path:
+    """The saved ``test-tiny`` repos (``sd/`` and ``controlnet/``), built on first use; ``seed`` 1 is
+    ``test-tiny-2`` (same layout, other weights).
 
     Built in a temporary folder beside the final one and renamed into place, so processes
     starting together never load a half-written copy: the first rename wins, the others discard
@@ -169,13 +171,13 @@ def test_tiny_dir() -> Path:
     """
     from engine.render import tiny  # builds models; only needed here
 
-    final = cache_root() / "test-tiny" / tiny.fingerprint()
+    final = cache_root() / "test-tiny" / (tiny.fingerprint() + (f"-seed{seed}" if seed else ""))
     if _tiny_complete(final):
         return final
     final.parent.mkdir(parents=True, exist_ok=True)
     building = Path(tempfile.mkdtemp(prefix=".building-", dir=final.parent))
     try:
-        tiny.save_test_tiny(building)
+        tiny.save_test_tiny(building, seed=seed)
         try:
             os.rename(building, final)
             log.info("built test-tiny in %s", final)
@@ -212,8 +214,7 @@ def load_components(
     dtype = resolve_dtype(engine_config.dtype, device)
     model = engine_config.model
     controlnet = engine_config.controlnet
-    if model == TEST_TINY and not hub.is_local(controlnet):
-        controlnet = TEST_TINY
+    controlnet = _tiny_controlnet(model, controlnet)
     key = (model, controlnet, device, dtype)
     with _CACHE_LOCK:
         if key not in _CACHE:
@@ -221,10 +222,50 @@ def load_components(
         return _CACHE[key]
 
 
-def _load(model: str, controlnet: str, device: torch.device, dtype: torch.dtype, local_files_only: bool) -> Components:
+def load_model(
+    entry: ModelEntry,
+    engine_config: EngineConfig,
+    *,
+    device: str | torch.device | None = None,
+    local_files_only: bool = False,
+) -> Components:
+    """The model of one catalog entry, loaded afresh (not cached here: ``engine.render.model_cache``
+    keeps loaded models and decides when one goes). Its ControlNet is the entry's or ``[engine]``'s;
+    a single-file checkpoint reads its configs from the entry's ``config`` or the ``[engine]`` model."""
+    device = resolve_device(device if device is not None else engine_config.device)
+    dtype = resolve_dtype(engine_config.dtype, device)
+    base = entry.config or engine_config.model
+    controlnet = _tiny_controlnet(
+        base if entry.single_file else entry.model, entry.controlnet or engine_config.controlnet
+    )
+    return _load(
+        entry.model, controlnet, device, dtype, local_files_only, vae=entry.vae, base=base, what=f"model {entry.name}"
+    )
+
+
+def _tiny_controlnet(model: str, controlnet: str) -> str:
+    """A test-tiny model gets the tiny ControlNet unless a local ControlNet folder is configured."""
+    return TEST_TINY if model in TEST_TINY_MODELS and not hub.is_local(controlnet) else controlnet
+
+
+def _load(
+    model: str,
+    controlnet: str,
+    device: torch.device,
+    dtype: torch.dtype,
+    local_files_only: bool,
+    *,
+    vae: str | None = None,
+    base: str | None = None,
+    what: str | None = None,
+) -> Components:
     started = time.perf_counter()
     # 1. find the folders (downloading hub repos that are not cached yet)
-    sd_dir, sd_safetensors = _folder(model, "pipeline", local_files_only)
+    single_file = model.endswith(".safetensors")
+    if single_file:  # configs from the base model; only ever read locally
+        sd_dir, sd_safetensors = _folder(base or model, "pipeline", True)
+    else:
+        sd_dir, sd_safetensors = _folder(model, "pipeline", local_files_only)
     cn_dir, cn_safetensors = _folder(controlnet, "controlnet", local_files_only)
 
     # 2. load them, the same way for real and tiny weights
@@ -232,8 +273,24 @@ def _load(model: str, controlnet: str, device: torch.device, dtype: torch.dtype,
         cn_model = ControlNetModel.from_pretrained(cn_dir, dtype=dtype, use_safetensors=cn_safetensors)
     except Exception as err:
         hub.raise_friendly(err, controlnet)
+    if single_file:
+        from engine.render import single_file as single
+
+        pipe = single.load_pipeline(model, sd_dir, cn_model, dtype, what or f"model {model}")
+    else:
+        pipe = _from_pretrained(sd_dir, sd_safetensors, cn_model, dtype, model)
+    if vae is not None:
+        vae_dir, vae_safetensors = _folder(vae, "vae", local_files_only)
+        try:
+            pipe.vae = AutoencoderKL.from_pretrained(vae_dir, dtype=dtype, use_safetensors=vae_safetensors)
+        except Exception as err:
+            hub.raise_friendly(err, vae)
+    return _place(pipe, model, controlnet, device, dtype, started)
+
+
+def _from_pretrained(sd_dir, sd_safetensors, cn_model, dtype, model: str) -> StableDiffusionControlNetPipeline:
     try:
-        pipe = StableDiffusionControlNetPipeline.from_pretrained(
+        return StableDiffusionControlNetPipeline.from_pretrained(
             sd_dir,
             controlnet=cn_model,
             dtype=dtype,
@@ -245,6 +302,8 @@ def _load(model: str, controlnet: str, device: torch.device, dtype: torch.dtype,
     except Exception as err:
         hub.raise_friendly(err, model)
 
+
+def _place(pipe, model: str, controlnet: str, device: torch.device, dtype: torch.dtype, started: float) -> Components:
     # 3. place them: device, eval mode, no gradients
     modules = {name: getattr(pipe, name) for name in ("unet", "controlnet", "vae", "text_encoder")}
     for module in modules.values():
@@ -267,8 +326,9 @@ def _folder(model_id: str, kind: str, local_files_only: bool) -> tuple[Path, boo
     Our downloads hold only ``.safetensors``; a user's own folder may hold ``.bin`` weights too,
     so diffusers picks there (preferring safetensors).
     """
-    if model_id == TEST_TINY:
-        return test_tiny_dir() / ("sd" if kind == "pipeline" else "controlnet"), True
+    if model_id in TEST_TINY_MODELS:
+        seed = 0 if kind == "controlnet" else TEST_TINY_MODELS.index(model_id)
+        return test_tiny_dir(seed) / ("sd" if kind == "pipeline" else "controlnet"), True
     if hub.is_local(model_id):
         folder = Path(model_id).expanduser()
         wanted = hub.MARKER_FILE[kind]

@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass
 
 from engine.errors import UserError
+from engine.render.catalog import DEFAULT_MODEL, MAX_LORAS, check_lora_weight
 
 MOTIONS = (
     "none",
@@ -56,6 +57,9 @@ class RenderParams:
     canny_low: int = 100
     canny_high: int = 200
     color_coherence: bool = True
+    # Which weights draw it: a configured model name, and (LoRA name, weight) pairs (engine.render.catalog).
+    model: str = DEFAULT_MODEL
+    loras: tuple[tuple[str, float], ...] = ()
 
     # -- checks -------------------------------------------------------------------------------
     def validate(self) -> RenderParams:
@@ -83,7 +87,19 @@ class RenderParams:
                 f"Canny thresholds must satisfy 0 <= low < high <= 1000, got {self.canny_low}/{self.canny_high}."
             )
         keyframes(self.prompt)  # raises on a malformed keyframe prompt
+        self._validate_weights()
         return self
+
+    def _validate_weights(self) -> None:
+        """The model and LoRA fields are well formed (whether they are configured is the catalog's check)."""
+        if not isinstance(self.model, str) or not self.model.strip():
+            raise UserError("The model name is empty; leave it out for the default model.")
+        if len(self.loras) > MAX_LORAS:
+            raise UserError(f"At most {MAX_LORAS} LoRAs fit in one render, got {len(self.loras)}.")
+        for name, weight in self.loras:
+            check_lora_weight(name, weight)
+        if len({name for name, _ in self.loras}) != len(self.loras):
+            raise UserError("Each LoRA can be named once per render; give one weight per LoRA.")
 
     # -- derived ------------------------------------------------------------------------------
     def with_seed(self, seed: int | None = None) -> RenderParams:
@@ -98,7 +114,15 @@ class RenderParams:
         """Jobs share a batch (one UNet call per step) only when their keys are equal: same size today.
 
         Anything that changes which weights or input shapes a denoising step needs belongs here."""
-        return self.size
+        return self.size + self._weights_key()
+
+    def _weights_key(self) -> str:
+        """The model and the LoRA set with weights (a LoRA's scale is per module, not per batch row);
+        empty for the default model without LoRAs, so those keys stay the size alone."""
+        if self.model == DEFAULT_MODEL and not self.loras:
+            return ""
+        loras = ",".join(f"{name}:{weight:g}" for name, weight in sorted(self.loras))
+        return f" {self.model}" + (f" +{loras}" if loras else "")
 
     def summary(self) -> str:
         """One line of the settings, for messages and logs."""
@@ -114,6 +138,10 @@ class RenderParams:
             parts.append(f"strength {self.strength:g}")
         if self.motion != "none":
             parts.append(f"motion {self.motion}")
+        if self.model != DEFAULT_MODEL:
+            parts.append(f"model {self.model}")
+        if self.loras:
+            parts.append("LoRA " + ", ".join(f"{name}:{weight:g}" for name, weight in self.loras))
         return ", ".join(parts)
 
     # -- storage ------------------------------------------------------------------------------
@@ -123,7 +151,10 @@ class RenderParams:
     @classmethod
     def from_dict(cls, data: dict) -> RenderParams:
         known = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
+        values = {k: v for k, v in data.items() if k in known}
+        if "loras" in values:  # JSON keeps the pairs as lists
+            values["loras"] = tuple((str(name), float(weight)) for name, weight in values["loras"])
+        return cls(**values)
 
 
 def parse_size(text: str) -> tuple[int, int]:

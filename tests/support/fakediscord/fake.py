@@ -16,7 +16,7 @@ from aiohttp import web
 
 from .channels import reaction_event
 from .gateway import Gateway
-from .interactions import command_data, find_command, find_component, interaction_payload
+from .interactions import autocomplete_data, command_data, find_command, find_component, interaction_payload
 from .models import (
     DEFAULT_EVERYONE_PERMISSIONS,
     MANAGE_GUILD,
@@ -300,6 +300,27 @@ class FakeDiscord:
         values = {**(options or {}), **(attachments or {})}
         data = command_data(self.state, command, values, group=group, subcommand=subcommand, guild_id=guild_id)
         return await self._interact(2, data, user_id=user_id, channel_id=channel_id, guild_id=guild_id, name=name)
+
+    async def autocomplete(
+        self,
+        name: str,
+        focused: str,
+        options: dict[str, Any] | None = None,
+        *,
+        user_id: int,
+        channel_id: int,
+        timeout: float = 5.0,
+    ) -> list[dict[str, Any]]:
+        """A user types in option ``focused`` of ``/name`` (``options`` holds what is typed so far,
+        ``focused``'s partial text included): an autocomplete interaction (type 4). Returns the
+        choices of the bot's answer (callback type 8), checked against Discord's limits."""
+        guild_id = self.state.channel(channel_id).guild_id
+        command = find_command(self.state, name, guild_id)
+        values = {focused: "", **(options or {})}
+        data = autocomplete_data(command, values, focused)
+        record = await self._interact(4, data, user_id=user_id, channel_id=channel_id, guild_id=guild_id, name=name)
+        response = await record.wait_response(timeout)
+        return response.data["choices"]
 
     async def click(
         self,

@@ -80,6 +80,42 @@ def command_data(
     return data
 
 
+def autocomplete_data(command: dict[str, Any], values: dict[str, Any], focused: str) -> dict[str, Any]:
+    """``data`` of an autocomplete interaction (type 4): the options typed so far, as strings or numbers
+    the client has not validated yet, with ``focused`` on the one being typed. Refuses (ValueError)
+    an option the command lacks or one that has no ``autocomplete``."""
+    definitions = {o["name"]: o for o in command.get("options") or []}
+    unknown = sorted(set(values) - set(definitions))
+    if unknown:
+        raise ValueError(f"/{command['name']} has no option(s) {unknown}; it has {sorted(definitions)}")
+    if not definitions.get(focused, {}).get("autocomplete"):
+        raise ValueError(f"/{command['name']} option {focused!r} has no autocomplete")
+    options = []
+    for name, value in values.items():
+        option = {"type": definitions[name]["type"], "name": name, "value": value}
+        if name == focused:
+            option["focused"] = True
+        options.append(option)
+    data: dict[str, Any] = {"id": command["id"], "name": command["name"], "type": 1, "options": options}
+    if command.get("guild_id"):
+        data["guild_id"] = command["guild_id"]
+    return data
+
+
+def check_autocomplete_answer(data: dict[str, Any]) -> None:
+    """What Discord refuses in an autocomplete result (callback type 8): more than 25 choices, a name
+    outside 1..100 characters, a string value over 100."""
+    choices = data.get("choices")
+    if not isinstance(choices, list) or len(choices) > 25:
+        raise ValueError(f"an autocomplete answer has 0 to 25 choices, got {choices!r}")
+    for choice in choices:
+        name, value = choice.get("name"), choice.get("value")
+        if not isinstance(name, str) or not 1 <= len(name) <= 100:
+            raise ValueError(f"an autocomplete choice name has 1 to 100 characters, got {name!r}")
+        if isinstance(value, str) and len(value) > 100:
+            raise ValueError(f"an autocomplete choice value has at most 100 characters, got {len(value)}")
+
+
 def _option(
     state: FakeState, definition: dict[str, Any], value: Any, resolved: dict, guild_id: int | None, path: str
 ) -> dict[str, Any]:

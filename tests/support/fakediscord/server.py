@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from . import openapi
+from .interactions import check_autocomplete_answer
 from .models import EPHEMERAL, LOADING, CallbackRecord, InteractionRecord, MessageRecord, RequestRecord, SyncRecord
 from .state import ApiError, unknown
 from .wire import drain, json_response, no_content, parse_multipart, rate_limited
@@ -239,6 +240,13 @@ class RestApi:
         body, files = await self.body(request)
         kind, data = int(body["type"]), body.get("data") or {}
         via = f"{request.method} {request.path} type {kind}"
+        if (interaction.type == 4) != (kind == 8):  # autocomplete is answered with choices, and only it
+            raise ApiError(400, "Interaction callback type is not valid for this interaction.", 50035)
+        if kind == 8:
+            try:
+                check_autocomplete_answer(data)
+            except ValueError as err:
+                raise ApiError(400, f"Invalid Form Body: {err}", 50035) from None
         message: MessageRecord | None = None
         if kind in (4, 5):
             fields = data if kind == 4 else {"flags": data.get("flags", 0)}
