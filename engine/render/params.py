@@ -25,7 +25,7 @@ MOTIONS = (
     "rotate-ccw",
 )
 SCHEDULERS = ("dpm++", "pndm", "euler", "unipc")
-CONTROLS = ("canny",)
+CONTROLS = ("canny", "depth", "pose")  # each has its own ControlNet; depth and pose an annotator model
 
 MAX_FRAMES = 240
 MAX_STEPS = 150
@@ -56,6 +56,9 @@ class RenderParams:
     canny_low: int = 100
     canny_high: int = 200
     color_coherence: bool = True
+    # -- starting from a picture (engine.render.picture fits it; the queue keeps it by this key) --
+    image_key: str | None = None  # sha256 of the fitted PNG: frame 0 is that picture; None: from text
+    image_strength: float = 0.0  # 0: frame 0 is the picture exactly; above 0: it is re-drawn (img2img)
 
     # -- checks -------------------------------------------------------------------------------
     def validate(self) -> RenderParams:
@@ -83,7 +86,15 @@ class RenderParams:
                 f"Canny thresholds must satisfy 0 <= low < high <= 1000, got {self.canny_low}/{self.canny_high}."
             )
         keyframes(self.prompt)  # raises on a malformed keyframe prompt
+        self._validate_picture()
         return self
+
+    def _validate_picture(self) -> None:
+        _in_range("image strength", self.image_strength, 0.0, 1.0)
+        if self.image_strength and self.image_key is None:
+            raise UserError("image strength only applies when starting from a picture; attach one or leave it out.")
+        if self.image_key is not None and not re.fullmatch(r"[0-9a-f]{64}", self.image_key):
+            raise UserError(f"image key must be a sha256 hex digest, got {self.image_key!r}.")
 
     # -- derived ------------------------------------------------------------------------------
     def with_seed(self, seed: int | None = None) -> RenderParams:
@@ -95,10 +106,12 @@ class RenderParams:
         return f"{self.width}x{self.height}"
 
     def batch_key(self) -> str:
-        """Jobs share a batch (one UNet call per step) only when their keys are equal: same size today.
+        """Jobs share a batch (one UNet call per step) only when their keys are equal.
 
-        Anything that changes which weights or input shapes a denoising step needs belongs here."""
-        return self.size
+        Anything that changes which weights or input shapes a denoising step needs belongs here:
+        the size, and the control type (each control has its own ControlNet and annotator, so jobs
+        of different controls never share a batch)."""
+        return " ".join((self.size, self.control))
 
     def summary(self) -> str:
         """One line of the settings, for messages and logs."""
@@ -114,7 +127,17 @@ class RenderParams:
             parts.append(f"strength {self.strength:g}")
         if self.motion != "none":
             parts.append(f"motion {self.motion}")
+        parts += self._picture_summary()
         return ", ".join(parts)
+
+    def _picture_summary(self) -> list[str]:
+        """The summary's words for the control type and a starting picture (never the picture itself)."""
+        parts = [f"{self.control} control"] if self.control != "canny" else []
+        if self.image_key is not None:
+            parts.append(
+                f"from a picture (strength {self.image_strength:g})" if self.image_strength else "from a picture"
+            )
+        return parts
 
     # -- storage ------------------------------------------------------------------------------
     def to_dict(self) -> dict:
