@@ -177,6 +177,8 @@ LIMIT_LABELS = {
     "cooldown_seconds": "Cooldown between requests (s)",
     "upload_limit_bytes": "Upload limit",
     "allowed_channel_ids": "Channels",
+    "allow_pictures": "Start from a picture",
+    "allowed_controls": "Controls",
 }
 
 
@@ -188,6 +190,10 @@ def limits_text(limits: GuildLimits, title: str = "Limits on this server") -> st
             shown = format_bytes(value)
         elif name == "allowed_channel_ids":
             shown = ", ".join(f"<#{c}>" for c in value) if value else "all"
+        elif name == "allow_pictures":
+            shown = "yes" if value else "no"
+        elif name == "allowed_controls":
+            shown = ", ".join(value) if value else "all"
         else:
             shown = str(value)
         lines.append(f"{label}: **{shown}**")

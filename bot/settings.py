@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from engine.config import LimitsConfig
 from engine.errors import UserError
 from engine.queue.jobs import DAY, Usage
-from engine.render.params import MAX_FPS, MAX_FRAMES, MAX_SIDE, MAX_STEPS, RenderParams
+from engine.render.params import CONTROLS, MAX_FPS, MAX_FRAMES, MAX_SIDE, MAX_STEPS, RenderParams
 
 if TYPE_CHECKING:
     from engine.queue.store import JobStore
@@ -35,6 +35,8 @@ class GuildLimits:
     cooldown_seconds: int = LimitsConfig.cooldown_seconds
     upload_limit_bytes: int = LimitsConfig.upload_limit_bytes
     allowed_channel_ids: tuple[int, ...] = ()  # empty: every channel
+    allow_pictures: bool = True  # members may start a video from their own picture
+    allowed_controls: tuple[str, ...] = ()  # the control types members may use; empty: every one
 
     @classmethod
     def from_config(cls, config: LimitsConfig) -> GuildLimits:
@@ -74,6 +76,12 @@ def check_changes(changes: dict) -> dict:
             checked[name] = None
         elif name == "allowed_channel_ids":
             checked[name] = _channel_ids(value)
+        elif name == "allow_pictures":
+            if not isinstance(value, bool):
+                raise UserError(f"allow_pictures must be true or false, got {value!r}.")
+            checked[name] = value
+        elif name == "allowed_controls":
+            checked[name] = _controls(value)
         else:
             low, high = _RANGES[name]
             if isinstance(value, bool) or not isinstance(value, int):
@@ -95,6 +103,18 @@ def _channel_ids(value) -> tuple[int, ...]:
         except (TypeError, ValueError):
             raise UserError(f"allowed_channel_ids must be channel ids, got {item!r}.") from None
     return tuple(dict.fromkeys(ids))  # drop repeats, keep order
+
+
+def _controls(value) -> tuple[str, ...]:
+    """``"depth, pose"`` or a list → the control names, checked; ``"all"`` (or nothing) → every one."""
+    names = [n.strip().lower() for n in value.split(",")] if isinstance(value, str) else [str(n) for n in value]
+    names = [n for n in names if n]
+    if not names or names == ["all"]:
+        return ()
+    unknown = [n for n in names if n not in CONTROLS]
+    if unknown:
+        raise UserError(f"Unknown control(s) {', '.join(unknown)}; choose from: {', '.join(CONTROLS)} (or all).")
+    return tuple(dict.fromkeys(names))
 
 
 # -- stored per guild --------------------------------------------------------------------------------
@@ -123,8 +143,9 @@ async def reset_limits(store: JobStore, guild_id: int, *, defaults: LimitsConfig
 
 def _apply(defaults: LimitsConfig, stored: dict) -> GuildLimits:
     overrides = {name: value for name, value in stored.items() if name in LIMIT_NAMES}
-    if "allowed_channel_ids" in overrides:
-        overrides["allowed_channel_ids"] = tuple(overrides["allowed_channel_ids"])
+    for name in ("allowed_channel_ids", "allowed_controls"):
+        if name in overrides:
+            overrides[name] = tuple(overrides[name])
     return dataclasses.replace(GuildLimits.from_config(defaults), **overrides)
 
 
@@ -159,6 +180,10 @@ def check_request(
             f"the quota resets at 00:00 UTC (in {_duration(reset - now)})."
         )
 
+    refusal = _check_picture_and_control(limits, params)
+    if refusal is not None:
+        return refusal
+
     side = max(params.width, params.height)
     for allowed, asked, unit in (
         (limits.max_frames, params.frames, "frames"),
@@ -179,6 +204,16 @@ def check_request(
         left = usage.last_request_at + limits.cooldown_seconds - now
         if left > 0:
             return f"Please wait {_count(math.ceil(left), 'more second')} between requests."
+    return None
+
+
+def _check_picture_and_control(limits: GuildLimits, params: RenderParams) -> str | None:
+    if params.image_key is not None and not limits.allow_pictures:
+        return "This server does not allow starting from a picture; leave out the image, or ask an admin."
+    if limits.allowed_controls and params.control not in limits.allowed_controls:
+        return (
+            f"This server does not allow the {params.control} control; use {_or_list(list(limits.allowed_controls))}."
+        )
     return None
 
 

@@ -58,7 +58,7 @@ def test_queue_and_video_load_neither_torch_nor_discord():
 
 
 def test_what_the_bot_side_needs_of_the_engine_is_torch_free():
-    modules = ["engine.render.params", "engine.config", "engine.errors", "engine.files"]
+    modules = ["engine.render.params", "engine.render.picture", "engine.config", "engine.errors", "engine.files"]
     assert _first_importers(modules, TORCH) == {}
 
 

@@ -61,6 +61,8 @@ class Admin(commands.Cog):
         upload_limit_mib="Largest video to upload, in MiB (bigger ones are re-encoded to fit)",
         channel="Allow renders only in this channel (adds to the list)",
         all_channels="Allow renders in every channel again",
+        pictures="Whether members may start a video from their own picture",
+        controls="Controls members may use, comma-separated: canny, depth, pose (or all)",
     )
     async def set_(
         self,
@@ -75,6 +77,8 @@ class Admin(commands.Cog):
         upload_limit_mib: app_commands.Range[float, 0.01, 500.0] | None = None,
         channel: discord.TextChannel | None = None,
         all_channels: bool | None = None,
+        pictures: bool | None = None,
+        controls: app_commands.Range[str, 1, 100] | None = None,
     ) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
         changes = {
@@ -87,6 +91,8 @@ class Admin(commands.Cog):
                 ("daily_quota", daily_quota),
                 ("max_queued_per_user", max_queued_per_user),
                 ("cooldown_seconds", cooldown_seconds),
+                ("allow_pictures", pictures),
+                ("allowed_controls", controls),
             )  # fmt: skip
             if value is not None
         }

@@ -46,7 +46,10 @@ def components_for(base: models.Components, control: str, engine_config, *, loca
     """``base`` for canny; else ``base`` with ``control``'s ControlNet and annotator, loaded once per process."""
     if control == "canny":
         return base
-    key = (base, control)
+    controlnet_id, annotator_id = control_ids(engine_config, control)
+    if not controlnet_id or not annotator_id:
+        raise UserError(f"This host does not offer the {control} control; choose canny instead.")
+    key = (base, control, controlnet_id, annotator_id)
     with _LOCK:
         if key not in _CACHE:
             _CACHE[key] = _load(base, control, engine_config, local_files_only)
@@ -56,8 +59,6 @@ def components_for(base: models.Components, control: str, engine_config, *, loca
 def _load(base: models.Components, control: str, engine_config, local_files_only: bool) -> models.Components:
     started = time.perf_counter()
     controlnet_id, annotator_id = control_ids(engine_config, control)
-    if not controlnet_id or not annotator_id:
-        raise UserError(f"This host does not offer the {control} control; choose canny instead.")
     tiny = engine_config.model == TEST_TINY
     # 1. find the folders (downloading hub repos that are not cached yet)
     cn_dir, cn_safetensors = _folder(controlnet_id, "controlnet", f"controlnet-{control}", tiny, local_files_only)

@@ -92,7 +92,9 @@ class RenderParams:
     def _validate_picture(self) -> None:
         _in_range("image strength", self.image_strength, 0.0, 1.0)
         if self.image_strength and self.image_key is None:
-            raise UserError("image strength only applies when starting from a picture; attach one or leave it out.")
+            raise UserError(
+                "image strength only applies when starting from a picture; give one, or leave image strength out."
+            )
         if self.image_key is not None and not re.fullmatch(r"[0-9a-f]{64}", self.image_key):
             raise UserError(f"image key must be a sha256 hex digest, got {self.image_key!r}.")
 

@@ -85,7 +85,7 @@ def open_picture(data: bytes) -> tuple[Image.Image, bool]:
     except Image.DecompressionBombError:
         raise _too_many_pixels(None) from None
     except (UnidentifiedImageError, ValueError, SyntaxError):
-        raise UserError("That file is not a picture; attach a PNG, JPEG, WebP or GIF image.") from None
+        raise UserError("That file is not a picture; use a PNG, JPEG, WebP or GIF image.") from None
     if image.width * image.height > MAX_PICTURE_PIXELS:  # from the header: nothing decoded yet
         raise _too_many_pixels(image.size)
     animated = getattr(image, "n_frames", 1) > 1
