@@ -30,10 +30,17 @@ log = logging.getLogger(__name__)
 
 class AnimateModal(discord.ui.Modal, title="Animate this picture"):
     prompt = discord.ui.TextInput(
-        label="Prompt", placeholder="What the video shows, e.g. the portrait smiles and blinks", max_length=1000
+        label="Prompt",
+        placeholder="What the video shows, e.g. the portrait smiles and blinks",
+        max_length=1000,
+        custom_id="animabot:animate:prompt",
     )
     negative = discord.ui.TextInput(
-        label="Negative prompt (optional)", placeholder="What it should not show", required=False, max_length=1000
+        label="Negative prompt (optional)",
+        placeholder="What it should not show",
+        required=False,
+        max_length=1000,
+        custom_id="animabot:animate:negative",
     )
 
     def __init__(self, bot: AnimaBot, source: pictures.PictureSource) -> None:

@@ -208,8 +208,9 @@ class FakeDiscord:
         """The commands as last synced to ``guild_id`` (None: global), as the fake answered them."""
         return list(self.state.commands.get(guild_id, []))
 
-    def command(self, name: str, guild_id: int | None = None) -> dict[str, Any]:
-        return find_command(self.state, name, guild_id)
+    def command(self, name: str, guild_id: int | None = None, kind: int = 1) -> dict[str, Any]:
+        """A synced command: chat input (``kind`` 1) unless asked for a user (2) or message (3) command."""
+        return find_command(self.state, name, guild_id, kind)
 
     # -- faults ------------------------------------------------------------------------------------------
 
