@@ -6,6 +6,7 @@ progress watcher; it raises ``UserError`` with the sentence to show when it refu
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from typing import TYPE_CHECKING
@@ -17,6 +18,7 @@ from bot.settings import check_request, get_limits
 from bot.weights import check_params
 from engine.errors import UserError
 from engine.queue.jobs import Job, JobKind, JobStatus
+from engine.queue.pictures import keep_picture
 from engine.render.params import RenderParams
 
 if TYPE_CHECKING:
@@ -53,6 +55,10 @@ async def queue_render(
     params = params.validate()
     await check_params(bot, params, guild_id)  # the model and LoRAs: configured, and allowed here
     await check_limits(bot, params, user_id=user_id, guild_id=guild_id, channel_id=channel_id)
+    if params.image_key is not None and not await asyncio.to_thread(
+        keep_picture, bot.config.data_dir, params.image_key
+    ):
+        raise UserError("The picture this video started from is no longer kept; start again with /animate image:.")
     job = await bot.store.enqueue(
         kind, params.with_seed(params.seed), user_id=user_id, guild_id=guild_id, origin_id=channel_id,
         parent_id=parent_id,

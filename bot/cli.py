@@ -51,6 +51,10 @@ def _render_args(sub) -> None:
     )
     p.add_argument("--audio", type=Path, help="mux this audio file into the result")
     p.add_argument("--device", help="auto, cuda, cuda:N or cpu (overrides the config)")
+    # -- starting from a picture, and the control type (issue 11)
+    p.add_argument("--image", type=Path, help="start from this picture: it is frame 0 (fitted to --size)")
+    p.add_argument("--image-strength", type=float, help="0 keeps the picture as frame 0; up to 1 re-draws it")
+    p.add_argument("--control", help="what holds frames together: canny (edges), depth or pose")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -83,10 +87,22 @@ def _engine_config(config: Config, **overrides) -> Config:
     return dataclasses.replace(config, engine=dataclasses.replace(config.engine, **given))
 
 
+def _picture(args):
+    """The fitted picture of ``--image`` (None without it), sized by ``--size`` or by its aspect."""
+    if args.image is None:
+        return None
+    from engine.render.picture import prepare_picture, read_picture_file
+
+    return prepare_picture(read_picture_file(args.image), parse_size(args.size) if args.size else None)
+
+
 def cmd_render(args, config: Config) -> int:
+    picture = _picture(args)
     size = parse_size(args.size) if args.size else (None, None)
     catalog, model = config.catalog.for_command_line(args.model) if args.model else (config.catalog, DEFAULT_MODEL)
     loras = catalog.resolve_loras(",".join(args.lora))
+    if picture is not None and not args.size:
+        size = picture.pixels.shape[1], picture.pixels.shape[0]
     params = (
         config.defaults(
             args.prompt,
@@ -105,6 +121,9 @@ def cmd_render(args, config: Config) -> int:
             height=size[1],
             model=model,
             loras=loras,
+            control=args.control,
+            image_strength=args.image_strength,
+            image_key=picture.key if picture is not None else None,
         )
         .validate()
         .with_seed(args.seed)
@@ -116,17 +135,21 @@ def cmd_render(args, config: Config) -> int:
 
     from engine.render import accel
     from engine.render.clip import render_video
+    from engine.render.controls import components_for
     from engine.render.model_cache import ModelCache
 
     config = _engine_config(config, device=args.device)
     out = args.out or Path(f"animabot-seed{params.seed}.mp4")
     print(f"seed {params.seed}: {params.summary()}", file=sys.stderr)
+    if picture is not None and picture.note:
+        print(picture.note, file=sys.stderr)
     started = time.perf_counter()
     loaded = ModelCache(catalog, config.engine, max_loaded=1).get(model)
     loaded.use_loras(catalog, loras)
     components = loaded.components
     accel.prepare(components)  # CUDA layouts only; the compiled step is for long-running workers
     prompted = dataclasses.replace(params, prompt=catalog.prompt_with_triggers(params.prompt, loras))
+    components = components_for(components, params.control, config.engine)  # depth/pose: their models
     with (
         tqdm(total=params.frames, desc="frames", unit="frame", position=0) as frames_bar,
         tqdm(total=params.steps, desc="steps", unit="step", position=1, leave=False) as steps_bar,
@@ -141,7 +164,10 @@ def cmd_render(args, config: Config) -> int:
             frames_bar.update(1)
             steps_bar.reset()
 
-        result = render_video(components, prompted, out, on_frame=on_frame, on_step=on_step)
+        result = render_video(
+            components, prompted, out, on_frame=on_frame, on_step=on_step,
+            picture=picture.pixels if picture is not None else None,
+        )  # fmt: skip
     if args.audio is not None:
         from engine.video.edit import mux_audio
 

@@ -35,7 +35,15 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-COGS = ("bot.cogs.animate", "bot.cogs.mux", "bot.cogs.queue", "bot.cogs.admin", "bot.cogs.deliver", "bot.cogs.models")
+COGS = (
+    "bot.cogs.animate",
+    "bot.cogs.animate_picture",
+    "bot.cogs.mux",
+    "bot.cogs.queue",
+    "bot.cogs.admin",
+    "bot.cogs.deliver",
+    "bot.cogs.models",
+)
 
 
 def point_at(settings: DiscordConfig) -> None:

@@ -177,6 +177,8 @@ LIMIT_LABELS = {
     "allowed_channel_ids": "Channels",
     "allowed_models": "Models",
     "allowed_loras": "LoRAs",
+    "allow_pictures": "Start from a picture",
+    "allowed_controls": "Controls",
 }
 
 
@@ -190,6 +192,10 @@ def limits_text(limits: GuildLimits, title: str = "Limits on this server") -> st
             shown = ", ".join(f"<#{c}>" for c in value) if value else "all"
         elif name in ("allowed_models", "allowed_loras"):
             shown = ", ".join(value) if value else "all configured"
+        elif name == "allow_pictures":
+            shown = "yes" if value else "no"
+        elif name == "allowed_controls":
+            shown = ", ".join(value) if value else "all"
         else:
             shown = str(value)
         lines.append(f"{label}: **{shown}**")

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from engine.config import LimitsConfig
 from engine.errors import UserError
 from engine.queue.jobs import DAY, Usage
-from engine.render.params import MAX_FPS, MAX_FRAMES, MAX_SIDE, MAX_STEPS, RenderParams
+from engine.render.params import CONTROLS, MAX_FPS, MAX_FRAMES, MAX_SIDE, MAX_STEPS, RenderParams
 
 if TYPE_CHECKING:
     from engine.queue.store import JobStore
@@ -37,6 +37,8 @@ class GuildLimits:
     allowed_channel_ids: tuple[int, ...] = ()  # empty: every channel
     allowed_models: tuple[str, ...] = ()  # configured model names members may pick; empty: all
     allowed_loras: tuple[str, ...] = ()  # configured LoRA names; empty: all
+    allow_pictures: bool = True  # members may start a video from their own picture
+    allowed_controls: tuple[str, ...] = ()  # the control types members may use; empty: every one
 
     @classmethod
     def from_config(cls, config: LimitsConfig) -> GuildLimits:
@@ -78,6 +80,12 @@ def check_changes(changes: dict) -> dict:
             checked[name] = _channel_ids(value)
         elif name in NAME_LISTS:
             checked[name] = _names(name, value)
+        elif name == "allow_pictures":
+            if not isinstance(value, bool):
+                raise UserError(f"allow_pictures must be true or false, got {value!r}.")
+            checked[name] = value
+        elif name == "allowed_controls":
+            checked[name] = _controls(value)
         else:
             low, high = _RANGES[name]
             if isinstance(value, bool) or not isinstance(value, int):
@@ -114,6 +122,18 @@ def _channel_ids(value) -> tuple[int, ...]:
     return tuple(dict.fromkeys(ids))  # drop repeats, keep order
 
 
+def _controls(value) -> tuple[str, ...]:
+    """``"depth, pose"`` or a list → the control names, checked; ``"all"`` (or nothing) → every one."""
+    names = [n.strip().lower() for n in value.split(",")] if isinstance(value, str) else [str(n) for n in value]
+    names = [n for n in names if n]
+    if not names or names == ["all"]:
+        return ()
+    unknown = [n for n in names if n not in CONTROLS]
+    if unknown:
+        raise UserError(f"Unknown control(s) {', '.join(unknown)}; choose from: {', '.join(CONTROLS)} (or all).")
+    return tuple(dict.fromkeys(names))
+
+
 # -- stored per guild --------------------------------------------------------------------------------
 async def get_limits(store: JobStore, guild_id: int, *, defaults: LimitsConfig) -> GuildLimits:
     """The configured defaults with this guild's stored overrides on top."""
@@ -140,7 +160,7 @@ async def reset_limits(store: JobStore, guild_id: int, *, defaults: LimitsConfig
 
 def _apply(defaults: LimitsConfig, stored: dict) -> GuildLimits:
     overrides = {name: value for name, value in stored.items() if name in LIMIT_NAMES}
-    for name in ("allowed_channel_ids", *NAME_LISTS):
+    for name in ("allowed_channel_ids", "allowed_controls", *NAME_LISTS):
         if name in overrides:
             overrides[name] = tuple(overrides[name])
     return dataclasses.replace(GuildLimits.from_config(defaults), **overrides)
@@ -177,6 +197,10 @@ def check_request(
             f"the quota resets at 00:00 UTC (in {_duration(reset - now)})."
         )
 
+    refusal = _check_picture_and_control(limits, params)
+    if refusal is not None:
+        return refusal
+
     side = max(params.width, params.height)
     for allowed, asked, unit in (
         (limits.max_frames, params.frames, "frames"),
@@ -197,6 +221,16 @@ def check_request(
         left = usage.last_request_at + limits.cooldown_seconds - now
         if left > 0:
             return f"Please wait {_count(math.ceil(left), 'more second')} between requests."
+    return None
+
+
+def _check_picture_and_control(limits: GuildLimits, params: RenderParams) -> str | None:
+    if params.image_key is not None and not limits.allow_pictures:
+        return "This server does not allow starting from a picture; leave out the image, or ask an admin."
+    if limits.allowed_controls and params.control not in limits.allowed_controls:
+        return (
+            f"This server does not allow the {params.control} control; use {_or_list(list(limits.allowed_controls))}."
+        )
     return None
 
 

@@ -24,6 +24,12 @@ class EngineConfig:
     job_timeout_seconds: float = 1800.0
     retention_days: float = 7.0
     max_loaded_models: int = 2  # models kept loaded at once (least recently used goes first)
+    # -- depth and pose controls (engine.render.controls): each one's ControlNet and annotator, loaded
+    # the first time a job asks for that control; "" means this host does not offer it.
+    depth_controlnet: str = "lllyasviel/control_v11f1p_sd15_depth"
+    depth_annotator: str = "depth-anything/Depth-Anything-V2-Small-hf"
+    pose_controlnet: str = "lllyasviel/control_v11p_sd15_openpose"
+    pose_annotator: str = "usyd-community/vitpose-base-simple"
 
 
 @dataclass(frozen=True)

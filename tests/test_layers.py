@@ -60,6 +60,7 @@ def test_queue_and_video_load_neither_torch_nor_discord():
 def test_what_the_bot_side_needs_of_the_engine_is_torch_free():
     modules = [
         "engine.render.params",
+        "engine.render.picture",
         "engine.render.catalog",
         "engine.render.weights_check",
         "engine.render.presence",

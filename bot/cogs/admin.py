@@ -64,6 +64,8 @@ class Admin(commands.Cog):
         all_channels="Allow renders in every channel again",
         models='Models members may pick, comma-separated ("all": every configured one)',
         loras='LoRAs members may pick, comma-separated ("all": every configured one)',
+        pictures="Whether members may start a video from their own picture",
+        controls="Controls members may use, comma-separated: canny, depth, pose (or all)",
     )
     async def set_(
         self,
@@ -80,6 +82,8 @@ class Admin(commands.Cog):
         all_channels: bool | None = None,
         models: app_commands.Range[str, 1, 1000] | None = None,
         loras: app_commands.Range[str, 1, 1000] | None = None,
+        pictures: bool | None = None,
+        controls: app_commands.Range[str, 1, 100] | None = None,
     ) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
         changes = {
@@ -92,6 +96,8 @@ class Admin(commands.Cog):
                 ("daily_quota", daily_quota),
                 ("max_queued_per_user", max_queued_per_user),
                 ("cooldown_seconds", cooldown_seconds),
+                ("allow_pictures", pictures),
+                ("allowed_controls", controls),
             )  # fmt: skip
             if value is not None
         }

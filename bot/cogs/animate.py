@@ -1,4 +1,8 @@
-"""``/animate`` and the reactions on its messages (🔄 re-roll, ❌ cancel or delete)."""
+"""``/animate`` and the reactions on its messages (🔄 re-roll, ❌ cancel or delete).
+
+``/animate image:`` starts the video from the member's picture (``bot.pictures``); the Animate
+context menu on a message with a picture is ``bot.cogs.animate_picture``.
+"""
 
 from __future__ import annotations
 
@@ -9,25 +13,27 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot import actions, checks, clip, notify, weights
+from bot import actions, checks, clip, notify, pictures, weights
 from bot.messages import CANCEL_EMOJI, REROLL_EMOJI, queued_reply, user_ref
 from bot.replies import NO_MENTIONS, reply
 from engine.errors import UserError
-from engine.queue.jobs import JobKind
-from engine.render.params import MAX_FPS, MAX_FRAMES, MAX_SEED, MAX_STEPS, MOTIONS
+from engine.queue.jobs import Job, JobKind
+from engine.render.params import CONTROLS, MAX_FPS, MAX_FRAMES, MAX_SEED, MAX_STEPS, MOTIONS
+from engine.render.picture import SIZES
 
 if TYPE_CHECKING:
     from bot.client import AnimaBot
 
 log = logging.getLogger(__name__)
 
-SIZES = {"square": (512, 512), "landscape": (768, 512), "portrait": (512, 768)}
 SIZE_CHOICES = [
     app_commands.Choice(name="square 512×512", value="square"),
     app_commands.Choice(name="landscape 768×512", value="landscape"),
     app_commands.Choice(name="portrait 512×768", value="portrait"),
 ]
 MOTION_CHOICES = [app_commands.Choice(name=motion, value=motion) for motion in MOTIONS]
+CONTROL_WORDS = {"canny": "keep the edges", "depth": "keep the depth (zooms, turns)", "pose": "keep a body's pose"}
+CONTROL_CHOICES = [app_commands.Choice(name=f"{c}: {CONTROL_WORDS[c]}", value=c) for c in CONTROLS]
 REFUSAL_SECONDS = 30  # how long a refused reaction's explanation stays in the channel
 
 
@@ -48,11 +54,14 @@ class Animate(commands.Cog):
         guidance="How closely to follow the prompt",
         strength="How much each frame may change the previous one (0 keeps only the outlines)",
         motion="Camera motion between frames",
-        size="Picture size",
         model="Which model draws it (/models lists them)",
         lora='LoRAs to add: a name, or name:weight, several separated by commas ("pixel:0.8, ink")',
+        size="Picture size (with an image: the closest to its shape when left out)",
+        image="A picture to start from: it is the first frame",
+        image_strength="0 keeps your picture as the first frame; up to 1 re-draws it with the prompt",
+        control="What holds the frames together",
     )
-    @app_commands.choices(motion=MOTION_CHOICES, size=SIZE_CHOICES)
+    @app_commands.choices(motion=MOTION_CHOICES, size=SIZE_CHOICES, control=CONTROL_CHOICES)
     async def animate(
         self,
         interaction: discord.Interaction,
@@ -68,6 +77,9 @@ class Animate(commands.Cog):
         size: app_commands.Choice[str] | None = None,
         model: app_commands.Range[str, 1, 100] | None = None,
         lora: app_commands.Range[str, 1, 200] | None = None,
+        image: discord.Attachment | None = None,
+        image_strength: app_commands.Range[float, 0.0, 1.0] | None = None,
+        control: app_commands.Choice[str] | None = None,
     ) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
         width, height = SIZES[size.value] if size is not None else (None, None)
@@ -76,17 +88,20 @@ class Animate(commands.Cog):
             prompt, negative_prompt=negative, frames=frames, fps=fps, seed=seed, steps=steps,
             guidance=guidance, strength=strength, motion=motion.value if motion else None,
             width=width, height=height, model=model.strip() if model else None, loras=loras or None,
+            image_strength=image_strength, control=control.value if control else None,
         )  # fmt: skip
+        note = None
+        if image is not None:
+            params, picture = await pictures.picture_params(
+                self.bot, params, pictures.from_attachment(image), size_given=size is not None,
+                user_id=interaction.user.id, guild_id=interaction.guild_id, channel_id=interaction.channel_id,
+            )  # fmt: skip
+            note = picture.note
         job = await actions.queue_render(
             self.bot, JobKind.ANIMATE, params,
             user_id=interaction.user.id, guild_id=interaction.guild_id, channel_id=interaction.channel_id,
         )  # fmt: skip
-        interaction.extras["job_id"] = job.id
-        await notify.remember(self.bot, job.id, interaction)
-        text = queued_reply(job, (await self.bot.store.queue_positions([job.id]))[job.id])
-        if checks.missing_reactions(interaction.app_permissions):
-            text += f" {checks.NO_REACTIONS}"
-        await reply(interaction, text)
+        await answer_queued(self.bot, interaction, job, note)
 
     @animate.autocomplete("model")
     async def model_autocomplete(
@@ -147,6 +162,18 @@ class Animate(commands.Cog):
             )
         except discord.HTTPException:
             log.warning("could not explain a refused reaction in channel %d", payload.channel_id)
+
+
+async def answer_queued(bot: AnimaBot, interaction: discord.Interaction, job: Job, note: str | None = None) -> None:
+    """The private answer once a render is queued: its id and queue position (and a note, if any)."""
+    interaction.extras["job_id"] = job.id
+    await notify.remember(bot, job.id, interaction)
+    text = queued_reply(job, (await bot.store.queue_positions([job.id]))[job.id])
+    if note:
+        text += f" {note}"
+    if checks.missing_reactions(interaction.app_permissions):
+        text += f" {checks.NO_REACTIONS}"
+    await reply(interaction, text)
 
 
 async def setup(bot: AnimaBot) -> None:

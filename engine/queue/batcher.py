@@ -6,6 +6,12 @@ models, the compiled step and every round run on the runtime's GPU thread (a sin
 executor), so the event loop stays free. After a round each job's progress goes to the store and to
 the runtime's subscribers; a finished chain is encoded on the CPU thread while the batch goes on.
 
+Jobs of different control types (canny, depth, pose) never share a batch: each control has its own
+ControlNet and annotator, and the control is part of ``RenderParams.batch_key()``, so a round runs
+one control's models (``engine.render.controls.components_for``). The compiled step is built for the
+canny ControlNet; depth and pose rounds run eagerly. A job that starts from a picture gets it from
+``engine.queue.pictures`` by its ``image_key`` when its chain is built (so a restart resumes it).
+
 This is the one place that hands render work to ``engine.render``; it imports it (and so torch)
 only inside the functions that run on the GPU thread.
 """
@@ -30,6 +36,7 @@ from engine.files import result_filename, write_atomic
 from engine.queue import model_order
 from engine.queue.blobs import job_prefix
 from engine.queue.jobs import Job, JobStatus
+from engine.queue.pictures import load_picture
 from engine.queue.store import JobStore, LeaseLost
 from engine.render.catalog import DEFAULT_MODEL
 
@@ -246,12 +253,15 @@ class Batcher:
     def _render_round(self, batch: list[BatchJob]) -> list[np.ndarray | None]:
         """GPU thread: build missing chains, render one frame of each job, save frames and previews."""
         from engine.render.chain import FrameChain, render_round
+        from engine.render.controls import components_for
         from engine.render.frames import load_frames, save_frame
         from engine.video.preview import preview_jpeg
 
         loaded = self._weights(batch)
         if loaded is None:
             return [None] * len(batch)
+        control = batch[0].job.params.control  # one control per batch (batch_key)
+        components = components_for(loaded.components, control, self.config.engine)
         for active in batch:
             if active.chain is None and not active.cancel.is_set():
                 try:
@@ -260,11 +270,15 @@ class Batcher:
                     prompted = dataclasses.replace(
                         params, prompt=self.catalog.prompt_with_triggers(params.prompt, params.loras)
                     )
-                    active.chain = FrameChain(loaded.components, prompted, frames=saved, cancel=active.cancel)
+                    picture = load_picture(self.config.data_dir, params.image_key) if params.image_key else None
+                    active.chain = FrameChain(components, prompted, frames=saved, cancel=active.cancel, picture=picture)
+                    for index in range(len(saved), len(active.chain.frames)):  # frame 0 is the picture itself
+                        save_frame(active.work_dir, index, active.chain.frames[index])
                 except Exception as err:
                     active.error = err
         live = [a for a in batch if a.chain is not None and not a.cancel.is_set() and not a.chain.done]
-        frames = render_round(loaded.components, [a.chain for a in live], predict=loaded.predict) if live else []
+        predict = loaded.predict if control == "canny" else None  # compiled for the canny ControlNet
+        frames = render_round(components, [a.chain for a in live], predict=predict) if live else []
         by_job = dict(zip((a.job.id for a in live), frames))
         for active in live:
             frame = by_job[active.job.id]

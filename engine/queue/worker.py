@@ -24,6 +24,7 @@ from engine.files import result_filename
 from engine.queue.batcher import Batcher, Progress, describe_failure, job_dir
 from engine.queue.blobs import job_prefix
 from engine.queue.jobs import DAY, Job, JobStatus
+from engine.queue.pictures import remove_old_pictures
 from engine.queue.store import JobStore, LeaseLost, StoreUnavailable
 
 __all__ = ["Progress", "Runtime", "describe_failure", "job_dir", "process_gone"]
@@ -275,4 +276,5 @@ class Runtime:
                 if path.exists():
                     shutil.rmtree(path, ignore_errors=True)
                     log.info("job %d files removed after %g days", job.id, self.config.engine.retention_days)
+            remove_old_pictures(self.config.data_dir, self.config.engine.retention_days * DAY)
             await asyncio.sleep(CLEANUP_EVERY_SECONDS)

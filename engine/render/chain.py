@@ -5,6 +5,11 @@ What makes the tutorial's chain flicker and slow is fixed here: the prompt is en
 every frame, the previous frame can seed the next (img2img ``strength``), colours are held to frame
 0's, and a camera motion warps the previous frame before it conditions the next.
 
+A clip may start from a picture (``picture``, fitted by ``engine.render.picture``): with
+``image_strength`` 0 it is frame 0 exactly, above 0 frame 0 is that picture re-drawn with the prompt
+(img2img at that strength, from the clip's seed). Depth and pose maps come from the annotator the
+components carry (``engine.render.controls.components_for``).
+
 ``FrameChain`` only plans: it builds the next ``FrameTask`` and takes the decoded frame back, so the
 runtime can denoise the frames of several jobs in one batch. ``render_frames`` is the one-job loop.
 
@@ -68,7 +73,11 @@ def to_control_tensor(image: np.ndarray, device: torch.device) -> torch.Tensor:
 
 
 class FrameChain:
-    """Plans the frames of one job. ``frames`` already rendered (for resume) may be passed in."""
+    """Plans the frames of one job. ``frames`` already rendered (for resume) may be passed in.
+
+    ``picture`` (H×W×3 uint8 of the render size) is the fitted picture of a job with an
+    ``image_key``; with ``image_strength`` 0 it becomes frame 0 at once (``frames`` then holds it).
+    """
 
     def __init__(
         self,
@@ -77,9 +86,11 @@ class FrameChain:
         *,
         frames: Sequence[np.ndarray] = (),
         cancel: threading.Event | None = None,
+        picture: np.ndarray | None = None,
     ):
         if params.seed is None:
             raise ValueError("a render needs a concrete seed (use params.with_seed())")
+        self.picture = _check_picture(picture, params)
         self.components = components
         self.params = params
         self.cancel = cancel
@@ -91,6 +102,8 @@ class FrameChain:
             self._noise = initial_noise(params.seed, params.width, params.height).to(device)
         self._schedule = prompt_schedule([frame for frame, _ in keys], params.frames)
         self._reference = lab_stats(self.frames[0]) if self.frames else None
+        if self.picture is not None and not self.frames and params.image_strength == 0:
+            self.accept(self.picture.copy())  # frame 0 is the picture itself
 
     @property
     def done(self) -> bool:
@@ -104,7 +117,7 @@ class FrameChain:
         """The denoising task for frame ``len(self.frames)``."""
         params, components = self.params, self.components
         k = len(self.frames)
-        strength = params.strength if k > 0 else 0.0
+        strength = params.strength if k > 0 else params.image_strength if self.picture is not None else 0.0
         scheduler, timesteps = sampler.make_scheduler(
             params.scheduler, components.scheduler_config, params.steps, components.device, strength
         )
@@ -112,10 +125,14 @@ class FrameChain:
         latents = self._noise * scheduler.init_noise_sigma
         if k > 0:
             source = apply_motion(self.frames[-1], params.motion, params.motion_amount)
-            control = to_control_tensor(control_map(source, params), components.device)
-            if strength > 0:
-                init = sampler.encode(components, source).float()
-                latents = scheduler.add_noise(init, self._noise, timesteps[:1])
+            control = to_control_tensor(
+                control_map(source, params, getattr(components, "annotator", None)), components.device
+            )
+        else:
+            source = self.picture  # None from text; a picture here is re-drawn (image_strength > 0)
+        if strength > 0:
+            init = sampler.encode(components, source).float()
+            latents = scheduler.add_noise(init, self._noise, timesteps[:1])
         return sampler.FrameTask(
             latents=latents,
             cond=self.embedding(k),
@@ -136,6 +153,19 @@ class FrameChain:
             image = match_colors(image, self._reference)
         self.frames.append(image)
         return image
+
+
+def _check_picture(picture: np.ndarray | None, params: RenderParams) -> np.ndarray | None:
+    """The picture a job with an ``image_key`` needs, of the render size; none for a job without."""
+    if params.image_key is None:
+        return None
+    if picture is None:
+        raise ValueError("a job with an image_key needs its picture (engine.queue.pictures.load_picture)")
+    if picture.shape != (params.height, params.width, 3) or picture.dtype != np.uint8:
+        raise ValueError(
+            f"the picture must be {params.height}x{params.width}x3 uint8, got {picture.shape} {picture.dtype}"
+        )
+    return picture
 
 
 def _encode_prompts(components, texts: list[str], params: RenderParams):
@@ -198,14 +228,17 @@ def render_frames(
     cancel: threading.Event | None = None,
     on_step: Callable[[int, int], None] | None = None,
     predict=None,
+    picture: np.ndarray | None = None,
 ) -> Iterator[np.ndarray]:
     """Yield the clip's frames after ``frames`` (those already rendered), one job alone.
 
+    ``picture``: the fitted picture of a job that starts from one (see ``FrameChain``).
     ``on_step(step, total)`` is called after each denoising step; a set ``cancel`` event raises
     ``sampler.Cancelled`` before the next step, and the unfinished frame is thrown away. Raises
     ``OutOfMemory`` when the device runs out of memory (through ``FrameChain`` and ``render_round``).
     """
-    chain = FrameChain(components, params, frames=frames, cancel=cancel)
+    chain = FrameChain(components, params, frames=frames, cancel=cancel, picture=picture)
+    yield from chain.frames[len(frames) :]  # frame 0 when it is the picture itself
     while not chain.done:
         (frame,) = render_round(components, [chain], on_step, predict)
         if frame is None:

@@ -36,8 +36,11 @@ def render_video(
     cancel: threading.Event | None = None,
     on_frame: Callable[[int, np.ndarray], None] | None = None,
     on_step: Callable[[int, int], None] | None = None,
+    picture: np.ndarray | None = None,
 ) -> RenderResult:
-    """Render ``params`` to ``out``. With ``work_dir``, frames are kept there and a rerun resumes."""
+    """Render ``params`` to ``out``. With ``work_dir``, frames are kept there and a rerun resumes.
+
+    ``picture``: the fitted picture (``engine.render.picture``) of params with an ``image_key``."""
     from engine.video.encode import encode_frames  # ffmpeg is only needed once frames exist
 
     # 1. check inputs
@@ -51,7 +54,8 @@ def render_video(
 
     # 3. render the chain
     for index, frame in enumerate(
-        render_frames(components, params, frames=frames, cancel=cancel, on_step=on_step), start=len(frames)
+        render_frames(components, params, frames=frames, cancel=cancel, on_step=on_step, picture=picture),
+        start=len(frames),
     ):
         if work_dir is not None:
             save_frame(work_dir, index, frame)

@@ -49,8 +49,22 @@ PIPELINE_PATTERNS = [
 ]
 # A ControlNet repo (lllyasviel/control_v11p_sd15_canny): config.json and the weights at the root.
 CONTROLNET_PATTERNS = ["*.json", "diffusion_pytorch_model*.safetensors"]
-# The file that makes a folder a diffusers repo of each kind.
-MARKER_FILE = {"pipeline": "model_index.json", "controlnet": "config.json", "vae": "config.json"}
+# An annotator repo (a transformers depth or pose model: depth-anything/Depth-Anything-V2-Small-hf,
+# usyd-community/vitpose-base-simple): config.json, preprocessor_config.json, model.safetensors.
+ANNOTATOR_PATTERNS = ["*.json", "model*.safetensors"]
+PATTERNS = {
+    "pipeline": PIPELINE_PATTERNS,
+    "controlnet": CONTROLNET_PATTERNS,
+    "vae": CONTROLNET_PATTERNS,
+    "annotator": ANNOTATOR_PATTERNS,
+}
+# The file that makes a folder a repo of each kind.
+MARKER_FILE = {
+    "pipeline": "model_index.json",
+    "controlnet": "config.json",
+    "vae": "config.json",
+    "annotator": "preprocessor_config.json",
+}
 IGNORE_PATTERNS = [
     "*.fp16*",
     "*non_ema*",
@@ -78,13 +92,14 @@ def fetch(
 ) -> Path:
     """The folder holding ``repo_id``'s files, downloaded (or only looked up, offline) as needed.
 
-    ``kind`` is ``"pipeline"`` (a Stable Diffusion repo) or ``"controlnet"``. With ``local_dir``
+    ``kind`` is ``"pipeline"`` (a Stable Diffusion repo), ``"controlnet"`` or ``"annotator"`` (a
+    transformers depth or pose model for a control map). With ``local_dir``
     the files land in that plain folder; without, in the Hugging Face cache. Failures the user can
     fix raise ``UserError``.
     """
     if kind not in MARKER_FILE:
-        raise ValueError(f"kind must be 'pipeline' or 'controlnet', got {kind!r}")
-    patterns = PIPELINE_PATTERNS if kind == "pipeline" else CONTROLNET_PATTERNS
+        raise ValueError(f"kind must be one of {', '.join(MARKER_FILE)}, got {kind!r}")
+    patterns = PATTERNS[kind]
     try:
         folder = snapshot_download(
             repo_id,
@@ -103,8 +118,18 @@ def fetch(
     return folder
 
 
+def configured_repos(engine_config) -> list[tuple[str, str]]:
+    """``(repo id, kind)`` of every repo the config names: the model, then each control's ControlNet
+    and annotator (``engine.render.controls``). A control set to ``""`` is not offered: skipped."""
+    repos = [(engine_config.model, "pipeline"), (engine_config.controlnet, "controlnet")]
+    for control in ("depth", "pose"):
+        repos.append((getattr(engine_config, f"{control}_controlnet"), "controlnet"))
+        repos.append((getattr(engine_config, f"{control}_annotator"), "annotator"))
+    return [(repo_id, kind) for repo_id, kind in repos if repo_id]
+
+
 def download_models(engine_config, to: Path | None = None, catalog=None) -> list[Path]:
-    """Fetch the configured Stable Diffusion and ControlNet repos; return their folders.
+    """Fetch the configured Stable Diffusion, ControlNet and annotator repos; return their folders.
 
     Without ``to`` they go to the Hugging Face cache, where ``load_components`` with the same ids
     finds them offline. With ``to`` each repo becomes the plain folder ``to/<repo name>``, which
@@ -112,8 +137,10 @@ def download_models(engine_config, to: Path | None = None, catalog=None) -> list
     folders need no download and are skipped.
     """
     folders = []
-    for repo_id, kind in dict.fromkeys(_wanted(engine_config, catalog)):
-        if repo_id in TEST_TINY_MODELS or is_local(repo_id) or repo_id.endswith(".safetensors"):
+    for repo_id, kind in dict.fromkeys(configured_repos(engine_config) + _wanted(engine_config, catalog)):
+        # With test-tiny, settings that are not local folders mean its own tiny repos (as when loading).
+        tiny_part = engine_config.model == TEST_TINY and kind not in ("pipeline", "vae")
+        if repo_id in TEST_TINY_MODELS or is_local(repo_id) or repo_id.endswith(".safetensors") or tiny_part:
             log.info("%s needs no download", repo_id)
             continue
         local_dir = Path(to) / repo_id.rstrip("/").split("/")[-1] if to is not None else None

@@ -70,6 +70,9 @@ class Components:
     scheduler_config: dict
     device: torch.device
     dtype: torch.dtype
+    # The depth or pose control's map maker (engine.render.steps.annotate), set by
+    # engine.render.controls.components_for; None for canny, whose map needs no model.
+    annotator: object = None
 
     @cached_property
     def shared_pipeline(self) -> StableDiffusionControlNetPipeline:
@@ -190,7 +193,13 @@ def test_tiny_dir(seed: int = 0) -> Path:
 
 
 def _tiny_complete(folder: Path) -> bool:
-    return (folder / "sd" / "model_index.json").is_file() and (folder / "controlnet" / "config.json").is_file()
+    wanted = (
+        "sd/model_index.json",
+        "controlnet/config.json",
+        "controlnet-pose/config.json",
+        "annotator-pose/config.json",
+    )
+    return all((folder / name).is_file() for name in wanted)
 
 
 # -- loading --------------------------------------------------------------------------------------

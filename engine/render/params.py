@@ -26,7 +26,7 @@ MOTIONS = (
     "rotate-ccw",
 )
 SCHEDULERS = ("dpm++", "pndm", "euler", "unipc")
-CONTROLS = ("canny",)
+CONTROLS = ("canny", "depth", "pose")  # each has its own ControlNet; depth and pose an annotator model
 
 MAX_FRAMES = 240
 MAX_STEPS = 150
@@ -60,6 +60,9 @@ class RenderParams:
     # Which weights draw it: a configured model name, and (LoRA name, weight) pairs (engine.render.catalog).
     model: str = DEFAULT_MODEL
     loras: tuple[tuple[str, float], ...] = ()
+    # -- starting from a picture (engine.render.picture fits it; the queue keeps it by this key) --
+    image_key: str | None = None  # sha256 of the fitted PNG: frame 0 is that picture; None: from text
+    image_strength: float = 0.0  # 0: frame 0 is the picture exactly; above 0: it is re-drawn (img2img)
 
     # -- checks -------------------------------------------------------------------------------
     def validate(self) -> RenderParams:
@@ -88,6 +91,7 @@ class RenderParams:
             )
         keyframes(self.prompt)  # raises on a malformed keyframe prompt
         self._validate_weights()
+        self._validate_picture()
         return self
 
     def _validate_weights(self) -> None:
@@ -101,6 +105,15 @@ class RenderParams:
         if len({name for name, _ in self.loras}) != len(self.loras):
             raise UserError("Each LoRA can be named once per render; give one weight per LoRA.")
 
+    def _validate_picture(self) -> None:
+        _in_range("image strength", self.image_strength, 0.0, 1.0)
+        if self.image_strength and self.image_key is None:
+            raise UserError(
+                "image strength only applies when starting from a picture; give one, or leave image strength out."
+            )
+        if self.image_key is not None and not re.fullmatch(r"[0-9a-f]{64}", self.image_key):
+            raise UserError(f"image key must be a sha256 hex digest, got {self.image_key!r}.")
+
     # -- derived ------------------------------------------------------------------------------
     def with_seed(self, seed: int | None = None) -> RenderParams:
         """A copy with a concrete seed: the given one, or a fresh random one."""
@@ -111,14 +124,16 @@ class RenderParams:
         return f"{self.width}x{self.height}"
 
     def batch_key(self) -> str:
-        """Jobs share a batch (one UNet call per step) only when their keys are equal: same size today.
+        """Jobs share a batch (one UNet call per step) only when their keys are equal.
 
-        Anything that changes which weights or input shapes a denoising step needs belongs here."""
-        return self.size + self._weights_key()
+        Anything that changes which weights or input shapes a denoising step needs belongs here:
+        the size, the control type (each control has its own ControlNet and annotator, so jobs of
+        different controls never share a batch), and the model and LoRA set."""
+        return " ".join((self.size, self.control)) + self._weights_key()
 
     def _weights_key(self) -> str:
         """The model and the LoRA set with weights (a LoRA's scale is per module, not per batch row);
-        empty for the default model without LoRAs, so those keys stay the size alone."""
+        empty for the default model without LoRAs."""
         if self.model == DEFAULT_MODEL and not self.loras:
             return ""
         loras = ",".join(f"{name}:{weight:g}" for name, weight in sorted(self.loras))
@@ -142,7 +157,17 @@ class RenderParams:
             parts.append(f"model {self.model}")
         if self.loras:
             parts.append("LoRA " + ", ".join(f"{name}:{weight:g}" for name, weight in self.loras))
+        parts += self._picture_summary()
         return ", ".join(parts)
+
+    def _picture_summary(self) -> list[str]:
+        """The summary's words for the control type and a starting picture (never the picture itself)."""
+        parts = [f"{self.control} control"] if self.control != "canny" else []
+        if self.image_key is not None:
+            parts.append(
+                f"from a picture (strength {self.image_strength:g})" if self.image_strength else "from a picture"
+            )
+        return parts
 
     # -- storage ------------------------------------------------------------------------------
     def to_dict(self) -> dict:

@@ -10,7 +10,9 @@ Two shapes:
   for GPU benchmarks on machines that cannot download the weights.
 
 ``save_test_tiny`` writes the parts as diffusers repos, so they load through the same
-``from_pretrained`` calls as real weights.
+``from_pretrained`` calls as real weights. Every ControlNet here has small random output weights
+(``engine.render.tiny_controls``), so control maps and control scales change the frames; the depth
+and pose ControlNets and their annotators are built there too.
 """
 
 from __future__ import annotations
@@ -23,12 +25,13 @@ from pathlib import Path
 import torch
 from diffusers import (
     AutoencoderKL,
-    ControlNetModel,
     DPMSolverMultistepScheduler,
     StableDiffusionPipeline,
     UNet2DConditionModel,
 )
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
+
+from engine.render import tiny_controls
 
 SHAPES = ("tiny", "sd15")
 
@@ -176,8 +179,7 @@ def build_components(shape: str = "tiny", seed: int = 0) -> dict:
     _check_shape(shape)
     torch.manual_seed(seed)
     unet = build_unet(shape)
-    torch.manual_seed(seed)
-    controlnet = ControlNetModel.from_unet(unet, conditioning_embedding_out_channels=_CONTROLNET_HINT_CHANNELS[shape])
+    controlnet = tiny_controls.build_controlnet(unet, "canny", _CONTROLNET_HINT_CHANNELS[shape], seed)
     torch.manual_seed(seed)
     vae = build_vae(shape)
     torch.manual_seed(seed)
@@ -204,12 +206,14 @@ def fingerprint() -> str:
         _TEXT["tiny"],
         SD15_SCHEDULER,
         BYTE_VOCAB_SIZE,
+        tiny_controls.LAYOUT,
     ]
     return hashlib.sha256(json.dumps(layout, sort_keys=True).encode()).hexdigest()[:12]
 
 
 def save_test_tiny(directory: str | Path, seed: int = 0) -> Path:
-    """Save the tiny parts as two diffusers repos: ``directory/sd`` and ``directory/controlnet``.
+    """Save the tiny parts as diffusers repos: ``directory/sd`` and ``directory/controlnet`` (canny),
+    plus the depth and pose ControlNets and annotators (``tiny_controls.save_tiny_controls``).
 
     ``directory/sd`` loads with ``StableDiffusionPipeline.from_pretrained`` (no safety checker);
     ``directory/controlnet`` with ``ControlNetModel.from_pretrained``. Returns ``directory``.
@@ -228,4 +232,5 @@ def save_test_tiny(directory: str | Path, seed: int = 0) -> Path:
     )
     pipe.save_pretrained(directory / "sd", safe_serialization=True)
     parts["controlnet"].save_pretrained(directory / "controlnet", safe_serialization=True)
+    tiny_controls.save_tiny_controls(directory, parts["unet"], _CONTROLNET_HINT_CHANNELS["tiny"], seed)
     return directory

@@ -303,12 +303,12 @@ async def test_size_filter(store):
     await store.enqueue(JobKind.MUX, None, user_id=3)
     # A batch only grows with the job that is next in line anyway: the wide job does not jump
     # ahead of the small one for a 768x512 batch.
-    assert await store.claim("w", batch_key="512x768") is None
-    assert await store.claim("w", batch_key="768x512") is None
-    assert await store.claim("w", renders=False, batch_key="512x512") is None
-    assert (await store.claim("w", batch_key="512x512")).id == small.id
-    assert await store.claim("w", batch_key="512x512") is None
-    assert (await store.claim("w", batch_key="768x512")).id == wide.id
+    assert await store.claim("w", batch_key="512x768 canny") is None
+    assert await store.claim("w", batch_key="768x512 canny") is None
+    assert await store.claim("w", renders=False, batch_key="512x512 canny") is None
+    assert (await store.claim("w", batch_key="512x512 canny")).id == small.id
+    assert await store.claim("w", batch_key="512x512 canny") is None
+    assert (await store.claim("w", batch_key="768x512 canny")).id == wide.id
 
 
 # -- cancel and restart -----------------------------------------------------------------------------

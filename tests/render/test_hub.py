@@ -4,6 +4,7 @@ huggingface_hub reads HF_ENDPOINT/HF_HUB_OFFLINE when imported, so everything th
 hub runs in a subprocess with its own environment; loading local folders runs in this process.
 """
 
+import dataclasses
 import os
 import shutil
 import tempfile
@@ -29,6 +30,15 @@ from engine.render import (
 
 SD_ID = "animabot-test/sd-tiny"
 CN_ID = "animabot-test/cn-tiny"
+# The depth and pose controls' repos: a ControlNet and an annotator (a transformers model) each.
+CONTROL_IDS = {
+    "depth_controlnet": ("animabot-test/cn-depth-tiny", "controlnet-depth"),
+    "depth_annotator": ("animabot-test/depth-tiny", "annotator-depth"),
+    "pose_controlnet": ("animabot-test/cn-pose-tiny", "controlnet-pose"),
+    "pose_annotator": ("animabot-test/pose-tiny", "annotator-pose"),
+}
+CONTROL_CONFIG = {key: repo_id for key, (repo_id, _) in CONTROL_IDS.items()}
+ANNOTATOR_EXTRAS = ["pytorch_model.bin", "tf_model.h5", "onnx/model.onnx"]
 
 # Files real SD1.5 / ControlNet repos hold that we must not fetch (fp16 and non-EMA copies,
 # pickles, the single-file checkpoints, the safety checker), as junk bytes.
@@ -70,7 +80,12 @@ def served(tmp_path_factory):
     repos = {SD_ID: root / "sd", CN_ID: root / "cn"}
     shutil.copytree(tiny_dir / "sd", repos[SD_ID])
     shutil.copytree(tiny_dir / "controlnet", repos[CN_ID])
-    for repo_id, extras in ((SD_ID, SD_EXTRAS), (CN_ID, CN_EXTRAS)):
+    extras_of = {SD_ID: SD_EXTRAS, CN_ID: CN_EXTRAS}
+    for repo_id, folder in CONTROL_IDS.values():
+        repos[repo_id] = root / folder
+        shutil.copytree(tiny_dir / folder, repos[repo_id])
+        extras_of[repo_id] = CN_EXTRAS if folder.startswith("controlnet") else ANNOTATOR_EXTRAS
+    for repo_id, extras in extras_of.items():
         for name in extras:
             path = repos[repo_id] / name
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -87,7 +102,7 @@ from pathlib import Path
 from engine.config import EngineConfig
 from engine.errors import UserError
 from engine.render.hub import download_models
-config = EngineConfig(model={SD_ID!r}, controlnet={CN_ID!r})
+config = EngineConfig(model={SD_ID!r}, controlnet={CN_ID!r}, **{CONTROL_CONFIG!r})
 result["cached"] = [str(p) for p in download_models(config)]
 result["to"] = [str(p) for p in download_models(config, to=Path({str(root / "models")!r}))]
 try:
@@ -105,7 +120,7 @@ except UserError as err:
 # -- downloading ---------------------------------------------------------------------------------
 def test_download_fetches_only_what_diffusers_needs(downloaded):
     result = downloaded["result"]
-    sd, cn = (Path(p) for p in result["cached"])
+    sd, cn = (Path(p) for p in result["cached"][:2])
     assert str(sd).startswith(str(downloaded["root"] / "hf-home"))
     for name in (
         "model_index.json",
@@ -122,6 +137,38 @@ def test_download_fetches_only_what_diffusers_needs(downloaded):
     for name in CN_EXTRAS:
         assert not (cn / name).exists(), name
     assert not any("xet" in r for r in downloaded["requests"])
+
+
+def test_download_fetches_the_depth_and_pose_controls_too(downloaded):
+    folders = [Path(p) for p in downloaded["result"]["cached"][2:]]
+    assert len(folders) == 4
+    for folder, (_, name) in zip(folders, CONTROL_IDS.values()):
+        if name.startswith("controlnet"):
+            assert (folder / "diffusion_pytorch_model.safetensors").is_file()
+            assert not any((folder / extra).exists() for extra in CN_EXTRAS)
+        else:
+            assert (folder / "model.safetensors").is_file() and (folder / "preprocessor_config.json").is_file()
+            assert not any((folder / extra).exists() for extra in ANNOTATOR_EXTRAS)
+    to = [Path(p).name for p in downloaded["result"]["to"]]
+    assert to == ["sd-tiny", "cn-tiny", "cn-depth-tiny", "depth-tiny", "cn-pose-tiny", "pose-tiny"]
+
+
+def test_downloaded_controls_load_and_render_like_test_tiny(downloaded):
+    from engine.render.chain import render_frames
+    from engine.render.controls import components_for
+    from engine.render.params import RenderParams
+
+    root = downloaded["root"] / "models"
+    local = {key: str(root / repo_id.split("/")[1]) for key, (repo_id, _) in CONTROL_IDS.items()}
+    engine = EngineConfig(model=str(root / "sd-tiny"), controlnet=str(root / "cn-tiny"), device="cpu", **local)
+    tiny = EngineConfig(model="test-tiny", device="cpu")
+    params = RenderParams(prompt="a red cube", frames=2, steps=2, width=64, height=64, seed=5)
+    for control in ("depth", "pose"):
+        ours = components_for(models.load_components(engine), control, engine)
+        theirs = components_for(models.load_components(tiny), control, tiny)
+        wanted = dataclasses.replace(params, control=control)
+        for a, b in zip(render_frames(ours, wanted), render_frames(theirs, wanted)):
+            np.testing.assert_array_equal(a, b)
 
 
 def test_missing_repo_says_so(downloaded):
@@ -158,7 +205,7 @@ result["plain_diffusers"] = True
 
 def test_download_to_folder_gives_loadable_folders(downloaded):
     root = downloaded["root"] / "models"
-    sd, cn = (Path(p) for p in downloaded["result"]["to"])
+    sd, cn = (Path(p) for p in downloaded["result"]["to"][:2])
     assert (sd, cn) == (root / "sd-tiny", root / "cn-tiny")
     assert not (sd / "safety_checker").exists() and not (sd / "unet/diffusion_pytorch_model.fp16.safetensors").exists()
     components = models.load_components(EngineConfig(model=str(sd), controlnet=str(cn), device="cpu"))

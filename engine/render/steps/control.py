@@ -1,7 +1,8 @@
 """Control maps: what the ControlNet sees of the previous frame.
 
-A small registry keyed by name, so depth or pose maps can be added beside Canny later. Each entry
-is a pure function ``(rgb uint8 HxWx3, params) -> rgb uint8 HxWx3``.
+A small registry keyed by name of the maps that need no model: each entry is a pure function
+``(rgb uint8 HxWx3, params) -> rgb uint8 HxWx3``. Depth and pose maps come from an annotator model
+(``engine.render.steps.annotate``), which ``control_map`` is handed with the components.
 """
 
 from __future__ import annotations
@@ -33,5 +34,10 @@ def canny(frame: np.ndarray, params: RenderParams) -> np.ndarray:
     return np.repeat(edges[:, :, None], 3, axis=2)
 
 
-def control_map(frame: np.ndarray, params: RenderParams) -> np.ndarray:
-    return CONTROL_MAPS[params.control](frame, params)
+def control_map(frame: np.ndarray, params: RenderParams, annotator: Callable | None = None) -> np.ndarray:
+    """The ControlNet's input for ``frame``: the registered map, or the annotator's for depth and pose."""
+    if params.control in CONTROL_MAPS:
+        return CONTROL_MAPS[params.control](frame, params)
+    if annotator is None:
+        raise ValueError(f"the {params.control} control map needs its annotator (engine.render.controls)")
+    return annotator(frame)

@@ -56,7 +56,9 @@ Driving API (``FakeDiscord``)
   computed from @everyone + roles (ADMINISTRATOR or owner: all) and ``app_permissions``.
 - Drive: ``await slash(name, options, *, user_id, channel_id, guild_id=None, subcommand=None,
   group=None, attachments={"opt": (filename, bytes[, content_type])}, check_permissions=True)
-  -> InteractionRecord`` (``name`` may be "limits set"); ``await click(message_id, custom_id,
+  -> InteractionRecord`` (``name`` may be "limits set"); ``await message_command(name, message_id, *,
+  user_id)`` (Apps → name on a message); ``await submit_modal(interaction, {custom_id: value})`` (the
+  modal the bot answered with, callback type 9); ``await click(message_id, custom_id,
   *, user_id, values=None)``; ``await react(channel_id, message_id, emoji, *, user_id)``,
   ``await unreact(...)``; ``await user_message(channel_id, content, *, user_id,
   attachments=[(filename, bytes)]) -> MessageRecord``; ``await dispatch(event, data)``.

@@ -16,7 +16,17 @@ from aiohttp import web
 
 from .channels import reaction_event
 from .gateway import Gateway
-from .interactions import autocomplete_data, command_data, find_command, find_component, interaction_payload
+from .interactions import (
+    MESSAGE_COMMAND,
+    MODAL_SUBMIT,
+    autocomplete_data,
+    command_data,
+    find_command,
+    find_component,
+    interaction_payload,
+    message_command_data,
+    modal_submit_data,
+)
 from .models import (
     DEFAULT_EVERYONE_PERMISSIONS,
     MANAGE_GUILD,
@@ -219,8 +229,9 @@ class FakeDiscord:
         """The commands as last synced to ``guild_id`` (None: global), as the fake answered them."""
         return list(self.state.commands.get(guild_id, []))
 
-    def command(self, name: str, guild_id: int | None = None) -> dict[str, Any]:
-        return find_command(self.state, name, guild_id)
+    def command(self, name: str, guild_id: int | None = None, kind: int = 1) -> dict[str, Any]:
+        """A synced command: chat input (``kind`` 1) unless asked for a user (2) or message (3) command."""
+        return find_command(self.state, name, guild_id, kind)
 
     # -- faults ------------------------------------------------------------------------------------------
 
@@ -321,6 +332,26 @@ class FakeDiscord:
         record = await self._interact(4, data, user_id=user_id, channel_id=channel_id, guild_id=guild_id, name=name)
         response = await record.wait_response(timeout)
         return response.data["choices"]
+
+    async def message_command(self, name: str, message_id: int, *, user_id: int) -> InteractionRecord:
+        """A user picks Apps → ``name`` on a message (a message context-menu command the bot synced)."""
+        message = self.message(message_id)
+        command = find_command(self.state, name, message.guild_id, MESSAGE_COMMAND)
+        data = message_command_data(self.state, command, message)
+        return await self._interact(
+            2, data, user_id=user_id, channel_id=message.channel_id, guild_id=message.guild_id, name=name
+        )
+
+    async def submit_modal(self, interaction: InteractionRecord, values: dict[str, str]) -> InteractionRecord:
+        """The user fills in and submits the modal the bot answered ``interaction`` with (callback type 9)."""
+        modals = [c for c in interaction.callbacks if c.type == 9]
+        if not modals:
+            raise LookupError(f"interaction {interaction.id} was not answered with a modal: {interaction.callbacks}")
+        data = modal_submit_data(modals[0].data, values)
+        return await self._interact(
+            MODAL_SUBMIT, data, user_id=interaction.user_id, channel_id=interaction.channel_id,
+            guild_id=interaction.guild_id, custom_id=data["custom_id"],
+        )  # fmt: skip
 
     async def click(
         self,

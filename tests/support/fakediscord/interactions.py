@@ -13,14 +13,65 @@ SUB_COMMAND, SUB_COMMAND_GROUP = 1, 2
 STRING, INTEGER, BOOLEAN, USER, CHANNEL, ROLE, MENTIONABLE, NUMBER, ATTACHMENT = 3, 4, 5, 6, 7, 8, 9, 10, 11
 
 
-def find_command(state: FakeState, name: str, guild_id: int | None) -> dict[str, Any]:
-    """The synced chat-input command called ``name``: the guild's own first, then the global one."""
+CHAT_INPUT, USER_COMMAND, MESSAGE_COMMAND = 1, 2, 3
+MODAL_SUBMIT = 5
+TEXT_INPUT, LABEL = 4, 18
+
+
+def find_command(state: FakeState, name: str, guild_id: int | None, kind: int = CHAT_INPUT) -> dict[str, Any]:
+    """The synced command of ``kind`` called ``name``: the guild's own first, then the global one."""
     for scope in (guild_id, None):
         for command in state.commands.get(scope, []):
-            if command["name"] == name and command.get("type", 1) == 1:
+            if command["name"] == name and command.get("type", 1) == kind:
                 return command
-    synced = {scope: [c["name"] for c in cmds] for scope, cmds in state.commands.items()}
-    raise LookupError(f"/{name} was never synced (synced so far, by guild id or None for global: {synced})")
+    synced = {scope: [(c["name"], c.get("type", 1)) for c in cmds] for scope, cmds in state.commands.items()}
+    raise LookupError(f"{name!r} (type {kind}) was never synced (synced so far, by guild id or None: {synced})")
+
+
+def message_command_data(state: FakeState, command: dict[str, Any], message) -> dict[str, Any]:
+    """``data`` of a message context-menu interaction on ``message``, resolved in full as Discord sends it
+    (a message command's target carries its content and attachments whatever the bot's intents)."""
+    data: dict[str, Any] = {
+        "id": command["id"],
+        "name": command["name"],
+        "type": MESSAGE_COMMAND,
+        "target_id": str(message.id),
+        "resolved": {"messages": {str(message.id): state.message_payload(message)}},
+    }
+    if command.get("guild_id"):
+        data["guild_id"] = command["guild_id"]
+    return data
+
+
+def modal_submit_data(modal: dict[str, Any], values: dict[str, str]) -> dict[str, Any]:
+    """``data`` of a MODAL_SUBMIT for the modal the bot sent (callback type 9), with the member's
+    ``values`` by text input custom_id. Refuses (ValueError) what Discord's client would not send: an
+    unknown input, a required one left empty, or a value outside its length limits."""
+    inputs: dict[str, dict[str, Any]] = {}
+    rows: list[dict[str, Any]] = []
+    for row in modal.get("components") or []:
+        items = row.get("components") if row["type"] == 1 else [row.get("component")]
+        answered = []
+        for item in items or []:
+            if item and item.get("type") == TEXT_INPUT:
+                inputs[item["custom_id"]] = item
+                answered.append(
+                    {"type": TEXT_INPUT, "custom_id": item["custom_id"], "value": values.get(item["custom_id"], "")}
+                )
+        if row["type"] == 1:
+            rows.append({"type": 1, "components": answered})
+        elif answered:
+            rows.append({"type": LABEL, "component": answered[0]})
+    unknown = sorted(set(values) - set(inputs))
+    if unknown:
+        raise ValueError(f"modal {modal.get('custom_id')!r} has no input(s) {unknown}; it has {sorted(inputs)}")
+    for custom_id, item in inputs.items():
+        value = values.get(custom_id, "")
+        if item.get("required", True) and not value:
+            raise ValueError(f"modal input {custom_id!r} is required")
+        if value:
+            _check_length(item, value, f"modal input {custom_id!r}")
+    return {"custom_id": modal["custom_id"], "components": rows}
 
 
 def _child(node: dict[str, Any], name: str, kind: int, path: str) -> dict[str, Any]:

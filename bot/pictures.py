@@ -1,0 +1,117 @@
+"""A member's picture for ``/animate image:`` and the Animate context menu: found, downloaded, fitted, kept.
+
+Nothing is queued until the picture passed every check of ``engine.render.picture``: what the
+attachment declares (size, type) is checked before downloading, the download streams and stops at
+``MAX_PICTURE_BYTES`` whatever was declared, and the bytes must decode as a picture of at most
+``MAX_PICTURE_PIXELS``. The fitted picture is kept with ``engine.queue.pictures`` and the render
+parameters carry only its key.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import aiohttp
+import discord
+
+from bot import actions
+from engine.errors import UserError
+from engine.queue.pictures import save_picture
+from engine.render.params import RenderParams
+from engine.render.picture import MAX_PICTURE_BYTES, FittedPicture, check_picture_size, prepare_picture
+
+if TYPE_CHECKING:
+    from bot.client import AnimaBot
+
+log = logging.getLogger(__name__)
+
+DOWNLOAD_SECONDS = 60.0  # the whole download, however slow the CDN
+CHUNK_BYTES = 64 * 1024
+NOT_A_PICTURE = "That file is not a picture; attach a PNG, JPEG, WebP or GIF image."
+NO_PICTURE_IN_MESSAGE = "That message has no picture to animate; use Animate on a message with an image attached."
+
+
+@dataclass(frozen=True)
+class PictureSource:
+    """Where a picture is: a URL, with the size and type Discord declared (None: not declared)."""
+
+    url: str
+    size: int | None = None
+    content_type: str | None = None
+
+
+def from_attachment(attachment: discord.Attachment) -> PictureSource:
+    return PictureSource(attachment.url, attachment.size, attachment.content_type)
+
+
+def in_message(message: discord.Message) -> PictureSource:
+    """The first picture of a message: an image attachment, else an embed's image or thumbnail."""
+    for attachment in message.attachments:
+        if (attachment.content_type or "").startswith("image/"):
+            return from_attachment(attachment)
+    for embed in message.embeds:
+        for media in (embed.image, embed.thumbnail):
+            if media.url:
+                return PictureSource(media.proxy_url or media.url)
+    raise UserError(NO_PICTURE_IN_MESSAGE)
+
+
+def check_source(source: PictureSource) -> None:
+    """Refuse what the declared size and type already show, before downloading anything."""
+    if source.size is not None:
+        check_picture_size(source.size)
+    kind = (source.content_type or "").split(";")[0].strip().lower()
+    if kind and kind != "application/octet-stream" and not kind.startswith("image/"):
+        raise UserError(NOT_A_PICTURE)
+
+
+async def download_capped(bot: AnimaBot, url: str, cap: int, too_big: str) -> bytes:
+    """The file at ``url``, streamed with the bot's session; ``UserError(too_big)`` past ``cap`` bytes.
+
+    Not ``Attachment.read()``: that reads the whole response into memory before it could be checked.
+    (``bot.cogs.mux`` streams its audio the same way; it could use this too.)
+    """
+    data = bytearray()
+    http = bot.http
+    timeout = aiohttp.ClientTimeout(total=DOWNLOAD_SECONDS)
+    try:
+        async with bot.session.get(url, proxy=http.proxy, proxy_auth=http.proxy_auth, timeout=timeout) as response:
+            if response.status != 200:
+                raise UserError(f"Discord did not hand over that picture (HTTP {response.status}); attach it again.")
+            async for chunk in response.content.iter_chunked(CHUNK_BYTES):
+                data += chunk
+                if len(data) > cap:
+                    raise UserError(too_big)
+    except (aiohttp.ClientError, TimeoutError) as err:
+        log.warning("downloading %s failed: %r", url, err)
+        raise UserError("I could not download that picture; attach it again.") from None
+    return bytes(data)
+
+
+async def picture_params(
+    bot: AnimaBot, params: RenderParams, source: PictureSource, *, size_given: bool, user_id: int, guild_id: int | None,
+    channel_id: int | None,
+) -> tuple[RenderParams, FittedPicture]:  # fmt: skip
+    """``params`` starting from the picture at ``source``: checked, downloaded, fitted and kept.
+
+    Without ``size_given`` the size follows the picture's aspect. The guild's limits are checked
+    before the download (a server that forbids pictures never fetches one).
+    """
+    # 1. what we can refuse before downloading: the settings, the guild's limits, the declared file
+    placeholder = dataclasses.replace(params, image_key="0" * 64).validate()
+    await actions.check_limits(bot, placeholder, user_id=user_id, guild_id=guild_id, channel_id=channel_id)
+    check_source(source)
+    # 2. download (capped), decode and fit, off the event loop
+    too_big = f"That picture is larger than {MAX_PICTURE_BYTES // 2**20} MiB; send a smaller one."
+    data = await download_capped(bot, source.url, MAX_PICTURE_BYTES, too_big)
+    size = (params.width, params.height) if size_given else None
+    picture = await asyncio.to_thread(prepare_picture, data, size)
+    # 3. keep it; the job carries its key
+    key = await asyncio.to_thread(save_picture, bot.config.data_dir, picture.png)
+    height, width = picture.pixels.shape[:2]
+    log.info("picture %s (%dx%d from %dx%d) for user %d", key[:12], width, height, *picture.source_size, user_id)
+    return dataclasses.replace(params, image_key=key, width=width, height=height), picture
