@@ -27,6 +27,11 @@ MOTIONS = (
 SCHEDULERS = ("dpm++", "pndm", "euler", "unipc")
 CONTROLS = ("canny",)
 
+# -- clips people share (issue 12): loops, smoothing, formats ---------------------------------------
+LOOPS = ("none", "pingpong", "seamless")
+SMOOTH_FACTORS = (1, 2, 4)  # the same as engine.video.interpolate.SMOOTH_FACTORS (no import: no OpenCV here)
+FORMATS = ("mp4", "gif", "webp")  # engine.video.formats.FORMATS
+
 MAX_FRAMES = 240
 MAX_STEPS = 150
 MAX_SIDE = 2048
@@ -56,6 +61,10 @@ class RenderParams:
     canny_low: int = 100
     canny_high: int = 200
     color_coherence: bool = True
+    # -- clips people share (issue 12) --
+    loop: str = "none"  # none | pingpong (played forward then back) | seamless (the last frames steer to frame 0)
+    smooth: int = 1  # in-between frames by optical flow: the output has (N-1)*smooth+1 frames at fps*smooth
+    format: str = "mp4"  # mp4 | gif | webp
 
     # -- checks -------------------------------------------------------------------------------
     def validate(self) -> RenderParams:
@@ -83,7 +92,15 @@ class RenderParams:
                 f"Canny thresholds must satisfy 0 <= low < high <= 1000, got {self.canny_low}/{self.canny_high}."
             )
         keyframes(self.prompt)  # raises on a malformed keyframe prompt
+        self._validate_clip()
         return self
+
+    def _validate_clip(self) -> None:
+        """The clip options of issue 12: loop, smooth, format."""
+        _one_of("loop", self.loop, LOOPS)
+        if isinstance(self.smooth, bool) or self.smooth not in SMOOTH_FACTORS:
+            raise UserError(f"smooth must be one of {', '.join(map(str, SMOOTH_FACTORS))}, got {self.smooth!r}.")
+        _one_of("format", self.format, FORMATS)
 
     # -- derived ------------------------------------------------------------------------------
     def with_seed(self, seed: int | None = None) -> RenderParams:
@@ -114,7 +131,23 @@ class RenderParams:
             parts.append(f"strength {self.strength:g}")
         if self.motion != "none":
             parts.append(f"motion {self.motion}")
+        parts.extend(self._clip_summary())
         return ", ".join(parts)
+
+    @property
+    def output_fps(self) -> int:
+        """The rate the clip plays at: the rendered fps times the smoothing factor."""
+        return self.fps * self.smooth
+
+    def _clip_summary(self) -> list[str]:
+        parts = []
+        if self.loop != "none":
+            parts.append(f"loop {self.loop}")
+        if self.smooth != 1:
+            parts.append(f"smooth ×{self.smooth} ({self.output_fps} fps)")
+        if self.format != "mp4":
+            parts.append(self.format.upper())
+        return parts
 
     # -- storage ------------------------------------------------------------------------------
     def to_dict(self) -> dict:
