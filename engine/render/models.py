@@ -196,6 +196,14 @@ _CACHE: dict[tuple, Components] = {}
 _CACHE_LOCK = threading.Lock()
 
 
+def model_ids(engine_config: EngineConfig) -> tuple[str, str]:
+    """The (model, ControlNet) ids :func:`load_components` loads: test-tiny brings its own ControlNet."""
+    model, controlnet = engine_config.model, engine_config.controlnet
+    if model == TEST_TINY and not hub.is_local(controlnet):
+        controlnet = TEST_TINY
+    return model, controlnet
+
+
 def load_components(
     engine_config: EngineConfig,
     *,
@@ -210,10 +218,7 @@ def load_components(
     """
     device = resolve_device(device if device is not None else engine_config.device)
     dtype = resolve_dtype(engine_config.dtype, device)
-    model = engine_config.model
-    controlnet = engine_config.controlnet
-    if model == TEST_TINY and not hub.is_local(controlnet):
-        controlnet = TEST_TINY
+    model, controlnet = model_ids(engine_config)
     key = (model, controlnet, device, dtype)
     with _CACHE_LOCK:
         if key not in _CACHE:
