@@ -24,7 +24,7 @@ from pathlib import Path
 
 from engine.config import Config
 from engine.errors import UserError
-from engine.recipe import build_recipe, is_recipe, recipe_params
+from engine.recipe import build_recipe, is_recipe, model_ids, recipe_params
 from engine.render.params import FORMATS, LOOPS, SMOOTH_FACTORS, RenderParams
 
 LIBRARY_LOGGERS = ("diffusers", "transformers", "huggingface_hub", "accelerate")
@@ -118,7 +118,7 @@ def run_render(args: argparse.Namespace, config: Config, params: RenderParams) -
     quiet_libraries(args.verbose)
     from engine.render import accel
     from engine.render.clip import render_video
-    from engine.render.models import load_components, model_ids
+    from engine.render.models import load_components
 
     out = args.out or Path(f"animabot-seed{params.seed}.{params.format}")
     print(header_line(params), file=sys.stderr, flush=True)

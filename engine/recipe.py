@@ -20,12 +20,17 @@ import dataclasses
 import importlib.metadata
 import shlex
 from collections.abc import Mapping
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from engine.errors import UserError
 from engine.render.params import RenderParams
 
+if TYPE_CHECKING:
+    from engine.config import EngineConfig
+
 RECIPE_VERSION = 1
+TEST_TINY = "test-tiny"  # engine.render.hub.TEST_TINY (not imported: the bot reads this module)
 
 # RenderParams field → the `animabot render` flag that sets it (size is one flag for two fields).
 CLI_FLAGS = {
@@ -52,6 +57,14 @@ def engine_version() -> str:
         return importlib.metadata.version("animabot")
     except importlib.metadata.PackageNotFoundError:
         return "unknown"
+
+
+def model_ids(engine_config: EngineConfig) -> tuple[str, str]:
+    """The (model, ControlNet) ids a render with ``engine_config`` loads: test-tiny brings its own ControlNet."""
+    model, controlnet = engine_config.model, engine_config.controlnet
+    if model == TEST_TINY and not Path(controlnet).expanduser().is_dir():
+        controlnet = TEST_TINY
+    return model, controlnet
 
 
 def build_recipe(

@@ -14,7 +14,7 @@ from bot.messages import CANCEL_EMOJI, REROLL_EMOJI, queued_reply, user_ref
 from bot.replies import NO_MENTIONS, reply
 from engine.errors import UserError
 from engine.queue.jobs import JobKind
-from engine.render.params import MAX_FPS, MAX_FRAMES, MAX_SEED, MAX_STEPS, MOTIONS
+from engine.render.params import FORMATS, LOOPS, MAX_FPS, MAX_FRAMES, MAX_SEED, MAX_STEPS, MOTIONS
 
 if TYPE_CHECKING:
     from bot.client import AnimaBot
@@ -28,6 +28,14 @@ SIZE_CHOICES = [
     app_commands.Choice(name="portrait 512×768", value="portrait"),
 ]
 MOTION_CHOICES = [app_commands.Choice(name=motion, value=motion) for motion in MOTIONS]
+# -- clips people share (issue 12) --
+LOOP_CHOICES = [app_commands.Choice(name=loop, value=loop) for loop in LOOPS]
+SMOOTH_CHOICES = [
+    app_commands.Choice(name="off", value=1),
+    app_commands.Choice(name="×2 (twice the fps)", value=2),
+    app_commands.Choice(name="×4 (four times the fps)", value=4),
+]
+FORMAT_CHOICES = [app_commands.Choice(name=fmt.upper(), value=fmt) for fmt in FORMATS]
 REFUSAL_SECONDS = 30  # how long a refused reaction's explanation stays in the channel
 
 
@@ -49,8 +57,12 @@ class Animate(commands.Cog):
         strength="How much each frame may change the previous one (0 keeps only the outlines)",
         motion="Camera motion between frames",
         size="Picture size",
+        loop="none, pingpong (plays forward then back) or seamless (the end flows into the start)",
+        smooth="In-between frames by optical flow: a smoother clip at a higher fps, no extra render time",
+        format="MP4 (default), GIF (autoplays inline) or animated WebP",
     )
     @app_commands.choices(motion=MOTION_CHOICES, size=SIZE_CHOICES)
+    @app_commands.choices(loop=LOOP_CHOICES, smooth=SMOOTH_CHOICES, format=FORMAT_CHOICES)
     async def animate(
         self,
         interaction: discord.Interaction,
@@ -64,6 +76,9 @@ class Animate(commands.Cog):
         strength: app_commands.Range[float, 0.0, 0.95] | None = None,
         motion: app_commands.Choice[str] | None = None,
         size: app_commands.Choice[str] | None = None,
+        loop: app_commands.Choice[str] | None = None,
+        smooth: app_commands.Choice[int] | None = None,
+        format: app_commands.Choice[str] | None = None,
     ) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
         width, height = SIZES[size.value] if size is not None else (None, None)
@@ -71,13 +86,16 @@ class Animate(commands.Cog):
             prompt, negative_prompt=negative, frames=frames, fps=fps, seed=seed, steps=steps,
             guidance=guidance, strength=strength, motion=motion.value if motion else None,
             width=width, height=height,
+            **{name: choice.value for name, choice in (("loop", loop), ("smooth", smooth), ("format", format)) if choice},
         )  # fmt: skip
+        notes: list[str] = []
         job = await actions.queue_render(
             self.bot, JobKind.ANIMATE, params,
-            user_id=interaction.user.id, guild_id=interaction.guild_id, channel_id=interaction.channel_id,
+            user_id=interaction.user.id, guild_id=interaction.guild_id, channel_id=interaction.channel_id, notes=notes,
         )  # fmt: skip
         interaction.extras["job_id"] = job.id
-        await reply(interaction, queued_reply(job, (await self.bot.store.queue_positions([job.id]))[job.id]))
+        text = queued_reply(job, (await self.bot.store.queue_positions([job.id]))[job.id])
+        await reply(interaction, " ".join([text, *notes]))
 
     # -- reactions ----------------------------------------------------------------------------
     @commands.Cog.listener()

@@ -280,8 +280,7 @@ class Batcher:
 
     def _write_clip(self, job: Job, frames: list[np.ndarray], out: Path) -> Path:
         """CPU thread: loop, smooth and write the clip in the job's format, its recipe inside."""
-        from engine.recipe import build_recipe
-        from engine.render.models import model_ids  # torch is loaded already: this runs after a render
+        from engine.recipe import build_recipe, model_ids
         from engine.video.finish import finish_clip
 
         params = job.params

@@ -38,6 +38,7 @@ from transformers import CLIPTextModel, CLIPTokenizer
 
 from engine.config import EngineConfig
 from engine.errors import UserError
+from engine.recipe import model_ids
 from engine.render import hub
 from engine.render.hub import TEST_TINY
 
@@ -194,14 +195,6 @@ def _tiny_complete(folder: Path) -> bool:
 # -- loading --------------------------------------------------------------------------------------
 _CACHE: dict[tuple, Components] = {}
 _CACHE_LOCK = threading.Lock()
-
-
-def model_ids(engine_config: EngineConfig) -> tuple[str, str]:
-    """The (model, ControlNet) ids :func:`load_components` loads: test-tiny brings its own ControlNet."""
-    model, controlnet = engine_config.model, engine_config.controlnet
-    if model == TEST_TINY and not hub.is_local(controlnet):
-        controlnet = TEST_TINY
-    return model, controlnet
 
 
 def load_components(
