@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-COGS = ("bot.cogs.animate", "bot.cogs.mux", "bot.cogs.queue", "bot.cogs.admin")
+COGS = ("bot.cogs.animate", "bot.cogs.mux", "bot.cogs.queue", "bot.cogs.admin", "bot.cogs.remix")
 
 
 def point_at(settings: DiscordConfig) -> None:

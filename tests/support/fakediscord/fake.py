@@ -16,7 +16,16 @@ from aiohttp import web
 
 from .channels import reaction_event
 from .gateway import Gateway
-from .interactions import command_data, find_command, find_component, interaction_payload
+from .interactions import (
+    MESSAGE_COMMAND,
+    MODAL_CALLBACK,
+    command_data,
+    find_command,
+    find_component,
+    interaction_payload,
+    message_command_data,
+    modal_submit_data,
+)
 from .models import (
     DEFAULT_EVERYONE_PERMISSIONS,
     MANAGE_GUILD,
@@ -311,6 +320,28 @@ class FakeDiscord:
             custom_id=custom_id,
             message=message,
         )
+
+    async def message_command(self, name: str, message_id: int, *, user_id: int) -> InteractionRecord:
+        """A user picks the message context-menu command ``name`` (Apps → name) on a message."""
+        message = self.message(message_id)
+        command = find_command(self.state, name, message.guild_id, kind=MESSAGE_COMMAND)
+        data = message_command_data(self.state, command, message)
+        return await self._interact(
+            2, data, user_id=user_id, channel_id=message.channel_id, guild_id=message.guild_id, name=name
+        )
+
+    async def submit_modal(self, opened: InteractionRecord, values: dict[str, str] | None = None) -> InteractionRecord:
+        """The member who saw the modal ``opened`` answered with (callback type 9) submits it, with
+        ``values`` typed over the prefilled ones: an interaction of type 5."""
+        response = opened.response
+        if response is None or response.type != MODAL_CALLBACK:
+            raise ValueError(f"interaction {opened.id} was not answered with a modal (response {opened.response_type})")
+        data = modal_submit_data(response.data, values or {})
+        message = self.message(opened.message_id) if opened.message_id is not None else None
+        return await self._interact(
+            5, data, user_id=opened.user_id, channel_id=opened.channel_id, guild_id=opened.guild_id,
+            custom_id=data["custom_id"], message=message,
+        )  # fmt: skip
 
     async def _interact(
         self,

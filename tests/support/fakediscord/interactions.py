@@ -13,11 +13,12 @@ SUB_COMMAND, SUB_COMMAND_GROUP = 1, 2
 STRING, INTEGER, BOOLEAN, USER, CHANNEL, ROLE, MENTIONABLE, NUMBER, ATTACHMENT = 3, 4, 5, 6, 7, 8, 9, 10, 11
 
 
-def find_command(state: FakeState, name: str, guild_id: int | None) -> dict[str, Any]:
-    """The synced chat-input command called ``name``: the guild's own first, then the global one."""
+def find_command(state: FakeState, name: str, guild_id: int | None, kind: int = 1) -> dict[str, Any]:
+    """The synced command called ``name`` of ``kind`` (1 chat input, 3 message context menu): the
+    guild's own first, then the global one."""
     for scope in (guild_id, None):
         for command in state.commands.get(scope, []):
-            if command["name"] == name and command.get("type", 1) == 1:
+            if command["name"] == name and command.get("type", 1) == kind:
                 return command
     synced = {scope: [c["name"] for c in cmds] for scope, cmds in state.commands.items()}
     raise LookupError(f"/{name} was never synced (synced so far, by guild id or None for global: {synced})")
@@ -190,3 +191,44 @@ def interaction_payload(
             context=1,
         )
     return payload
+
+
+# -- modals and message context menus ---------------------------------------------------------------
+MESSAGE_COMMAND, MODAL_CALLBACK, TEXT_INPUT = 3, 9, 4
+
+
+def message_command_data(state: FakeState, command: dict[str, Any], message) -> dict[str, Any]:
+    """``data`` of a message context-menu interaction on ``message``, with it in ``resolved``."""
+    data: dict[str, Any] = {
+        "id": command["id"],
+        "name": command["name"],
+        "type": MESSAGE_COMMAND,
+        "target_id": str(message.id),
+        "resolved": {"messages": {str(message.id): state.message_payload(message)}},
+    }
+    if command.get("guild_id"):
+        data["guild_id"] = command["guild_id"]
+    return data
+
+
+def modal_submit_data(modal: dict[str, Any], values: dict[str, str]) -> dict[str, Any]:
+    """``data`` of a modal submission: the modal's text inputs with ``values`` (others keep their
+    prefilled value). Refuses (ValueError) what Discord's client would not let a member send: an
+    unknown input, a value outside min/max length, an empty required input."""
+    inputs = [c for c in iter_components(modal.get("components", [])) if c.get("type") == TEXT_INPUT]
+    by_id = {c["custom_id"]: c for c in inputs}
+    unknown = sorted(set(values) - set(by_id))
+    if unknown:
+        raise ValueError(f"modal {modal.get('custom_id')!r} has no text input(s) {unknown}; it has {sorted(by_id)}")
+    rows = []
+    for component in inputs:
+        value = values.get(component["custom_id"], component.get("value") or "")
+        where = f"text input {component['custom_id']!r}"
+        if component.get("required", True) and not value:
+            raise ValueError(f"{where} is required")
+        if value:
+            _check_length(component, value, where)
+        rows.append(
+            {"type": 1, "components": [{"type": TEXT_INPUT, "custom_id": component["custom_id"], "value": value}]}
+        )
+    return {"custom_id": modal["custom_id"], "components": rows}
