@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING
 import discord
 
 from bot.checks import can_cancel, can_reroll
-from bot.settings import check_request, get_limits
+from bot.messages import smooth_lowered_note
+from bot.settings import check_request, get_limits, lower_smooth
 from bot.weights import check_params
 from engine.errors import UserError
 from engine.queue.jobs import Job, JobKind, JobStatus
@@ -50,10 +51,15 @@ async def queue_render(
     guild_id: int | None,
     channel_id: int | None,
     parent_id: int | None = None,
+    notes: list[str] | None = None,
 ) -> Job:
-    """Validate, check limits, enqueue with a concrete seed, and wake the workers."""
+    """Validate, check limits, enqueue with a concrete seed, and wake the workers.
+
+    Smoothing is lowered to what the guild's max fps allows; ``notes`` gets the sentence saying so.
+    """
     params = params.validate()
     await check_params(bot, params, guild_id)  # the model and LoRAs: configured, and allowed here
+    params = await fit_smoothing(bot, params, guild_id, notes)
     await check_limits(bot, params, user_id=user_id, guild_id=guild_id, channel_id=channel_id)
     if params.image_key is not None and not await asyncio.to_thread(
         keep_picture, bot.config.data_dir, params.image_key
@@ -65,6 +71,19 @@ async def queue_render(
     )  # fmt: skip
     bot.jobs_changed()
     return job
+
+
+async def fit_smoothing(
+    bot: AnimaBot, params: RenderParams, guild_id: int | None, notes: list[str] | None
+) -> RenderParams:
+    """``params`` smoothed no more than the guild's max fps allows (``notes`` gets the explanation)."""
+    if params.smooth == 1 or guild_id is None:
+        return params
+    limits = await get_limits(bot.store, guild_id, defaults=bot.config.limits)
+    fitted = lower_smooth(limits, params)
+    if fitted.smooth != params.smooth and notes is not None:
+        notes.append(smooth_lowered_note(params.smooth, fitted.smooth, params.fps, limits.max_fps))
+    return fitted
 
 
 async def reroll(bot: AnimaBot, job: Job, *, user_id: int, guild_id: int | None, channel_id: int | None) -> Job:

@@ -13,12 +13,11 @@ import logging
 import os
 import signal
 import sys
-import time
 from pathlib import Path
 
+from bot import render_cli
 from engine.config import Config, load_config
 from engine.errors import UserError
-from engine.render.catalog import DEFAULT_MODEL
 from engine.render.params import parse_size
 
 log = logging.getLogger("animabot")
@@ -29,8 +28,8 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 def _render_args(sub) -> None:
     p = sub.add_parser("render", help="render a clip locally, without Discord")
-    p.add_argument("prompt", help='text, or keyframes like "0: a cat | 24: a tiger"')
-    p.add_argument("-o", "--out", type=Path, default=None, help="output MP4 (default: animabot-seed<SEED>.mp4)")
+    p.add_argument("prompt", nargs="?", help='text, or keyframes like "0: a cat | 24: a tiger"')
+    p.add_argument("-o", "--out", type=Path, default=None, help="output file (default: animabot-seed<SEED>.mp4)")
     p.add_argument("--negative", default=None, help="negative prompt")
     p.add_argument("--frames", type=int)
     p.add_argument("--fps", type=int)
@@ -55,6 +54,7 @@ def _render_args(sub) -> None:
     p.add_argument("--image", type=Path, help="start from this picture: it is frame 0 (fitted to --size)")
     p.add_argument("--image-strength", type=float, help="0 keeps the picture as frame 0; up to 1 re-draws it")
     p.add_argument("--control", help="what holds frames together: canny (edges), depth or pose")
+    render_cli.add_clip_args(p)  # --loop --smooth --format --from
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -67,6 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-engine", action="store_true", help="run the bot alone; renders are served by `animabot worker` processes"
     )
     _render_args(sub)
+    render_cli.add_inspect_commands(sub)  # info, metrics
     worker = sub.add_parser("worker", help="run the GPU engine alone, serving the shared job store")
     worker.add_argument("--device", help="e.g. cuda:1 (one worker per GPU)")
     models = sub.add_parser("models", help="manage model weights")
@@ -99,85 +100,41 @@ def _picture(args):
 def cmd_render(args, config: Config) -> int:
     picture = _picture(args)
     size = parse_size(args.size) if args.size else (None, None)
-    catalog, model = config.catalog.for_command_line(args.model) if args.model else (config.catalog, DEFAULT_MODEL)
-    loras = catalog.resolve_loras(",".join(args.lora))
+    config = render_cli.apply_recipe(args, config)  # --from VIDEO: its recipe becomes the defaults
+    catalog, model = config.catalog.for_command_line(args.model) if args.model else (config.catalog, None)
+    loras = catalog.resolve_loras(",".join(args.lora)) if args.lora else None
     if picture is not None and not args.size:
         size = picture.pixels.shape[1], picture.pixels.shape[0]
-    params = (
-        config.defaults(
-            args.prompt,
-            negative_prompt=args.negative,
-            frames=args.frames,
-            fps=args.fps,
-            seed=args.seed,
-            steps=args.steps,
-            guidance=args.guidance,
-            strength=args.strength,
-            control_scale=args.control_scale,
-            motion=args.motion,
-            motion_amount=args.motion_amount,
-            scheduler=args.scheduler,
-            width=size[0],
-            height=size[1],
-            model=model,
-            loras=loras,
-            control=args.control,
-            image_strength=args.image_strength,
-            image_key=picture.key if picture is not None else None,
-        )
-        .validate()
-        .with_seed(args.seed)
-    )
+    params = config.defaults(
+        args.prompt,
+        negative_prompt=args.negative,
+        frames=args.frames,
+        fps=args.fps,
+        seed=args.seed,
+        steps=args.steps,
+        guidance=args.guidance,
+        strength=args.strength,
+        control_scale=args.control_scale,
+        motion=args.motion,
+        motion_amount=args.motion_amount,
+        scheduler=args.scheduler,
+        width=size[0],
+        height=size[1],
+        model=model,
+        loras=loras,
+        control=args.control,
+        image_strength=args.image_strength,
+        image_key=picture.key if picture is not None else None,
+        **render_cli.clip_overrides(args),
+    ).validate()
+    params = params.with_seed(params.seed)  # the given (or recipe's) seed, else a random one
     if args.audio is not None and not args.audio.exists():
         raise UserError(f"Audio file {args.audio} does not exist.")
+    if args.audio is not None and params.format != "mp4":
+        raise UserError(f"A {params.format.upper()} has no sound; render an MP4 to add --audio.")
     # Checked first: a bad value is answered at once, before torch and the models load.
-    from tqdm import tqdm
-
-    from engine.render import accel
-    from engine.render.clip import render_video
-    from engine.render.controls import components_for
-    from engine.render.model_cache import ModelCache
-
     config = _engine_config(config, device=args.device)
-    out = args.out or Path(f"animabot-seed{params.seed}.mp4")
-    print(f"seed {params.seed}: {params.summary()}", file=sys.stderr)
-    if picture is not None and picture.note:
-        print(picture.note, file=sys.stderr)
-    started = time.perf_counter()
-    loaded = ModelCache(catalog, config.engine, max_loaded=1).get(model)
-    loaded.use_loras(catalog, loras)
-    components = loaded.components
-    accel.prepare(components)  # CUDA layouts only; the compiled step is for long-running workers
-    prompted = dataclasses.replace(params, prompt=catalog.prompt_with_triggers(params.prompt, loras))
-    components = components_for(components, params.control, config.engine)  # depth/pose: their models
-    with (
-        tqdm(total=params.frames, desc="frames", unit="frame", position=0) as frames_bar,
-        tqdm(total=params.steps, desc="steps", unit="step", position=1, leave=False) as steps_bar,
-    ):
-
-        def on_step(step: int, total: int) -> None:
-            steps_bar.total = total
-            steps_bar.n = step
-            steps_bar.refresh()
-
-        def on_frame(index: int, frame) -> None:
-            frames_bar.update(1)
-            steps_bar.reset()
-
-        result = render_video(
-            components, prompted, out, on_frame=on_frame, on_step=on_step,
-            picture=picture.pixels if picture is not None else None,
-        )  # fmt: skip
-    if args.audio is not None:
-        from engine.video.edit import mux_audio
-
-        mux_audio(result.path, args.audio, result.path)
-    total = time.perf_counter() - started
-    print(
-        f"{result.path}  seed {result.seed}  {result.frames} frames in {result.seconds:.1f} s "
-        f"({result.seconds_per_frame:.2f} s/frame; {total:.1f} s with model loading and encoding)"
-    )
-    return 0
+    return render_cli.run_render(args, config, params, catalog=catalog, picture=picture)
 
 
 async def _serve_worker(config: Config, device: str | None) -> None:
@@ -236,6 +193,8 @@ def main(argv: list[str] | None = None) -> int:
         config = load_config(args.config)
         if args.command == "render":
             return cmd_render(args, config)
+        if args.command in ("info", "metrics"):
+            return render_cli.cmd_inspect(args)
         if args.command == "worker":
             check_weights(config)
             asyncio.run(_serve_worker(config, args.device))

@@ -43,6 +43,7 @@ COGS = (
     "bot.cogs.admin",
     "bot.cogs.deliver",
     "bot.cogs.models",
+    "bot.cogs.remix",
 )
 
 

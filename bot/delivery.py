@@ -81,7 +81,7 @@ async def fit(source: Path, limit: int) -> tuple[Path, str]:
         return source, ""
     from engine.video.edit import fit_to_size  # ffmpeg side; imported only when needed
 
-    out = source.with_name(f"{source.stem}-fit{limit}.mp4")
+    out = source.with_name(f"{source.stem}-fit{limit}{source.suffix}")  # a GIF or WebP stays one
     await asyncio.to_thread(fit_to_size, source, out, limit)
     note = f"re-encoded from {format_bytes(size)} to {format_bytes(out.stat().st_size)} to fit the upload limit"
     return out, note

@@ -24,6 +24,8 @@ BAR_WIDTH = 20
 
 REROLL_EMOJI = "🔄"
 CANCEL_EMOJI = "❌"
+INFO_EMOJI = "ℹ️"
+REMIX_EMOJI = "🔀"
 
 
 # -- small pieces ---------------------------------------------------------------------------------
@@ -76,7 +78,7 @@ def result_filename(job: Job, parent: Job | None = None) -> str:
     """
     if job.kind is JobKind.MUX:
         return files.result_filename(job.id, parent.seed if parent is not None else None, audio=True)
-    return files.result_filename(job.id, job.seed)
+    return files.result_filename(job.id, job.seed, ext=job.params.format if job.params is not None else "mp4")
 
 
 def _title(job: Job) -> str:
@@ -84,7 +86,14 @@ def _title(job: Job) -> str:
         return f"Job {job.id} (re-roll of job {job.parent_id})"
     if job.kind is JobKind.MUX:
         return f"Job {job.id} (audio for job {job.parent_id})"
+    if is_remix(job):
+        return f"Job {job.id} (remix of job {job.parent_id})"
     return f"Job {job.id}"
+
+
+def is_remix(job: Job) -> bool:
+    """A remix is an animate job with a parent: the job whose video it remixes (see ``bot.remix``)."""
+    return job.kind is JobKind.ANIMATE and job.parent_id is not None
 
 
 def _finish(lines: list[str]) -> str:
@@ -153,6 +162,8 @@ def queued_reply(job: Job, position: int) -> str:
             "The video will be posted in this channel."
         )
     what = f"re-roll of job {job.parent_id}" if job.kind is JobKind.REROLL else "render"
+    if is_remix(job):
+        what = f"remix of job {job.parent_id}"
     return (
         f"Queued job {job.id} ({what}, seed {job.seed}), {where}. Progress and the video will appear in this channel."
     )
@@ -267,3 +278,11 @@ def held_lines(held: dict[int, str]) -> list[str]:
     """``/queue``'s lines for the caller's videos that are kept but not posted."""
     return [limits.fill("📦 job {id}: kept, not posted ({why}) · `/deliver job:{id}`", 200, id=str(job_id), why=why)
             for job_id, why in held.items()]  # fmt: skip
+
+
+# -- clips people share (issue 12) ----------------------------------------------------------------
+def smooth_lowered_note(asked: int, allowed: int, fps: int, max_fps: int) -> str:
+    """Why a clip is smoothed less than asked: the server's fps limit."""
+    if allowed == 1:
+        return f"Smoothing is off: at {fps} fps even ×2 would pass this server's limit of {max_fps} fps."
+    return f"Smoothing lowered from ×{asked} to ×{allowed} to stay within this server's limit of {max_fps} fps."

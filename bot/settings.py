@@ -248,3 +248,15 @@ def _duration(seconds: float) -> str:
     if hours and minutes:
         return f"{hours} h {minutes} min"
     return f"{hours} h" if hours else f"{minutes} min"
+
+
+# -- clips people share (issue 12) ------------------------------------------------------------------
+def lower_smooth(limits: GuildLimits, params: RenderParams) -> RenderParams:
+    """``params`` with the largest smoothing factor (at most the one asked) whose output fps the guild allows.
+
+    The rendered fps itself is checked by :func:`check_request`; smoothing only multiplies it.
+    """
+    factor = params.smooth
+    while factor > 1 and params.fps * factor > limits.max_fps:
+        factor //= 2
+    return params if factor == params.smooth else dataclasses.replace(params, smooth=factor)

@@ -18,7 +18,7 @@ from bot.messages import CANCEL_EMOJI, REROLL_EMOJI, queued_reply, user_ref
 from bot.replies import NO_MENTIONS, reply
 from engine.errors import UserError
 from engine.queue.jobs import Job, JobKind
-from engine.render.params import CONTROLS, MAX_FPS, MAX_FRAMES, MAX_SEED, MAX_STEPS, MOTIONS
+from engine.render.params import CONTROLS, FORMATS, LOOPS, MAX_FPS, MAX_FRAMES, MAX_SEED, MAX_STEPS, MOTIONS
 from engine.render.picture import SIZES
 
 if TYPE_CHECKING:
@@ -34,6 +34,14 @@ SIZE_CHOICES = [
 MOTION_CHOICES = [app_commands.Choice(name=motion, value=motion) for motion in MOTIONS]
 CONTROL_WORDS = {"canny": "keep the edges", "depth": "keep the depth (zooms, turns)", "pose": "keep a body's pose"}
 CONTROL_CHOICES = [app_commands.Choice(name=f"{c}: {CONTROL_WORDS[c]}", value=c) for c in CONTROLS]
+# -- clips people share (issue 12) --
+LOOP_CHOICES = [app_commands.Choice(name=loop, value=loop) for loop in LOOPS]
+SMOOTH_CHOICES = [
+    app_commands.Choice(name="off", value=1),
+    app_commands.Choice(name="×2 (twice the fps)", value=2),
+    app_commands.Choice(name="×4 (four times the fps)", value=4),
+]
+FORMAT_CHOICES = [app_commands.Choice(name=fmt.upper(), value=fmt) for fmt in FORMATS]
 REFUSAL_SECONDS = 30  # how long a refused reaction's explanation stays in the channel
 
 
@@ -60,8 +68,12 @@ class Animate(commands.Cog):
         image="A picture to start from: it is the first frame",
         image_strength="0 keeps your picture as the first frame; up to 1 re-draws it with the prompt",
         control="What holds the frames together",
+        loop="none, pingpong (plays forward then back) or seamless (the end flows into the start)",
+        smooth="In-between frames by optical flow: a smoother clip at a higher fps, no extra render time",
+        format="MP4 (default), GIF (autoplays inline) or animated WebP",
     )
     @app_commands.choices(motion=MOTION_CHOICES, size=SIZE_CHOICES, control=CONTROL_CHOICES)
+    @app_commands.choices(loop=LOOP_CHOICES, smooth=SMOOTH_CHOICES, format=FORMAT_CHOICES)
     async def animate(
         self,
         interaction: discord.Interaction,
@@ -80,6 +92,9 @@ class Animate(commands.Cog):
         image: discord.Attachment | None = None,
         image_strength: app_commands.Range[float, 0.0, 1.0] | None = None,
         control: app_commands.Choice[str] | None = None,
+        loop: app_commands.Choice[str] | None = None,
+        smooth: app_commands.Choice[int] | None = None,
+        format: app_commands.Choice[str] | None = None,
     ) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
         width, height = SIZES[size.value] if size is not None else (None, None)
@@ -89,19 +104,20 @@ class Animate(commands.Cog):
             guidance=guidance, strength=strength, motion=motion.value if motion else None,
             width=width, height=height, model=model.strip() if model else None, loras=loras or None,
             image_strength=image_strength, control=control.value if control else None,
+            **{name: choice.value for name, choice in (("loop", loop), ("smooth", smooth), ("format", format)) if choice},
         )  # fmt: skip
-        note = None
+        notes: list[str] = []
         if image is not None:
             params, picture = await pictures.picture_params(
                 self.bot, params, pictures.from_attachment(image), size_given=size is not None,
                 user_id=interaction.user.id, guild_id=interaction.guild_id, channel_id=interaction.channel_id,
             )  # fmt: skip
-            note = picture.note
+            notes += [picture.note] if picture.note else []
         job = await actions.queue_render(
             self.bot, JobKind.ANIMATE, params,
-            user_id=interaction.user.id, guild_id=interaction.guild_id, channel_id=interaction.channel_id,
+            user_id=interaction.user.id, guild_id=interaction.guild_id, channel_id=interaction.channel_id, notes=notes,
         )  # fmt: skip
-        await answer_queued(self.bot, interaction, job, note)
+        await answer_queued(self.bot, interaction, job, " ".join(notes) or None)
 
     @animate.autocomplete("model")
     async def model_autocomplete(

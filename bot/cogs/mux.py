@@ -115,6 +115,8 @@ class Mux(commands.Cog):
             target = await actions.job_on_server(self.bot, job_id, interaction.guild_id)
             if target.status is not JobStatus.DONE or target.kind is JobKind.MUX:
                 raise UserError(f"Job {job_id} has no finished video to put audio on; pick a finished /animate job.")
+        if target.params is not None and target.params.format != "mp4":
+            raise UserError(f"Job {target.id} is a {target.params.format.upper()}, which has no sound; /mux an MP4.")
         if not target.result_path or not Path(target.result_path).exists():
             raise UserError(f"The video of job {target.id} is no longer kept on the host; render it again first.")
         return target

@@ -364,15 +364,24 @@ class Batcher:
 
     # -- encoding ---------------------------------------------------------------------------------
     async def _encode(self, active: BatchJob) -> None:
-        from engine.video.encode import encode_frames
-
         job = active.job
-        out = active.work_dir.parent / result_filename(job.id, job.seed)
+        out = active.work_dir.parent / result_filename(job.id, job.seed, ext=job.params.format)
         loop = asyncio.get_running_loop()
         try:
-            await loop.run_in_executor(self._cpu, encode_frames, active.chain.frames, out, job.params.fps)
+            await loop.run_in_executor(self._cpu, self._write_clip, job, active.chain.frames, out)
         except Exception as err:
             log.exception("job %d: encoding failed", job.id)
             await self._finish(job, JobStatus.FAILED, error=describe_failure(err))
             return
         await self._finish(job, JobStatus.DONE, result=out)
+
+    def _write_clip(self, job: Job, frames: list[np.ndarray], out: Path) -> Path:
+        """CPU thread: loop, smooth and write the clip in the job's format, its recipe inside."""
+        from engine.recipe import build_recipe, model_ids
+        from engine.video.finish import finish_clip
+
+        params = job.params
+        model, controlnet = model_ids(self.config.engine)
+        recipe = build_recipe(params, model=model, controlnet=controlnet, job_id=job.id)
+        return finish_clip(frames, out, params.fps, loop=params.loop, smooth=params.smooth, fmt=params.format,
+                           recipe=recipe)  # fmt: skip

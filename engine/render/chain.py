@@ -31,6 +31,7 @@ from engine.render import sampler
 from engine.render.params import RenderParams, keyframes
 from engine.render.steps.color import lab_stats, match_colors
 from engine.render.steps.control import control_map
+from engine.render.steps.loop import OUTPUT_SHARE, blend_toward, seamless_weight
 from engine.render.steps.motion import apply_motion
 
 
@@ -125,6 +126,8 @@ class FrameChain:
         latents = self._noise * scheduler.init_noise_sigma
         if k > 0:
             source = apply_motion(self.frames[-1], params.motion, params.motion_amount)
+            if params.loop == "seamless":  # steer the closing frames back to frame 0 (steps/loop.py)
+                source = blend_toward(source, self.frames[0], seamless_weight(k, params.frames))
             control = to_control_tensor(
                 control_map(source, params, getattr(components, "annotator", None)), components.device
             )
@@ -151,6 +154,10 @@ class FrameChain:
             self._reference = lab_stats(image)
         elif self.params.color_coherence:
             image = match_colors(image, self._reference)
+        if self.params.loop == "seamless" and self.frames:  # the closing frames cross-fade toward frame 0
+            image = blend_toward(
+                image, self.frames[0], OUTPUT_SHARE * seamless_weight(len(self.frames), self.params.frames)
+            )
         self.frames.append(image)
         return image
 

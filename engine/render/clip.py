@@ -37,11 +37,15 @@ def render_video(
     on_frame: Callable[[int, np.ndarray], None] | None = None,
     on_step: Callable[[int, int], None] | None = None,
     picture: np.ndarray | None = None,
+    recipe: Callable[[RenderParams], dict] | None = None,
 ) -> RenderResult:
     """Render ``params`` to ``out``. With ``work_dir``, frames are kept there and a rerun resumes.
 
-    ``picture``: the fitted picture (``engine.render.picture``) of params with an ``image_key``."""
-    from engine.video.encode import encode_frames  # ffmpeg is only needed once frames exist
+    ``picture``: the fitted picture (``engine.render.picture``) of params with an ``image_key``.
+    ``recipe(params)`` (params with their concrete seed) gives the recipe stored in the file; the
+    clip is looped, smoothed and written in ``params.format`` by :func:`engine.video.finish.finish_clip`.
+    """
+    from engine.video.finish import finish_clip  # ffmpeg is only needed once frames exist
 
     # 1. check inputs
     params = params.validate()
@@ -65,5 +69,8 @@ def render_video(
     seconds = time.perf_counter() - started
 
     # 4. encode
-    path = encode_frames(frames, out, params.fps)
+    path = finish_clip(
+        frames, out, params.fps, loop=params.loop, smooth=params.smooth, fmt=params.format,
+        recipe=recipe(params) if recipe is not None else None,
+    )  # fmt: skip
     return RenderResult(path=Path(path), seed=params.seed, frames=len(frames), seconds=seconds)

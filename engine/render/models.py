@@ -222,8 +222,7 @@ def load_components(
     device = resolve_device(device if device is not None else engine_config.device)
     dtype = resolve_dtype(engine_config.dtype, device)
     model = engine_config.model
-    controlnet = engine_config.controlnet
-    controlnet = _tiny_controlnet(model, controlnet)
+    controlnet = _tiny_controlnet(model, engine_config.controlnet)
     key = (model, controlnet, device, dtype)
     with _CACHE_LOCK:
         if key not in _CACHE:

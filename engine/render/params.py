@@ -28,6 +28,11 @@ MOTIONS = (
 SCHEDULERS = ("dpm++", "pndm", "euler", "unipc")
 CONTROLS = ("canny", "depth", "pose")  # each has its own ControlNet; depth and pose an annotator model
 
+# -- clips people share (issue 12): loops, smoothing, formats ---------------------------------------
+LOOPS = ("none", "pingpong", "seamless")
+SMOOTH_FACTORS = (1, 2, 4)  # the same as engine.video.interpolate.SMOOTH_FACTORS (no import: no OpenCV here)
+FORMATS = ("mp4", "gif", "webp")  # engine.video.formats.FORMATS
+
 MAX_FRAMES = 240
 MAX_STEPS = 150
 MAX_SIDE = 2048
@@ -63,6 +68,10 @@ class RenderParams:
     # -- starting from a picture (engine.render.picture fits it; the queue keeps it by this key) --
     image_key: str | None = None  # sha256 of the fitted PNG: frame 0 is that picture; None: from text
     image_strength: float = 0.0  # 0: frame 0 is the picture exactly; above 0: it is re-drawn (img2img)
+    # -- clips people share (issue 12) --
+    loop: str = "none"  # none | pingpong (played forward then back) | seamless (the last frames steer to frame 0)
+    smooth: int = 1  # in-between frames by optical flow: the output has (N-1)*smooth+1 frames at fps*smooth
+    format: str = "mp4"  # mp4 | gif | webp
 
     # -- checks -------------------------------------------------------------------------------
     def validate(self) -> RenderParams:
@@ -92,6 +101,7 @@ class RenderParams:
         keyframes(self.prompt)  # raises on a malformed keyframe prompt
         self._validate_weights()
         self._validate_picture()
+        self._validate_clip()
         return self
 
     def _validate_weights(self) -> None:
@@ -113,6 +123,13 @@ class RenderParams:
             )
         if self.image_key is not None and not re.fullmatch(r"[0-9a-f]{64}", self.image_key):
             raise UserError(f"image key must be a sha256 hex digest, got {self.image_key!r}.")
+
+    def _validate_clip(self) -> None:
+        """The clip options of issue 12: loop, smooth, format."""
+        _one_of("loop", self.loop, LOOPS)
+        if isinstance(self.smooth, bool) or self.smooth not in SMOOTH_FACTORS:
+            raise UserError(f"smooth must be one of {', '.join(map(str, SMOOTH_FACTORS))}, got {self.smooth!r}.")
+        _one_of("format", self.format, FORMATS)
 
     # -- derived ------------------------------------------------------------------------------
     def with_seed(self, seed: int | None = None) -> RenderParams:
@@ -158,6 +175,7 @@ class RenderParams:
         if self.loras:
             parts.append("LoRA " + ", ".join(f"{name}:{weight:g}" for name, weight in self.loras))
         parts += self._picture_summary()
+        parts.extend(self._clip_summary())
         return ", ".join(parts)
 
     def _picture_summary(self) -> list[str]:
@@ -167,6 +185,21 @@ class RenderParams:
             parts.append(
                 f"from a picture (strength {self.image_strength:g})" if self.image_strength else "from a picture"
             )
+        return parts
+
+    @property
+    def output_fps(self) -> int:
+        """The rate the clip plays at: the rendered fps times the smoothing factor."""
+        return self.fps * self.smooth
+
+    def _clip_summary(self) -> list[str]:
+        parts = []
+        if self.loop != "none":
+            parts.append(f"loop {self.loop}")
+        if self.smooth != 1:
+            parts.append(f"smooth ×{self.smooth} ({self.output_fps} fps)")
+        if self.format != "mp4":
+            parts.append(self.format.upper())
         return parts
 
     # -- storage ------------------------------------------------------------------------------

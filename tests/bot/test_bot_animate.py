@@ -87,9 +87,11 @@ async def test_the_result_text_has_the_prompt_seed_and_settings(rendered):
     assert PROMPT in content and "seed 1234" in content and "12 frames @ 8 fps" in content
 
 
-async def test_the_result_has_reroll_and_cancel_reactions_and_a_reroll_button(rendered):
+async def test_the_result_has_reroll_and_cancel_reactions_and_reroll_info_remix_buttons(rendered):
     assert set(rendered.result.reactions) >= {"🔄", "❌"}
-    assert rendered.result.custom_ids() == [f"animabot:reroll:{rendered.job.id}"]
+    assert rendered.result.custom_ids() == [
+        f"animabot:{action}:{rendered.job.id}" for action in ("reroll", "info", "remix")
+    ]
 
 
 async def test_the_progress_message_is_posted_with_a_cancel_button_and_stored(rendered):

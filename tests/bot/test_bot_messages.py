@@ -225,10 +225,14 @@ def test_limits_commands_pass_their_checks_with_manage_server(command):
 
 
 # -- the job buttons ------------------------------------------------------------------------------
-def test_result_view_sends_the_re_roll_button_as_before():
+def test_result_view_sends_the_re_roll_button_as_before_then_info_and_remix():
     assert result_view(42).to_components() == [{"type": 1, "components": [
         {"type": 2, "style": 2, "disabled": False, "label": "Re-roll", "custom_id": "animabot:reroll:42",
          "emoji": {"id": None, "name": "🔄"}},
+        {"type": 2, "style": 2, "disabled": False, "label": "Info", "custom_id": "animabot:info:42",
+         "emoji": {"id": None, "name": "ℹ️"}},
+        {"type": 2, "style": 2, "disabled": False, "label": "Remix", "custom_id": "animabot:remix:42",
+         "emoji": {"id": None, "name": "🔀"}},
     ]}]  # fmt: skip
 
 

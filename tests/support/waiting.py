@@ -58,7 +58,10 @@ def result_of(fake: FakeDiscord, channel_id: int, job_id: int) -> MessageRecord 
     """The bot's message carrying job ``job_id``'s video, if posted."""
     prefix = f"animabot-{job_id}-"
     for message in fake.bot_messages(channel_id, include_deleted=True):
-        if any(a.filename.startswith(prefix) and a.filename.endswith(".mp4") for a in message.attachments):
+        if any(
+            a.filename.startswith(prefix) and a.filename.endswith((".mp4", ".gif", ".webp"))
+            for a in message.attachments
+        ):
             return message
     return None
 

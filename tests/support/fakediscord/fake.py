@@ -18,7 +18,7 @@ from .channels import reaction_event
 from .gateway import Gateway
 from .interactions import (
     MESSAGE_COMMAND,
-    MODAL_SUBMIT,
+    MODAL_CALLBACK,
     autocomplete_data,
     command_data,
     find_command,
@@ -333,26 +333,6 @@ class FakeDiscord:
         response = await record.wait_response(timeout)
         return response.data["choices"]
 
-    async def message_command(self, name: str, message_id: int, *, user_id: int) -> InteractionRecord:
-        """A user picks Apps → ``name`` on a message (a message context-menu command the bot synced)."""
-        message = self.message(message_id)
-        command = find_command(self.state, name, message.guild_id, MESSAGE_COMMAND)
-        data = message_command_data(self.state, command, message)
-        return await self._interact(
-            2, data, user_id=user_id, channel_id=message.channel_id, guild_id=message.guild_id, name=name
-        )
-
-    async def submit_modal(self, interaction: InteractionRecord, values: dict[str, str]) -> InteractionRecord:
-        """The user fills in and submits the modal the bot answered ``interaction`` with (callback type 9)."""
-        modals = [c for c in interaction.callbacks if c.type == 9]
-        if not modals:
-            raise LookupError(f"interaction {interaction.id} was not answered with a modal: {interaction.callbacks}")
-        data = modal_submit_data(modals[0].data, values)
-        return await self._interact(
-            MODAL_SUBMIT, data, user_id=interaction.user_id, channel_id=interaction.channel_id,
-            guild_id=interaction.guild_id, custom_id=data["custom_id"],
-        )  # fmt: skip
-
     async def click(
         self,
         message_id: int,
@@ -383,6 +363,28 @@ class FakeDiscord:
             custom_id=custom_id,
             message=message,
         )
+
+    async def message_command(self, name: str, message_id: int, *, user_id: int) -> InteractionRecord:
+        """A user picks the message context-menu command ``name`` (Apps → name) on a message."""
+        message = self.message(message_id)
+        command = find_command(self.state, name, message.guild_id, kind=MESSAGE_COMMAND)
+        data = message_command_data(self.state, command, message)
+        return await self._interact(
+            2, data, user_id=user_id, channel_id=message.channel_id, guild_id=message.guild_id, name=name
+        )
+
+    async def submit_modal(self, opened: InteractionRecord, values: dict[str, str] | None = None) -> InteractionRecord:
+        """The member who saw the modal ``opened`` answered with (callback type 9) submits it, with
+        ``values`` typed over the prefilled ones: an interaction of type 5."""
+        response = opened.response
+        if response is None or response.type != MODAL_CALLBACK:
+            raise ValueError(f"interaction {opened.id} was not answered with a modal (response {opened.response_type})")
+        data = modal_submit_data(response.data, values or {})
+        message = self.message(opened.message_id) if opened.message_id is not None else None
+        return await self._interact(
+            5, data, user_id=opened.user_id, channel_id=opened.channel_id, guild_id=opened.guild_id,
+            custom_id=data["custom_id"], message=message,
+        )  # fmt: skip
 
     async def _interact(
         self,

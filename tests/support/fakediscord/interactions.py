@@ -14,7 +14,7 @@ STRING, INTEGER, BOOLEAN, USER, CHANNEL, ROLE, MENTIONABLE, NUMBER, ATTACHMENT =
 
 
 CHAT_INPUT, USER_COMMAND, MESSAGE_COMMAND = 1, 2, 3
-MODAL_SUBMIT = 5
+MODAL_SUBMIT, MODAL_CALLBACK = 5, 9  # an interaction type; the callback type that opens a modal
 TEXT_INPUT, LABEL = 4, 18
 
 
@@ -43,9 +43,14 @@ def message_command_data(state: FakeState, command: dict[str, Any], message) -> 
     return data
 
 
+def _typed(item: dict[str, Any], values: dict[str, str]) -> str:
+    """What a text input holds when submitted: what the member typed, else its prefilled value."""
+    return values.get(item["custom_id"], item.get("value") or "")
+
+
 def modal_submit_data(modal: dict[str, Any], values: dict[str, str]) -> dict[str, Any]:
     """``data`` of a MODAL_SUBMIT for the modal the bot sent (callback type 9), with the member's
-    ``values`` by text input custom_id. Refuses (ValueError) what Discord's client would not send: an
+    ``values`` by text input custom_id (others keep their prefilled value). Refuses (ValueError) what Discord's client would not send: an
     unknown input, a required one left empty, or a value outside its length limits."""
     inputs: dict[str, dict[str, Any]] = {}
     rows: list[dict[str, Any]] = []
@@ -55,9 +60,7 @@ def modal_submit_data(modal: dict[str, Any], values: dict[str, str]) -> dict[str
         for item in items or []:
             if item and item.get("type") == TEXT_INPUT:
                 inputs[item["custom_id"]] = item
-                answered.append(
-                    {"type": TEXT_INPUT, "custom_id": item["custom_id"], "value": values.get(item["custom_id"], "")}
-                )
+                answered.append({"type": TEXT_INPUT, "custom_id": item["custom_id"], "value": _typed(item, values)})
         if row["type"] == 1:
             rows.append({"type": 1, "components": answered})
         elif answered:
@@ -66,7 +69,7 @@ def modal_submit_data(modal: dict[str, Any], values: dict[str, str]) -> dict[str
     if unknown:
         raise ValueError(f"modal {modal.get('custom_id')!r} has no input(s) {unknown}; it has {sorted(inputs)}")
     for custom_id, item in inputs.items():
-        value = values.get(custom_id, "")
+        value = _typed(item, values)
         if item.get("required", True) and not value:
             raise ValueError(f"modal input {custom_id!r} is required")
         if value:

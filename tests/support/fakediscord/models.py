@@ -267,6 +267,8 @@ def iter_components(components: list[dict[str, Any]]):
         yield from iter_components(component.get("components", []))
         if isinstance(component.get("accessory"), dict):
             yield component["accessory"]
+        if isinstance(component.get("component"), dict):  # a label (type 18) around one input
+            yield from iter_components([component["component"]])
 
 
 @dataclass
@@ -341,7 +343,7 @@ class InteractionRecord:
 
     id: int
     token: str
-    type: int  # 2 application command, 3 component
+    type: int  # 2 application command, 3 component, 5 modal submit
     user_id: int
     channel_id: int
     guild_id: int | None

@@ -1,0 +1,69 @@
+"""``animabot render`` with the clip options, ``--from``, ``info`` and ``metrics``, run as a user runs them."""
+
+import json
+import re
+
+import numpy as np
+from support.clips import moving_square_frames
+from test_cli import animabot
+
+from engine.video.formats import write_clip
+from engine.video.read import decode_frames, probe
+
+TINY = ("--model", "test-tiny", "--frames", 3, "--fps", 8, "--steps", 2, "--size", "64x64")
+
+
+def test_a_gif_pingpong_smooth_render_carries_its_recipe_and_renders_again_from_it(tmp_path):
+    first = tmp_path / "cat.gif"
+    done = animabot("render", "a cat on a wall", *TINY, "--seed", 5, "--loop", "pingpong", "--smooth", 2, "-o", first)
+    assert done.returncode == 0, done.stderr
+    frames = decode_frames(first)
+    assert len(frames) == (2 * 3 - 2 - 1) * 2 + 1  # pingpong: 4 frames; smooth 2: 7
+    assert abs(probe(first).fps - 16) < 1 and frames[0].shape == (64, 64, 3)  # GIF delays are in 1/100 s
+
+    info = animabot("info", first)
+    assert info.returncode == 0, info.stderr
+    recipe = json.loads(info.stdout)
+    assert recipe["params"]["prompt"] == "a cat on a wall" and recipe["params"]["seed"] == 5
+    assert recipe["params"]["loop"] == "pingpong" and recipe["params"]["smooth"] == 2
+    assert recipe["params"]["format"] == "gif"
+    assert (recipe["model"], recipe["controlnet"], recipe["picture"]) == ("test-tiny", "test-tiny", False)
+    assert recipe["animabot"] == "0.1.0"
+
+    again = tmp_path / "again.gif"
+    done = animabot("render", "--from", first, "-o", again)
+    assert done.returncode == 0, done.stderr
+    assert all(np.array_equal(a, b) for a, b in zip(frames, decode_frames(again), strict=True))
+
+
+def test_render_prints_one_header_two_bars_and_one_summary_line(tmp_path):
+    out = tmp_path / "clean.mp4"
+    done = animabot("render", "a quiet harbour", *TINY, "--seed", 9, "-o", out)
+    assert done.returncode == 0, done.stderr
+    [header] = [line for line in done.stderr.splitlines() if line.startswith("rendering")]
+    assert header.startswith('rendering "a quiet harbour": seed 9, 3 frames @ 8 fps, 64x64')
+    words = re.findall(r"[a-z]+", header.lower())
+    assert len(words) == len(set(words)), f"a word repeats in {header!r}"
+    assert "frames:" in done.stderr and "steps:" in done.stderr  # the two tqdm bars
+    for noise in ("Loading pipeline components", "Loading weights", "it/s]"):
+        assert noise not in done.stderr
+    assert done.stdout.count("\n") == 1 and done.stdout.startswith(f"{out}  seed 9  3 frames")
+
+
+def test_a_format_that_contradicts_the_output_name_is_refused_in_one_line(tmp_path):
+    done = animabot("render", "a cat", "--model", "test-tiny", "--format", "gif", "-o", tmp_path / "x.mp4")
+    assert done.returncode == 2
+    assert done.stderr.startswith("animabot: The format gif does not match the file name x.mp4")
+    assert done.stderr.count("\n") == 1
+    assert not list(tmp_path.iterdir())
+
+
+def test_info_on_a_video_without_a_recipe_and_metrics_of_a_moving_square(tmp_path):
+    plain = write_clip(moving_square_frames(8), tmp_path / "square.mp4", 8)
+    done = animabot("info", plain)
+    assert done.returncode == 2 and done.stderr == f"animabot: {plain} carries no animabot recipe.\n"
+    done = animabot("metrics", plain)
+    assert done.returncode == 0, done.stderr
+    metrics = json.loads(done.stdout)
+    assert set(metrics) == {"frames", "fps", "warp_error_mean", "warp_error_max", "frame_diff_mean", "flicker_index"}
+    assert metrics["frames"] == 8 and metrics["fps"] == 8
