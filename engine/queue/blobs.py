@@ -1,4 +1,4 @@
-"""Bytes by key: saved frames, the latest preview, result videos and ``/mux`` uploads.
+"""Bytes by key: saved frames, the latest preview, result videos and the audio uploaded for mux jobs.
 
 One small interface, two homes, so another (object storage) can replace them later:
 
