@@ -20,7 +20,7 @@ import discord
 
 from bot import actions
 from engine.errors import UserError
-from engine.queue.pictures import save_picture
+from engine.queue.pictures import save_picture, share_picture
 from engine.render.params import RenderParams
 from engine.render.picture import MAX_PICTURE_BYTES, FittedPicture, check_picture_size, prepare_picture
 
@@ -112,6 +112,7 @@ async def picture_params(
     picture = await asyncio.to_thread(prepare_picture, data, size)
     # 3. keep it; the job carries its key
     key = await asyncio.to_thread(save_picture, bot.config.data_dir, picture.png)
+    await share_picture(bot.store, bot.config.data_dir, key)
     height, width = picture.pixels.shape[:2]
     log.info("picture %s (%dx%d from %dx%d) for user %d", key[:12], width, height, *picture.source_size, user_id)
     return dataclasses.replace(params, image_key=key, width=width, height=height), picture

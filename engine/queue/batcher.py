@@ -36,7 +36,7 @@ from engine.files import result_filename, write_atomic
 from engine.queue import model_order
 from engine.queue.blobs import job_prefix
 from engine.queue.jobs import Job, JobStatus
-from engine.queue.pictures import load_picture
+from engine.queue.pictures import fetch_picture, load_picture
 from engine.queue.store import JobStore, LeaseLost
 from engine.render.catalog import DEFAULT_MODEL
 
@@ -206,6 +206,8 @@ class Batcher:
                 return
             if not self.store.blobs.local:  # resume from the frames the database has, whichever host saved them
                 await self.store.blobs.download(f"{job_prefix(job.id)}frames/")
+                if job.params.image_key:
+                    await fetch_picture(self.store, self.config.data_dir, job.params.image_key)
             self.active[job.id] = BatchJob(job=job, work_dir=job_dir(self.config, job.id) / "frames")
             log.info(
                 "job %d joins the batch (%s, %d/%d frames done)",

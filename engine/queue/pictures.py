@@ -2,8 +2,9 @@
 
 A job carries only the picture's key (``RenderParams.image_key``, the sha256 of its PNG), never its
 pixels; the PNG lives here as ``data_dir/pictures/<key>.png``, written atomically. The same picture
-asked for twice (a re-roll, or two members with one meme) is one file. Keeping pictures somewhere
-else (the database, for hosts that share nothing else) means changing only this module.
+asked for twice (a re-roll, or two members with one meme) is one file. Where hosts share nothing
+but the database, :func:`share_picture` also puts the PNG in the blob store and :func:`fetch_picture`
+brings it to a worker's own data folder before its job renders.
 
 Retention: saving or keeping a picture refreshes its file time, and ``remove_old_pictures`` drops the
 ones no job has used for ``retention_days``.
@@ -76,3 +77,22 @@ def remove_old_pictures(data_dir: Path, older_than_seconds: float, now: float | 
     if removed:
         log.info("%d picture(s) removed after %g days unused", removed, older_than_seconds / 86400)
     return removed
+
+
+def picture_blob_key(key: str) -> str:
+    return f"pictures/{key}.png"
+
+
+async def share_picture(store, data_dir: Path, key: str) -> None:
+    """Put a kept picture in the database too, when the blob store is not this host's data folder."""
+    if not store.blobs.local:
+        await store.blobs.put(picture_blob_key(key), picture_path(data_dir, key).read_bytes())
+
+
+async def fetch_picture(store, data_dir: Path, key: str) -> None:
+    """Bring a picture kept by another host into this host's data folder (nothing to do when shared)."""
+    if store.blobs.local or picture_path(data_dir, key).exists():
+        return
+    png = await store.blobs.get(picture_blob_key(key))
+    if png is not None:  # missing: load_picture explains that it is no longer kept
+        save_picture(data_dir, png)
