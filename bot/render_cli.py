@@ -132,11 +132,11 @@ def run_render(args: argparse.Namespace, config: Config, params: RenderParams, *
     if picture is not None and picture.note:
         print(picture.note, file=sys.stderr)
     started = time.perf_counter()
-    if params.model == DEFAULT_MODEL:
-        model, controlnet = model_ids(config.engine)
-    else:
+    engine = config.engine
+    if params.model != DEFAULT_MODEL:  # a configured name, a hub id or a folder: the ids it loads
         entry = catalog.model(params.model)
-        model, controlnet = entry.model, entry.controlnet or config.engine.controlnet
+        engine = dataclasses.replace(engine, model=entry.model, controlnet=entry.controlnet or engine.controlnet)
+    model, controlnet = model_ids(engine)
 
     def recipe(final: RenderParams) -> dict:  # the prompt as typed: trigger words are added at render time
         return build_recipe(dataclasses.replace(final, prompt=params.prompt), model=model, controlnet=controlnet)
@@ -149,7 +149,7 @@ def run_render(args: argparse.Namespace, config: Config, params: RenderParams, *
         loaded = ModelCache(catalog, config.engine, max_loaded=1).get(params.model)
         loaded.use_loras(catalog, params.loras)
         accel.prepare(loaded.components)  # CUDA layouts only; the compiled step is for long-running workers
-        components = components_for(loaded.components, params.control, config.engine)  # depth/pose: their models
+        components = components_for(loaded.components, params.control, engine)  # depth/pose: their models
         prompted = dataclasses.replace(params, prompt=catalog.prompt_with_triggers(params.prompt, params.loras))
 
         def on_step(step: int, total: int) -> None:

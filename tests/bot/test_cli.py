@@ -102,10 +102,15 @@ def test_models_download_to_a_folder_and_an_unreachable_hub(tmp_path):
     shutil.copytree(tiny / "sd", repos["animabot-test/sd-tiny"])
     shutil.copytree(tiny / "controlnet", repos["animabot-test/cn-tiny"])
     ids = ("--model", "animabot-test/sd-tiny", "--controlnet", "animabot-test/cn-tiny")
+    # This host offers canny only: depth and pose (real hub ids by default) are not fetched.
+    config = tmp_path / "config.toml"
+    no_controls = ("depth_controlnet", "depth_annotator", "pose_controlnet", "pose_annotator")
+    config.write_text("[engine]\n" + "".join(f'{key} = ""\n' for key in no_controls))
     with LoopbackHub(repos) as hub:
         done = animabot(
-            "models", "download", *ids, "--to", tmp_path / "weights", env=hub_env(hub.url, tmp_path / "hf-home")
-        )
+            "--config", config, "models", "download", *ids, "--to", tmp_path / "weights",
+            env=hub_env(hub.url, tmp_path / "hf-home"),
+        )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "weights" / "sd-tiny" / "model_index.json").is_file()
     assert (tmp_path / "weights" / "cn-tiny" / "diffusion_pytorch_model.safetensors").is_file()

@@ -26,7 +26,7 @@ def test_only_the_same_model_and_the_same_loras_at_the_same_weights_share_a_batc
         dataclasses.replace(CLIP, loras=(("pixel", 0.8),)).batch_key(),
         dataclasses.replace(CLIP, loras=(("pixel", 0.5),)).batch_key(),
     }
-    assert len(keys) == 4 and CLIP.batch_key() == "64x64"  # the default model alone keeps the old key
+    assert len(keys) == 4 and CLIP.batch_key() == "64x64 canny"  # the default model adds nothing to size + control
     two = dataclasses.replace(CLIP, loras=(("a", 1.0), ("b", 0.5)))
     assert two.batch_key() == dataclasses.replace(CLIP, loras=(("b", 0.5), ("a", 1.0))).batch_key()
 
