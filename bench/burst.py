@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
-import json
 import sys
 import tempfile
 import time
@@ -30,7 +29,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(Path(__file__).resolve().parent)]
 
-from machine import machine, percentile, rss_mib  # noqa: E402
+from machine import machine, percentile, rss_mib, write_report  # noqa: E402
 from support.botharness import job_id_in, make_config, start  # noqa: E402
 from support.fakediscord import fake_discord  # noqa: E402
 
@@ -164,11 +163,7 @@ async def main() -> None:
     report = {"machine": machine()}
     with tempfile.TemporaryDirectory() as tmp:
         report["burst"] = await run(Path(tmp) / "data", args.members)
-    text = json.dumps(report, indent=2)
-    print(text)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text + "\n")
+    write_report(report, args.out)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
-import json
 import sys
 import tempfile
 import time
@@ -22,7 +21,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from machine import machine, rss_mib, slope
+from machine import machine, rss_mib, slope, write_report
 
 from engine.config import Config, EngineConfig
 from engine.queue.jobs import JobKind
@@ -79,11 +78,7 @@ async def main() -> None:
     report = {"machine": machine()}
     with tempfile.TemporaryDirectory() as tmp:
         report["leak"] = await run(Path(tmp), args.jobs, args.every, args.frames)
-    text = json.dumps(report, indent=2)
-    print(text)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text + "\n")
+    write_report(report, args.out)
 
 
 if __name__ == "__main__":

@@ -20,7 +20,10 @@ import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from machine import cpu_name
 
 from engine.config import Config, EngineConfig
 from engine.queue.jobs import JobKind, JobStatus
@@ -81,16 +84,6 @@ async def store_throughput(data: Path, count: int) -> dict:
         "claim_per_s": round(claimed / claim_s),
         "claimed": claimed,
     }
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 async def main() -> None:

@@ -23,7 +23,7 @@ from engine.render.params import RenderParams
 from engine.video.read import probe
 
 KILLS = 10
-FRAMES = 8
+FRAMES = 24  # enough work that a quiet machine (about 6 frames a run) still outlasts the kills
 
 
 def _start(config_path, log_path) -> subprocess.Popen:
