@@ -52,7 +52,7 @@ async def test_a_job_finished_while_the_bot_was_down_loses_its_stale_preview(fak
     try:
         running = await start(config, with_runtime=False)
         try:
-            options = {"prompt": "a paper plane", "frames": 12, "steps": 8, "size": "square"}  # stopped mid-render
+            options = {"prompt": "a paper plane", "frames": 8, "steps": 4, "size": "square"}  # stopped mid-render
             job_id = job_id_in((await command(fake, "animate", options, user_id=world.member_id,
                                               channel_id=world.channel_id)).content)  # fmt: skip
             progress = await fake.wait_for(lambda: progress_of(fake, world.channel_id, job_id), 30)
