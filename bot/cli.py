@@ -70,9 +70,6 @@ def build_parser() -> argparse.ArgumentParser:
     download.add_argument("--to", type=Path, default=None, help="save as local folders here instead of the HF cache")
     download.add_argument("--model", help="override [engine] model")
     download.add_argument("--controlnet", help="override [engine] controlnet")
-    download.add_argument(
-        "--controls", default="canny,depth,pose", help="the controls to fetch weights for (default: canny,depth,pose)"
-    )
     # `--config` may also come after the sub-command, as the README shows.
     for p in (run, sub.choices["render"], worker, download):
         p.add_argument("--config", type=Path, default=argparse.SUPPRESS, help=argparse.SUPPRESS)
@@ -195,13 +192,7 @@ def cmd_models_download(args, config: Config) -> int:
     from engine.render.hub import download_models
 
     config = _engine_config(config, model=args.model, controlnet=args.controlnet)
-    from engine.render.params import CONTROLS
-
-    controls = [c.strip() for c in args.controls.split(",") if c.strip()]
-    unknown = [c for c in controls if c not in CONTROLS]
-    if unknown:
-        raise UserError(f"unknown control(s) {', '.join(unknown)}; choose from: {', '.join(CONTROLS)}.")
-    for path in download_models(config.engine, to=args.to, controls=controls):
+    for path in download_models(config.engine, to=args.to):
         print(path)
     return 0
 

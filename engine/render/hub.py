@@ -107,20 +107,17 @@ def fetch(
     return folder
 
 
-def configured_repos(engine_config, controls=("canny", "depth", "pose")) -> list[tuple[str, str]]:
-    """``(repo id, kind)`` of every repo the config names: the model, the canny ControlNet, then each
-    of ``controls``' ControlNet and annotator (``engine.render.controls``). A control set to ``""``
-    is not offered: skipped."""
-    repos = [(engine_config.model, "pipeline")]
-    if "canny" in controls:
-        repos.append((engine_config.controlnet, "controlnet"))
-    for control in [c for c in ("depth", "pose") if c in controls]:
+def configured_repos(engine_config) -> list[tuple[str, str]]:
+    """``(repo id, kind)`` of every repo the config names: the model, then each control's ControlNet
+    and annotator (``engine.render.controls``). A control set to ``""`` is not offered: skipped."""
+    repos = [(engine_config.model, "pipeline"), (engine_config.controlnet, "controlnet")]
+    for control in ("depth", "pose"):
         repos.append((getattr(engine_config, f"{control}_controlnet"), "controlnet"))
         repos.append((getattr(engine_config, f"{control}_annotator"), "annotator"))
     return [(repo_id, kind) for repo_id, kind in repos if repo_id]
 
 
-def download_models(engine_config, to: Path | None = None, controls=("canny", "depth", "pose")) -> list[Path]:
+def download_models(engine_config, to: Path | None = None) -> list[Path]:
     """Fetch the configured Stable Diffusion, ControlNet and annotator repos; return their folders.
 
     Without ``to`` they go to the Hugging Face cache, where ``load_components`` with the same ids
@@ -129,7 +126,7 @@ def download_models(engine_config, to: Path | None = None, controls=("canny", "d
     folders need no download and are skipped.
     """
     folders = []
-    for repo_id, kind in configured_repos(engine_config, controls):
+    for repo_id, kind in configured_repos(engine_config):
         # With test-tiny, settings that are not local folders mean its own tiny repos (as when loading).
         if repo_id == TEST_TINY or is_local(repo_id) or (engine_config.model == TEST_TINY and kind != "pipeline"):
             log.info("%s needs no download", repo_id)

@@ -101,7 +101,7 @@ def test_models_download_to_a_folder_and_an_unreachable_hub(tmp_path):
     repos = {"animabot-test/sd-tiny": tmp_path / "sd", "animabot-test/cn-tiny": tmp_path / "cn"}
     shutil.copytree(tiny / "sd", repos["animabot-test/sd-tiny"])
     shutil.copytree(tiny / "controlnet", repos["animabot-test/cn-tiny"])
-    ids = ("--model", "animabot-test/sd-tiny", "--controlnet", "animabot-test/cn-tiny", "--controls", "canny")
+    ids = ("--model", "animabot-test/sd-tiny", "--controlnet", "animabot-test/cn-tiny")
     with LoopbackHub(repos) as hub:
         done = animabot(
             "models", "download", *ids, "--to", tmp_path / "weights", env=hub_env(hub.url, tmp_path / "hf-home")
