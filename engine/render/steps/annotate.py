@@ -33,12 +33,16 @@ COLOURS = (
 KEYPOINT_THRESHOLD = 0.3  # ViTPose scores below this are points it did not see
 
 
-class DepthAnnotator:
+class _Annotator:
+    """A transformers model and its processor on ``device``, frozen for inference."""
+
     def __init__(self, model, processor, device: torch.device):
         self.model = model.to(device).eval().requires_grad_(False)
         self.processor = processor
         self.device = device
 
+
+class DepthAnnotator(_Annotator):
     @torch.inference_mode()
     def __call__(self, frame: np.ndarray) -> np.ndarray:
         inputs = self.processor(images=frame, return_tensors="pt").to(self.device)
@@ -56,12 +60,7 @@ def depth_to_map(depth: np.ndarray) -> np.ndarray:
     return np.repeat(grey[:, :, None], 3, axis=2)
 
 
-class PoseAnnotator:
-    def __init__(self, model, processor, device: torch.device):
-        self.model = model.to(device).eval().requires_grad_(False)
-        self.processor = processor
-        self.device = device
-
+class PoseAnnotator(_Annotator):
     @torch.inference_mode()
     def __call__(self, frame: np.ndarray) -> np.ndarray:
         height, width = frame.shape[:2]
