@@ -13,6 +13,11 @@ from engine.render.catalog import Catalog, build_catalog
 from engine.render.params import RenderParams
 
 
+# torch.compile modes for the UNet+ControlNet step: both replay CUDA graphs; max-autotune also
+# benchmarks kernel choices at compile time (minutes longer on the first start, cached after).
+COMPILE_MODES = ("reduce-overhead", "max-autotune")
+
+
 @dataclass(frozen=True)
 class EngineConfig:
     model: str = "stable-diffusion-v1-5/stable-diffusion-v1-5"
@@ -20,6 +25,7 @@ class EngineConfig:
     device: str = "auto"
     dtype: str = "auto"
     compile: bool = True  # CUDA only
+    compile_mode: str = "reduce-overhead"  # the step's torch.compile mode: reduce-overhead or max-autotune
     max_batch: int = 8
     job_timeout_seconds: float = 1800.0
     retention_days: float = 7.0
@@ -132,6 +138,9 @@ def load_config(path: str | os.PathLike | None = None) -> Config:
         models=dict(raw.get("models", {})),
         loras=dict(raw.get("loras", {})),
     )
+    if config.engine.compile_mode not in COMPILE_MODES:
+        modes = ", ".join(COMPILE_MODES)
+        raise UserError(f"[engine] compile_mode must be one of {modes}, got {config.engine.compile_mode!r}.")
     if config.engine.max_loaded_models < 1:
         raise UserError(f"[engine] max_loaded_models must be at least 1, got {config.engine.max_loaded_models}.")
     config.catalog  # noqa: B018 -- a bad [models.*] or [loras.*] table is refused here, at start

@@ -129,7 +129,7 @@ class Batcher:
         self.catalog = config.catalog  # the models and LoRAs jobs name
         self.models = None  # engine.render.model_cache.ModelCache, made by load() on the GPU thread
         self.passed_over: set[int] = set()  # head jobs an empty batch skipped once for a loaded model
-        self.to_warm: list[int] = [2]  # batch rows still to compile: one job first, then a full batch
+        self.to_warm: list[int] = [2]  # batch rows still to compile: one job first (load sets the rest)
         self.active: dict[int, BatchJob] = {}
         self.encodes: set[asyncio.Task] = set()  # videos being encoded (their jobs left the batch)
 
@@ -168,33 +168,40 @@ class Batcher:
     # -- the GPU thread: models and compilation ---------------------------------------------------
     def load(self):
         """GPU thread: make the model cache and load the default model into it (so a model that
-        cannot load is an error at start), compile and warm up its step on CUDA."""
+        cannot load is an error at start), compile and warm up its step and VAE on CUDA: one job's
+        sizes now, the other batch sizes up to a full batch when the runtime is idle."""
         from engine.render import accel
         from engine.render.model_cache import ModelCache
 
         self.models = ModelCache(self.catalog, self.config.engine, device=self.device, on_load=self._prepare)
         components = self.models.get(DEFAULT_MODEL).components
         if self.predict is not None:
-            self.warm_next()  # one job's size now; a full batch's when the runtime is first idle
-            full = accel.bucket(2 * max(1, self.config.engine.max_batch))
-            if full not in self.predict.warmed:
-                self.to_warm.append(full)
+            self.warm_next()
+            rows = accel.buckets_up_to(2 * max(1, self.config.engine.max_batch))
+            pending = [rows[-1], *rows[:-1]]  # a full batch first, then the sizes between
+            self.to_warm = [size for size in pending if size not in self.predict.warmed]
         return components
 
     def _prepare(self, loaded) -> None:
-        """GPU thread, each model load: the CUDA speed-ups, and a compiled step of its own."""
+        """GPU thread, each model load: the CUDA speed-ups, and a compiled step and VAE of its own."""
         from engine.render import accel
 
         components = loaded.components
         accel.prepare(components)
         if self.config.engine.compile and components.device.type == "cuda":
-            loaded.predict = accel.CompiledStep(components, cache_dir=self.config.data_dir / "compile-cache")
+            cache = self.config.data_dir / "compile-cache"
+            loaded.predict = accel.CompiledStep(components, mode=self.config.engine.compile_mode, cache_dir=cache)
+            loaded.vae = accel.CompiledVae(components.vae, cache_dir=cache)
 
     def warm_next(self) -> None:
-        """GPU thread: compile the next pending batch size at the default render size."""
+        """GPU thread: compile the next pending batch size at the default render size (the VAE's for
+        as many frames as that batch holds jobs)."""
         render, rows = self.config.render, self.to_warm.pop(0)
         seconds = self.predict.warm_up(render.width, render.height, (rows,))
-        log.info("compiled the UNet+ControlNet step for %s at %d rows in %.0f s", render.size, rows, seconds)
+        vae = self._default().vae
+        if vae is not None:
+            seconds += vae.warm_up(render.width, render.height, (max(1, rows // 2),))
+        log.info("compiled the UNet+ControlNet step and VAE for %s at %d rows in %.0f s", render.size, rows, seconds)
 
     # -- claiming ---------------------------------------------------------------------------------
     async def fill(self) -> None:
@@ -280,7 +287,7 @@ class Batcher:
                     active.error = err
         live = [a for a in batch if a.chain is not None and not a.cancel.is_set() and not a.chain.done]
         predict = loaded.predict if control == "canny" else None  # compiled for the canny ControlNet
-        frames = render_round(components, [a.chain for a in live], predict=predict) if live else []
+        frames = render_round(components, [a.chain for a in live], predict=predict, vae=loaded.vae) if live else []
         by_job = dict(zip((a.job.id for a in live), frames))
         for active in live:
             frame = by_job[active.job.id]

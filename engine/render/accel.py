@@ -6,7 +6,9 @@
   graph). Row counts are padded up to a few fixed buckets so jobs joining or leaving a batch reuse
   a handful of graphs instead of compiling a new one each time; padded rows are dropped. Only
   buckets compiled by ``warm_up`` run compiled, the rest eagerly, so no render ever waits for a
-  compile. Inductor's on-disk cache (``TORCHINDUCTOR_CACHE_DIR``) makes a restarted process compile
+  compile.
+- ``CompiledVae``: the VAE decode and encode (``sampler.vae_decode``/``vae_encode``) compiled the same
+  way per batch-size bucket, without CUDA graphs. Inductor's on-disk cache (``TORCHINDUCTOR_CACHE_DIR``) makes a restarted process compile
   from cache.
 """
 
@@ -19,11 +21,12 @@ from pathlib import Path
 
 import torch
 
-from engine.render.sampler import predict_noise
+from engine.render.sampler import predict_noise, vae_decode, vae_encode
 
 log = logging.getLogger(__name__)
 
-BUCKETS = (2, 4, 8, 16, 32)
+BUCKETS = (2, 4, 8, 16, 32)  # model rows: 2 per job with guidance
+VAE_BUCKETS = (1, 2, 4, 8, 16)  # frames a round decodes or encodes: 1 per job
 
 
 def prepare(components) -> None:
@@ -39,8 +42,33 @@ def prepare(components) -> None:
     log.info("channels_last, fused QKV projections and cuDNN autotuning on")
 
 
-def bucket(rows: int) -> int:
-    return next((size for size in BUCKETS if size >= rows), rows)
+def bucket(rows: int, buckets: tuple[int, ...] = BUCKETS) -> int:
+    return next((size for size in buckets if size >= rows), rows)
+
+
+def buckets_up_to(rows: int, buckets: tuple[int, ...] = BUCKETS) -> list[int]:
+    """Every bucket a batch of at most ``rows`` rows can fall in, smallest first."""
+    return [size for size in buckets if size <= bucket(rows, buckets)]
+
+
+def _padded(tensors: tuple[torch.Tensor, ...], size: int) -> tuple[torch.Tensor, ...]:
+    """Each tensor with its last row repeated up to ``size`` rows (the padded rows are dropped after)."""
+    pad = size - tensors[0].shape[0]
+    if pad == 0:
+        return tensors
+    return tuple(torch.cat([x, x[-1:].expand(pad, *x.shape[1:])]) for x in tensors)
+
+
+def _compile(fn, mode: str, backend: str):
+    """``torch.compile`` at fixed shapes; ``backend="eager"`` (tests on the CPU) traces without inductor."""
+    options = {"mode": mode} if backend == "inductor" else {}
+    return torch.compile(fn, backend=backend, dynamic=False, **options)
+
+
+def use_cache_dir(cache_dir: Path | None) -> None:
+    """Inductor's on-disk cache here, unless ``TORCHINDUCTOR_CACHE_DIR`` already names one."""
+    if cache_dir is not None:
+        os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(cache_dir))
 
 
 class CompiledStep:
@@ -50,12 +78,13 @@ class CompiledStep:
     so every step of a row count replays one graph.
     """
 
-    def __init__(self, components, *, mode: str = "reduce-overhead", cache_dir: Path | None = None):
-        if cache_dir is not None:
-            os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(cache_dir))
+    def __init__(
+        self, components, *, mode: str = "reduce-overhead", cache_dir: Path | None = None, backend: str = "inductor"
+    ):
+        use_cache_dir(cache_dir)
         self.components = components
         self.warmed: set[int] = set()  # buckets compiled by warm_up; other sizes run eagerly
-        self._fn = torch.compile(predict_noise, mode=mode, dynamic=False)
+        self._fn = _compile(predict_noise, mode, backend)
 
     def __call__(self, latents, timesteps, embeds, controls, weight) -> torch.Tensor:
         rows = latents.shape[0]
@@ -63,11 +92,7 @@ class CompiledStep:
         if size not in self.warmed:  # never stall a render for a minute-long compile
             c = self.components
             return predict_noise(c.unet, c.controlnet, latents, timesteps, embeds, controls, weight)
-        if size != rows:
-            pad = size - rows
-            latents, timesteps, embeds, controls, weight = (
-                torch.cat([x, x[-1:].expand(pad, *x.shape[1:])]) for x in (latents, timesteps, embeds, controls, weight)
-            )
+        latents, timesteps, embeds, controls, weight = _padded((latents, timesteps, embeds, controls, weight), size)
         out = self._fn(
             self.components.unet,
             self.components.controlnet,
@@ -97,4 +122,54 @@ class CompiledStep:
                 )
         if c.device.type == "cuda":
             torch.cuda.synchronize(c.device)
+        return time.perf_counter() - started
+
+
+class CompiledVae:
+    """``sampler.vae_decode`` and ``sampler.vae_encode`` compiled for one VAE, at the sizes of ``VAE_BUCKETS``.
+
+    Inductor's default mode, without CUDA graphs: a decode is a few large kernels, so launches cost
+    little, and a graph per batch size would pin a decode's activations (GiBs at batch 8) for good.
+    Like ``CompiledStep``, only sizes compiled by ``warm_up`` run compiled; others run eagerly.
+    """
+
+    def __init__(self, vae, *, mode: str = "default", cache_dir: Path | None = None, backend: str = "inductor"):
+        use_cache_dir(cache_dir)
+        self.vae = vae
+        self.warmed: set[tuple[str, int]] = set()  # ("decode" | "encode", bucket)
+        self._fns = {
+            "decode": (vae_decode, _compile(vae_decode, mode, backend)),
+            "encode": (vae_encode, _compile(vae_encode, mode, backend)),
+        }
+
+    def decode(self, latents: torch.Tensor) -> torch.Tensor:
+        """As ``sampler.vae_decode``: (N, 4, h, w) latents → (N, H, W, 3) uint8."""
+        return self._run("decode", latents)
+
+    def encode(self, pixels: torch.Tensor) -> torch.Tensor:
+        """As ``sampler.vae_encode``: (N, H, W, 3) uint8 → (N, 4, h, w) latents."""
+        return self._run("encode", pixels)
+
+    def _run(self, kind: str, batch: torch.Tensor) -> torch.Tensor:
+        eager, compiled = self._fns[kind]
+        rows = batch.shape[0]
+        size = bucket(rows, VAE_BUCKETS)
+        if (kind, size) not in self.warmed:
+            return eager(self.vae, batch)
+        (batch,) = _padded((batch,), size)
+        return compiled(self.vae, batch)[:rows]
+
+    @torch.inference_mode()
+    def warm_up(self, width: int, height: int, counts: tuple[int, ...] = (1,)) -> float:
+        """Compile (or load from the cache) decode and encode for these frame counts; returns the seconds."""
+        started = time.perf_counter()
+        device, dtype = self.vae.device, self.vae.dtype
+        for count in counts:
+            size = bucket(count, VAE_BUCKETS)
+            self.warmed |= {("decode", size), ("encode", size)}
+            for _ in range(2):
+                self.decode(torch.randn(size, 4, height // 8, width // 8, device=device, dtype=dtype))
+                self.encode(torch.randint(0, 256, (size, height, width, 3), device=device, dtype=torch.uint8))
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
         return time.perf_counter() - started

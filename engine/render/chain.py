@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+from dataclasses import dataclass
 from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
@@ -73,6 +74,15 @@ def to_control_tensor(image: np.ndarray, device: torch.device) -> torch.Tensor:
     return torch.from_numpy(image).to(device).permute(2, 0, 1)[None].float() / 255.0
 
 
+@dataclass(frozen=True)
+class FramePlan:
+    """The CPU half of a frame's task: the img2img strength, what it starts from, its control map."""
+
+    strength: float
+    source: np.ndarray | None  # RGB uint8 the frame is re-drawn from (strength > 0); None: from noise
+    control: np.ndarray | None  # RGB uint8 control map; None for frame 0
+
+
 class FrameChain:
     """Plans the frames of one job. ``frames`` already rendered (for resume) may be passed in.
 
@@ -114,39 +124,47 @@ class FrameChain:
         a, b, weight = self._schedule[frame]
         return torch.lerp(self._embeds[a], self._embeds[b], weight) if weight else self._embeds[a]
 
-    def next_task(self) -> sampler.FrameTask:
-        """The denoising task for frame ``len(self.frames)``."""
-        params, components = self.params, self.components
+    def plan(self) -> FramePlan:
+        """What frame ``len(self.frames)`` starts from: the CPU half of its task (no GPU call)."""
+        params = self.params
         k = len(self.frames)
         strength = params.strength if k > 0 else params.image_strength if self.picture is not None else 0.0
-        scheduler, timesteps = sampler.make_scheduler(
-            params.scheduler, components.scheduler_config, params.steps, components.device, strength
-        )
         control = None
-        latents = self._noise * scheduler.init_noise_sigma
         if k > 0:
             source = apply_motion(self.frames[-1], params.motion, params.motion_amount)
             if params.loop == "seamless":  # steer the closing frames back to frame 0 (steps/loop.py)
                 source = blend_toward(source, self.frames[0], seamless_weight(k, params.frames))
-            control = to_control_tensor(
-                control_map(source, params, getattr(components, "annotator", None)), components.device
-            )
+            control = control_map(source, params, getattr(self.components, "annotator", None))
         else:
             source = self.picture  # None from text; a picture here is re-drawn (image_strength > 0)
-        if strength > 0:
-            init = sampler.encode(components, source).float()
-            latents = scheduler.add_noise(init, self._noise, timesteps[:1])
+        return FramePlan(strength=strength, source=source if strength > 0 else None, control=control)
+
+    def task(self, plan: FramePlan, init: torch.Tensor | None = None) -> sampler.FrameTask:
+        """The denoising task of ``plan``; ``init``: the latents of ``plan.source`` (``sampler.encode``)."""
+        params, components = self.params, self.components
+        scheduler, timesteps = sampler.make_scheduler(
+            params.scheduler, components.scheduler_config, params.steps, components.device, plan.strength
+        )
+        latents = self._noise * scheduler.init_noise_sigma
+        if plan.source is not None:
+            latents = scheduler.add_noise(init.float(), self._noise, timesteps[:1])
         return sampler.FrameTask(
             latents=latents,
-            cond=self.embedding(k),
+            cond=self.embedding(len(self.frames)),
             uncond=self._uncond,
-            control=control,
+            control=None if plan.control is None else to_control_tensor(plan.control, components.device),
             guidance=params.guidance,
             control_scale=params.control_scale,
             scheduler=scheduler,
             timesteps=timesteps,
             cancel=self.cancel,
         )
+
+    def next_task(self) -> sampler.FrameTask:
+        """The denoising task for frame ``len(self.frames)`` (``render_round`` batches the encodes instead)."""
+        plan = self.plan()
+        init = sampler.encode(self.components, [plan.source]) if plan.source is not None else None
+        return self.task(plan, init)
 
     def accept(self, image: np.ndarray) -> np.ndarray:
         """Take the decoded frame, hold its colours to frame 0's, and return the finished frame."""
@@ -192,22 +210,34 @@ def _encode_prompts(components, texts: list[str], params: RenderParams):
     return embeds, uncond
 
 
+def start_tasks(components, chains: Sequence[FrameChain], vae=None) -> list[sampler.FrameTask]:
+    """Every chain's next task, the frames they start from encoded in one VAE call."""
+    plans = [chain.plan() for chain in chains]
+    starting = [i for i, plan in enumerate(plans) if plan.source is not None]
+    inits: dict[int, torch.Tensor] = {}
+    if starting:
+        latents = sampler.encode(components, [plans[i].source for i in starting], vae)
+        inits = {i: latents[n : n + 1] for n, i in enumerate(starting)}
+    return [chain.task(plan, inits.get(i)) for i, (chain, plan) in enumerate(zip(chains, plans))]
+
+
 def render_round(
     components,
     chains: Sequence[FrameChain],
     on_step: Callable[[int, int], None] | None = None,
     predict=None,
+    vae=None,
 ) -> list[np.ndarray | None]:
     """The next frame of every chain, their denoising steps batched into shared model calls.
 
     Chains may differ in prompt, seed, steps, guidance and control scale, but not in size. A chain
     whose cancel event is set drops out before the next step and gets ``None``: its unfinished frame
     is never used. ``on_step(step, total)`` reports the slowest task after each step; ``predict``
-    is an ``engine.render.accel.CompiledStep`` (None: the eager modules). Raises ``OutOfMemory``
-    when the device runs out of memory.
+    is an ``engine.render.accel.CompiledStep`` and ``vae`` an ``accel.CompiledVae`` (None: the eager
+    modules). Raises ``OutOfMemory`` when the device runs out of memory.
     """
     with out_of_memory_as_error(f"while rendering the next frame of {len(chains)} job(s)"):
-        tasks = [chain.next_task() for chain in chains]
+        tasks = start_tasks(components, chains, vae)
         total = max(len(task.timesteps) for task in tasks)
         batch = None
         for number in range(1, total + 1):
@@ -220,7 +250,7 @@ def render_round(
             if on_step is not None:
                 on_step(number, total)
         finished = [i for i, task in enumerate(tasks) if task.done and not task.cancelled]
-        images = sampler.decode(components, [tasks[i].latents for i in finished]) if finished else []
+        images = sampler.decode(components, [tasks[i].latents for i in finished], vae) if finished else []
         frames: list[np.ndarray | None] = [None] * len(chains)
         for i, image in zip(finished, images):
             frames[i] = chains[i].accept(image)
@@ -235,6 +265,7 @@ def render_frames(
     cancel: threading.Event | None = None,
     on_step: Callable[[int, int], None] | None = None,
     predict=None,
+    vae=None,
     picture: np.ndarray | None = None,
 ) -> Iterator[np.ndarray]:
     """Yield the clip's frames after ``frames`` (those already rendered), one job alone.
@@ -247,7 +278,7 @@ def render_frames(
     chain = FrameChain(components, params, frames=frames, cancel=cancel, picture=picture)
     yield from chain.frames[len(frames) :]  # frame 0 when it is the picture itself
     while not chain.done:
-        (frame,) = render_round(components, [chain], on_step, predict)
+        (frame,) = render_round(components, [chain], on_step, predict, vae)
         if frame is None:
             raise sampler.Cancelled(f"cancelled before frame {len(chain.frames)}")
         yield frame

@@ -41,6 +41,7 @@ class LoadedModel:
     load_seconds: float
     loras: LoraState = field(default_factory=LoraState)
     predict: object = None  # engine.render.accel.CompiledStep, set by the cache's on_load hook
+    vae: object = None  # engine.render.accel.CompiledVae, set there too (LoRAs leave the VAE as it is)
 
     def use_loras(self, catalog: Catalog, wanted: Sequence[tuple[str, float]]) -> None:
         """Load what ``wanted`` names (once) and make exactly it active, for the next round."""

@@ -202,21 +202,34 @@ def step(components, batch: Batch | list[FrameTask], predict=None) -> None:
         task.index += 1
 
 
-@torch.inference_mode()
-def decode(components, latents: list[torch.Tensor]) -> list[np.ndarray]:
-    """Latents → RGB uint8 frames (one VAE call for all of them)."""
-    vae = components.vae
-    batch = torch.cat(latents).to(vae.dtype) / vae.config.scaling_factor
-    images = vae.decode(batch, return_dict=False)[0]
-    images = (images / 2 + 0.5).clamp(0, 1).mul(255).round().to(torch.uint8)
-    return list(images.permute(0, 2, 3, 1).cpu().numpy())
+def vae_decode(vae, latents: torch.Tensor) -> torch.Tensor:
+    """(N, 4, h, w) latents in the VAE's dtype → (N, H, W, 3) uint8 frames, on the VAE's device.
+
+    The one decode, run eagerly by ``decode`` and compiled by ``engine.render.accel.CompiledVae``.
+    """
+    images = vae.decode(latents / vae.config.scaling_factor, return_dict=False)[0]
+    return (images / 2 + 0.5).clamp(0, 1).mul(255).round().to(torch.uint8).permute(0, 2, 3, 1)
+
+
+def vae_encode(vae, pixels: torch.Tensor) -> torch.Tensor:
+    """(N, H, W, 3) uint8 frames → (N, 4, h, w) latents: the posterior's mean, scaled (deterministic).
+
+    The one encode, run eagerly by ``encode`` and compiled by ``engine.render.accel.CompiledVae``.
+    """
+    pixels = pixels.permute(0, 3, 1, 2).to(vae.dtype) / 127.5 - 1.0
+    return vae.encode(pixels).latent_dist.mean * vae.config.scaling_factor
 
 
 @torch.inference_mode()
-def encode(components, frame: np.ndarray) -> torch.Tensor:
-    """RGB uint8 frame → latents (the distribution's mean: deterministic for a given frame)."""
-    vae = components.vae
-    pixels = torch.from_numpy(frame).to(components.device).permute(2, 0, 1)[None].to(vae.dtype)
-    pixels = pixels / 127.5 - 1.0
-    latents = vae.encode(pixels).latent_dist.mean
-    return latents * vae.config.scaling_factor
+def decode(components, latents: list[torch.Tensor], vae=None) -> list[np.ndarray]:
+    """Latents → RGB uint8 frames, one VAE call for all of them (``vae``: a ``CompiledVae``)."""
+    batch = torch.cat(latents).to(components.vae.dtype)
+    images = vae.decode(batch) if vae is not None else vae_decode(components.vae, batch)
+    return list(images.contiguous().cpu().numpy())
+
+
+@torch.inference_mode()
+def encode(components, frames: list[np.ndarray], vae=None) -> torch.Tensor:
+    """RGB uint8 frames (each H×W×3) → their latents, (N, 4, h, w), in one VAE call (``vae``: a ``CompiledVae``)."""
+    pixels = torch.from_numpy(np.stack(frames)).to(components.device)
+    return vae.encode(pixels) if vae is not None else vae_encode(components.vae, pixels)

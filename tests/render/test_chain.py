@@ -1,5 +1,6 @@
 """The frame chain on the CPU with test-tiny: sizes, seeds, resume, cancel, keyframes, batching."""
 
+import dataclasses
 import threading
 
 import numpy as np
@@ -161,3 +162,33 @@ def test_a_compiled_step_runs_sizes_it_has_not_compiled_eagerly(components):
     frames = _render(components, BASE, predict=step)
     assert all((a == b).all() for a, b in zip(frames, _render(components, BASE)))
     assert step.warmed == set()
+
+
+def test_a_round_encodes_the_frames_its_jobs_start_from_in_one_vae_call(components, monkeypatch):
+    from engine.render import sampler
+
+    jobs = [dataclasses.replace(BASE, strength=0.5, seed=seed) for seed in (1, 2, 3)]
+    solo = [_render(components, params) for params in jobs]
+    calls = []
+    real = sampler.vae_encode
+    monkeypatch.setattr(sampler, "vae_encode", lambda vae, pixels: calls.append(len(pixels)) or real(vae, pixels))
+    chains = [FrameChain(components, params, frames=frames[:1]) for params, frames in zip(jobs, solo)]
+    batched = render_round(components, chains)
+    assert calls == [3]  # frame 1 of each job is re-drawn from its frame 0: one encode of the three
+    for frames, frame in zip(solo, batched):
+        assert np.abs(frames[1].astype(int) - frame.astype(int)).mean() < 0.05
+
+
+def test_a_compiled_vae_matches_the_eager_one_at_padded_sizes_and_runs_others_eagerly(components):
+    from engine.render import accel, sampler
+
+    vae = accel.CompiledVae(components.vae, backend="eager")  # dynamo tracing without inductor (CPU test)
+    vae.warm_up(64, 64, (1, 3))
+    assert vae.warmed == {("decode", 1), ("encode", 1), ("decode", 4), ("encode", 4)}
+    latents = list(torch.randn(3, 4, 8, 8, generator=torch.Generator().manual_seed(0)).split(1))
+    frames = sampler.decode(components, latents, vae)  # 3 frames padded to the bucket of 4, then cut
+    assert len(frames) == 3
+    assert all((a == b).all() for a, b in zip(frames, sampler.decode(components, latents)))
+    torch.testing.assert_close(sampler.encode(components, frames, vae), sampler.encode(components, frames))
+    five = sampler.decode(components, latents + latents[:2], vae)  # bucket 8 was never compiled: eager
+    assert len(five) == 5 and vae.warmed == {("decode", 1), ("encode", 1), ("decode", 4), ("encode", 4)}

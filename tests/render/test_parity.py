@@ -138,7 +138,7 @@ def test_a_later_frame_is_what_the_controlnet_img2img_pipeline_gives_from_the_po
     previous = _previous_frame()
     pipe = _pipeline(StableDiffusionControlNetImg2ImgPipeline, components, params)
     control = Image.fromarray(control_map(previous, params))
-    init_latents = sampler.encode(components, previous)  # the posterior's mean, scaled
+    init_latents = sampler.encode(components, [previous])  # the posterior's mean, scaled
     expected = pipe(
         **_common(params),
         image=init_latents,
@@ -163,7 +163,7 @@ def test_encode_is_the_posterior_mean_of_what_the_pipeline_would_encode(componen
     pixels = pipe.image_processor.preprocess(Image.fromarray(previous), height=64, width=64)
     with torch.inference_mode():
         mean = pipe.vae.encode(pixels).latent_dist.mean * pipe.vae.config.scaling_factor
-    torch.testing.assert_close(sampler.encode(components, previous), mean, **TOLERANCE)
+    torch.testing.assert_close(sampler.encode(components, [previous]), mean, **TOLERANCE)
 
 
 def test_decode_is_the_pipelines_decode_rounded_to_8_bits(components):
