@@ -7,11 +7,16 @@ frame, frames per second and peak GPU memory for:
   2. the engine, one job, 20 steps (same work as 1);
   3. the engine, one job, its defaults;
   4. the engine serving 8 concurrent jobs (aggregate frames per second), 20 steps and defaults.
-Also: compile/warm-up time, a restarted process's time to full speed (inductor's disk cache), and
-how far the compiled fp16 frames are from the eager ones for the same seed.
+Rows 2-4 run with every speed-up on (compiled step and VAE); rows marked ``_vae_eager`` repeat 3
+and 4b with the VAE eager, so each speed-up is measured alone. Rows call the render rounds
+directly: the runtime writes the PNG frames and previews on file threads while the next round
+renders, and ``bench/e2e.py`` measures the whole path through the bot.
+Also: compile/warm-up time, a breakdown of one frame's parts (ms), a restarted process's time to
+full speed (inductor's disk cache), and how far the compiled fp16 frames are from the eager ones
+for the same seed.
 
     python bench/gpu_chain.py --out bench/results/h100.json              # on the GPU
-    python bench/gpu_chain.py --shape tiny --size 64 --device cpu --frames 2 --no-compile  # smoke test
+    python bench/gpu_chain.py --shape tiny --size 64 --device cpu --frames 2 --jobs 2 --backend eager  # smoke test
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import json
 import platform
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -36,9 +42,11 @@ from engine.render import (
     tiny,
 )
 from engine.render.chain import FrameChain, render_round
+from engine.render.frames import save_frame
 from engine.render.models import Components
 from engine.render.params import RenderParams
 from engine.render.steps.control import canny
+from engine.video.preview import preview_jpeg
 
 PROMPT = "a cat in a sunflower field, golden hour, highly detailed"
 NEGATIVE = "blurry, low quality"
@@ -120,11 +128,11 @@ def tutorial_chain(components: Components, frames: int, size: int) -> int:
 
 
 # -- 2-4. the engine ------------------------------------------------------------------------------
-def engine_jobs(components, params_list, predict) -> tuple[int, list[FrameChain]]:
+def engine_jobs(components, params_list, predict, vae=None) -> tuple[int, list[FrameChain]]:
     chains = [FrameChain(components, params) for params in params_list]
     while not all(chain.done for chain in chains):
         live = [chain for chain in chains if not chain.done]
-        render_round(components, live, predict=predict)
+        render_round(components, live, predict=predict, vae=vae)
     return sum(len(chain.frames) for chain in chains), chains
 
 
@@ -139,8 +147,8 @@ def timed_ms(device, fn, repeat: int = 20) -> float:
 
 
 @torch.inference_mode()
-def breakdown(components, predict, size: int, jobs: int) -> dict:
-    """Where a frame's time goes: the model step, the VAE, the scheduler and the CPU steps."""
+def breakdown(components, predict, vae, size: int, jobs: int) -> dict:
+    """Where a frame's time goes: the model step, the VAE (eager and compiled), the scheduler, the CPU steps."""
     from engine.render import sampler
     from engine.render.steps.color import lab_stats, match_colors
 
@@ -157,10 +165,19 @@ def breakdown(components, predict, size: int, jobs: int) -> dict:
         fn = predict or (lambda *a: accel.predict_noise(c.unet, c.controlnet, *a))
         out[f"model_step_rows_{rows}"] = timed_ms(device, lambda fn=fn, args=args: fn(*args))
     latents = torch.randn(1, 4, size // 8, size // 8, device=device)
-    for count in (1, jobs):
-        out[f"vae_decode_{count}"] = timed_ms(device, lambda count=count: sampler.decode(c, [latents] * count))
     frame = np.random.default_rng(0).integers(0, 255, (size, size, 3), dtype=np.uint8)
-    out["vae_encode_1"] = timed_ms(device, lambda: sampler.encode(c, frame))
+    for name, fast in (("", None), ("_compiled", vae)):
+        if name and fast is None:
+            continue
+        for count in (1, jobs):
+            out[f"vae_decode_{count}{name}"] = timed_ms(
+                device, lambda count=count, fast=fast: sampler.decode(c, [latents] * count, fast)
+            )
+            out[f"vae_encode_{count}{name}"] = timed_ms(
+                device, lambda count=count, fast=fast: sampler.encode(c, [frame] * count, fast)
+            )
+    out["png_save_cpu"] = timed_ms(device, lambda: save_frame(Path(tempfile.gettempdir()), 0, frame))
+    out["preview_jpeg_cpu"] = timed_ms(device, lambda: preview_jpeg(frame))
     out["canny_cpu"] = timed_ms(device, lambda: canny(frame, RenderParams(prompt="x")))
     reference = lab_stats(frame)
     out["colour_match_cpu"] = timed_ms(device, lambda: match_colors(frame, reference))
@@ -184,6 +201,8 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=6, help="frames per job in each row")
     parser.add_argument("--jobs", type=int, default=8)
     parser.add_argument("--no-compile", action="store_true")
+    parser.add_argument("--compile-mode", default="reduce-overhead", choices=("reduce-overhead", "max-autotune"))
+    parser.add_argument("--backend", default="inductor", help="torch.compile backend (eager: a quick CPU smoke test)")
     parser.add_argument("--restart-check", action="store_true", help="time a second process's warm-up")
     parser.add_argument("--cache-dir", type=Path, default=Path("/tmp/animabot-inductor"))
     parser.add_argument("--out", type=Path, default=None)
@@ -214,6 +233,7 @@ def main() -> None:
             "frames_per_job": args.frames,
             "jobs": args.jobs,
             "compile": not args.no_compile,
+            "compile_mode": args.compile_mode,
             "defaults": {k: getattr(defaults, k) for k in ("steps", "scheduler", "strength", "guidance")},
         },
         "rows": {},
@@ -229,10 +249,12 @@ def main() -> None:
     report["setup"]["build_seconds"] = round(time.perf_counter() - started, 1)
     print("built", report["setup"]["build_seconds"], "s", flush=True)
 
-    if args.warm_only:  # the restarted process: how long until the compiled step runs at speed
+    if args.warm_only:  # the restarted process: how long until the compiled step and VAE run at speed
         accel.prepare(components)
-        step = accel.CompiledStep(components, cache_dir=args.cache_dir)
-        print(json.dumps({"warm_up_seconds": step.warm_up(args.size, args.size, (2,))}))
+        step = accel.CompiledStep(components, mode=args.compile_mode, cache_dir=args.cache_dir)
+        vae = accel.CompiledVae(components.vae, cache_dir=args.cache_dir)
+        seconds = step.warm_up(args.size, args.size, (2,)) + vae.warm_up(args.size, args.size, (1,))
+        print(json.dumps({"warm_up_seconds": round(seconds, 1)}))
         return
 
     # Row 1: the tutorial, plain eager pipelines, before any of our changes to the modules.
@@ -244,10 +266,12 @@ def main() -> None:
     eager_frames = engine_jobs(components, [dataclasses.replace(twenty, frames=2, seed=1)], None)[1][0].frames
 
     accel.prepare(components)
-    predict = None
+    predict = vae = None
     if not args.no_compile:
         try:
-            predict = accel.CompiledStep(components, cache_dir=args.cache_dir)
+            predict = accel.CompiledStep(
+                components, mode=args.compile_mode, cache_dir=args.cache_dir, backend=args.backend
+            )
             for rows in (2, 2 * args.jobs):
                 seconds = predict.warm_up(args.size, args.size, (rows,))
                 report["setup"][f"compile_seconds_rows_{rows}"] = round(seconds, 1)
@@ -256,13 +280,22 @@ def main() -> None:
             report["setup"]["compile_error"] = repr(err)[:2000]
             print("compile failed, measuring eager:", repr(err)[:2000], flush=True)
             predict = None
+        try:
+            vae = accel.CompiledVae(components.vae, cache_dir=args.cache_dir, backend=args.backend)
+            seconds = vae.warm_up(args.size, args.size, (1, args.jobs))
+            report["setup"][f"compile_seconds_vae_1_and_{args.jobs}"] = round(seconds, 1)
+            print("compiled the VAE", round(seconds, 1), flush=True)
+        except Exception as err:
+            report["setup"]["vae_compile_error"] = repr(err)[:2000]
+            print("VAE compile failed, measuring it eager:", repr(err)[:2000], flush=True)
+            vae = None
         save()
 
-    report["breakdown_ms"] = breakdown(components, predict, args.size, args.jobs)
+    report["breakdown_ms"] = breakdown(components, predict, vae, args.size, args.jobs)
     print("breakdown", report["breakdown_ms"], flush=True)
     save()
 
-    fast_frames = engine_jobs(components, [dataclasses.replace(twenty, frames=2, seed=1)], predict)[1][0].frames
+    fast_frames = engine_jobs(components, [dataclasses.replace(twenty, frames=2, seed=1)], predict, vae)[1][0].frames
     report["setup"]["max_abs_diff_vs_eager_uint8"] = int(
         max(np.abs(a.astype(int) - b.astype(int)).max() for a, b in zip(eager_frames, fast_frames))
     )
@@ -280,9 +313,14 @@ def main() -> None:
             dataclasses.replace(defaults, frames=args.frames, seed=s) for s in range(args.jobs)
         ],
     }
-    for name, params_list in rows.items():
-        engine_jobs(components, [dataclasses.replace(p, frames=2) for p in params_list], predict)  # warm-up
-        report["rows"][name] = measure(device, lambda pl=params_list: engine_jobs(components, pl, predict)[0])
+    runs = [(name, params_list, vae) for name, params_list in rows.items()]
+    if vae is not None:  # the same rows with the VAE eager: what compiling it gives, alone
+        runs += [(f"{name}_vae_eager", rows[name], None) for name in list(rows)[1::2]]
+    for name, params_list, fast in runs:
+        engine_jobs(components, [dataclasses.replace(p, frames=2) for p in params_list], predict, fast)  # warm-up
+        report["rows"][name] = measure(
+            device, lambda pl=params_list, f=fast: engine_jobs(components, pl, predict, f)[0]
+        )
         print(name, report["rows"][name], flush=True)
         save()
 
@@ -303,6 +341,8 @@ def main() -> None:
             args.device,
             "--cache-dir",
             str(args.cache_dir),
+            "--compile-mode",
+            args.compile_mode,
         ]
         started = time.perf_counter()
         result = subprocess.run(cmd, capture_output=True, text=True, timeout=300)

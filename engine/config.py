@@ -12,7 +12,6 @@ from engine.errors import UserError
 from engine.render.catalog import Catalog, build_catalog
 from engine.render.params import RenderParams
 
-
 # torch.compile modes for the UNet+ControlNet step: both replay CUDA graphs; max-autotune also
 # benchmarks kernel choices at compile time (minutes longer on the first start, cached after).
 COMPILE_MODES = ("reduce-overhead", "max-autotune")

@@ -3,8 +3,11 @@
 Jobs of one size share the GPU: up to ``max_batch`` of them are claimed, and each round renders the
 next frame of every one with their denoising steps batched (jobs join and leave between frames). The
 models, the compiled step and every round run on the runtime's GPU thread (a single-thread
-executor), so the event loop stays free. After a round each job's progress goes to the store and to
-the runtime's subscribers; a finished chain is encoded on the CPU thread while the batch goes on.
+executor), so the event loop stays free. A round's new frames are written (PNG and preview JPEG, on
+the batcher's file threads) and recorded (the store, the runtime's subscribers) while the next
+round renders: each job's records go in frame order, a frame is on disk before the store counts it,
+and a job ends only after its last record. A finished chain is encoded on the CPU thread while the
+batch goes on.
 
 Jobs of different control types (canny, depth, pose) never share a batch: each control has its own
 ControlNet and annotator, and the control is part of ``RenderParams.batch_key()``, so a round runs
@@ -24,7 +27,7 @@ import logging
 import threading
 import time
 from collections.abc import Awaitable, Callable
-from concurrent.futures import Executor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -91,6 +94,8 @@ class BatchJob:
     timed_out: bool = False
     stored: int = -1  # frames the store has (in its blobs too); -1: the job's frames_done when claimed
     error: BaseException | None = None  # set when this job alone cannot be rendered
+    recorded: asyncio.Task | None = None  # the job's latest frame being written and recorded
+    lost: bool = False  # another worker claimed the job (its lease ran out): drop it, write nothing
 
     @property
     def batch_key(self) -> str:
@@ -132,11 +137,13 @@ class Batcher:
         self.to_warm: list[int] = [2]  # batch rows still to compile: one job first (load sets the rest)
         self.active: dict[int, BatchJob] = {}
         self.encodes: set[asyncio.Task] = set()  # videos being encoded (their jobs left the batch)
+        self.records: set[asyncio.Task] = set()  # frames being written and recorded (Batcher._record)
+        self._files = ThreadPoolExecutor(4, thread_name_prefix="animabot-files")  # PNG and JPEG writes
 
     @property
     def busy(self) -> bool:
-        """Whether a job is in the batch or a video is being encoded."""
-        return bool(self.active or self.encodes)
+        """Whether a job is in the batch, or a frame is being recorded or a video encoded."""
+        return bool(self.active or self.encodes or self.records)
 
     @property
     def components(self):
@@ -164,6 +171,12 @@ class Batcher:
     def cancel_all(self) -> None:
         for active in self.active.values():
             active.cancel.set()
+
+    async def close(self) -> None:
+        """Let the frames being recorded and the videos being encoded finish (both are short)."""
+        await asyncio.gather(*self.records, return_exceptions=True)
+        await asyncio.gather(*self.encodes, return_exceptions=True)
+        self._files.shutdown(wait=True)
 
     # -- the GPU thread: models and compilation ---------------------------------------------------
     def load(self):
@@ -264,7 +277,6 @@ class Batcher:
         from engine.render.chain import FrameChain, render_round
         from engine.render.controls import components_for
         from engine.render.frames import load_frames, save_frame
-        from engine.video.preview import preview_jpeg
 
         loaded = self._weights(batch)
         if loaded is None:
@@ -289,14 +301,6 @@ class Batcher:
         predict = loaded.predict if control == "canny" else None  # compiled for the canny ControlNet
         frames = render_round(components, [a.chain for a in live], predict=predict, vae=loaded.vae) if live else []
         by_job = dict(zip((a.job.id for a in live), frames))
-        for active in live:
-            frame = by_job[active.job.id]
-            if frame is None:
-                continue
-            index = len(active.chain.frames) - 1
-            save_frame(active.work_dir, index, frame)
-            write_atomic(active.work_dir.parent / "preview.jpg", preview_jpeg(frame))
-            log.info("job %d frame %d saved", active.job.id, index)
         return [by_job.get(a.job.id) for a in batch]
 
     def _weights(self, batch: list[BatchJob]):
@@ -314,52 +318,97 @@ class Batcher:
 
     async def _after_frame(self, active: BatchJob, frame: np.ndarray | None, elapsed: float) -> None:
         job = active.job
-        if active.error is not None:
-            self._leave(active)
-            if not isinstance(active.error, UserError):
-                log.error("job %d could not start", job.id, exc_info=active.error)
-            await self._finish(job, JobStatus.FAILED, error=describe_failure(active.error))
-            return
-        if active.cancel.is_set() or active.chain is None:
-            self._leave(active)
-            if active.timed_out:
-                limit = self.config.engine.job_timeout_seconds
-                error = f"The render took longer than the {limit:g} s limit; ask for fewer frames or steps."
-                await self._finish(job, JobStatus.FAILED, error=error)
-            else:
-                await self._finish(job, JobStatus.CANCELLED)
+        if active.error is not None or active.cancel.is_set() or active.chain is None:
+            await self._end_early(active)
             return
         if frame is not None:
             active.rendered += 1
             active.render_seconds += elapsed
             done = len(active.chain.frames)
             eta = active.render_seconds / active.rendered * (job.frames_total - done)
-            prefix = job_prefix(job.id)
-            preview_key = f"{prefix}preview.jpg"
-            files = None
-            if not self.store.blobs.local:  # new frames and the preview go into the database with the progress
-                stored = job.frames_done if active.stored < 0 else active.stored
-                files = {f"{prefix}frames/{i:05d}.png": active.work_dir / f"{i:05d}.png" for i in range(stored, done)}
-                files[preview_key] = active.work_dir.parent / "preview.jpg"
-            preview = str(active.work_dir.parent / "preview.jpg") if self.store.blobs.local else preview_key
-            try:
-                await self.store.update_progress(
-                    job.id, done, preview_path=preview, eta_seconds=eta, token=job.lease_token, files=files
-                )
-            except LeaseLost:
-                self._lost(active)
-                return
-            active.stored = done
-            self._publish(Progress(job.id, JobStatus.RUNNING, done, job.frames_total, eta, preview))
+            record = asyncio.create_task(self._record(active, frame, done, eta, active.recorded),
+                                         name=f"animabot-record-{job.id}-{done}")  # fmt: skip
+            active.recorded = record
+            self.records.add(record)
+            record.add_done_callback(self._recorded)
         if active.chain.done:  # also a job that resumed with every frame already on disk
             encode = asyncio.create_task(self._encode(active), name=f"animabot-encode-{job.id}")
             self.encodes.add(encode)
             encode.add_done_callback(self._encoded)
             self._leave(active)
 
+    async def _end_early(self, active: BatchJob) -> None:
+        """The job failed to start, was cancelled or ran out of time: it leaves the batch, ended."""
+        job = active.job
+        self._leave(active)
+        await self._recorded_all(active)
+        if active.error is not None:
+            if not isinstance(active.error, UserError):
+                log.error("job %d could not go on", job.id, exc_info=active.error)
+            await self._finish(job, JobStatus.FAILED, error=describe_failure(active.error))
+        elif active.timed_out:
+            limit = self.config.engine.job_timeout_seconds
+            error = f"The render took longer than the {limit:g} s limit; ask for fewer frames or steps."
+            await self._finish(job, JobStatus.FAILED, error=error)
+        elif not active.lost:
+            await self._finish(job, JobStatus.CANCELLED)
+
+    async def _record(
+        self, active: BatchJob, frame: np.ndarray, done: int, eta: float, previous: asyncio.Task | None
+    ) -> None:
+        """Write frame ``done - 1`` and its preview (file threads), then record the job's progress.
+
+        Runs while the next round renders; ``previous`` (the job's record of the frame before) ends first.
+        """
+        if previous is not None:
+            await asyncio.wait([previous])
+        job = active.job
+        if active.lost or active.error is not None:
+            return
+        try:
+            await asyncio.get_running_loop().run_in_executor(self._files, self._write_frame, active, done - 1, frame)
+        except Exception as err:  # a full disk, say: the job fails at its next round, or before its encode
+            log.error("job %d: frame %d could not be written", job.id, done - 1, exc_info=err)
+            active.error = err
+            active.cancel.set()
+            return
+        prefix = job_prefix(job.id)
+        preview_key = f"{prefix}preview.jpg"
+        files = None
+        if not self.store.blobs.local:  # new frames and the preview go into the database with the progress
+            stored = job.frames_done if active.stored < 0 else active.stored
+            files = {f"{prefix}frames/{i:05d}.png": active.work_dir / f"{i:05d}.png" for i in range(stored, done)}
+            files[preview_key] = active.work_dir.parent / "preview.jpg"
+        preview = str(active.work_dir.parent / "preview.jpg") if self.store.blobs.local else preview_key
+        try:
+            await self.store.update_progress(
+                job.id, done, preview_path=preview, eta_seconds=eta, token=job.lease_token, files=files
+            )
+        except LeaseLost:
+            self._lost(active)
+            return
+        active.stored = done
+        self._publish(Progress(job.id, JobStatus.RUNNING, done, job.frames_total, eta, preview))
+
+    @staticmethod
+    def _write_frame(active: BatchJob, index: int, frame: np.ndarray) -> None:
+        """File thread: the frame as PNG (what a resume reads) and the job's preview JPEG."""
+        from engine.render.frames import save_frame
+        from engine.video.preview import preview_jpeg
+
+        save_frame(active.work_dir, index, frame)
+        write_atomic(active.work_dir.parent / "preview.jpg", preview_jpeg(frame))
+        log.info("job %d frame %d saved", active.job.id, index)
+
+    async def _recorded_all(self, active: BatchJob) -> None:
+        """Until the job's frames rendered so far are written and recorded (or failed to be)."""
+        if active.recorded is not None:
+            await asyncio.wait([active.recorded])
+
     def _lost(self, active: BatchJob) -> None:
         """The job was claimed again elsewhere (this worker was cut off or paused past its lease): drop it."""
         log.warning("job %d: lost its lease (claimed again by another worker); dropping it", active.job.id)
+        active.lost = True
         active.cancel.set()
         self._leave(active)
 
@@ -371,9 +420,21 @@ class Batcher:
         self.encodes.discard(task)
         self._on_change()
 
+    def _recorded(self, task: asyncio.Task) -> None:
+        self.records.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("recording a frame failed", exc_info=task.exception())
+        self._on_change()
+
     # -- encoding ---------------------------------------------------------------------------------
     async def _encode(self, active: BatchJob) -> None:
         job = active.job
+        await self._recorded_all(active)
+        if active.lost:
+            return
+        if active.error is not None:
+            await self._finish(job, JobStatus.FAILED, error=describe_failure(active.error))
+            return
         out = active.work_dir.parent / result_filename(job.id, job.seed, ext=job.params.format)
         loop = asyncio.get_running_loop()
         try:

@@ -102,7 +102,7 @@ class Runtime:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []
-        await asyncio.gather(*self.batcher.encodes, return_exceptions=True)  # short: let them finish
+        await self.batcher.close()  # short: the frames being recorded and the videos being encoded finish
         try:
             ids = await asyncio.shield(self.store.requeue_running(worker=self.worker))
         except StoreUnavailable:  # the leases expire instead, and another worker resumes the jobs

@@ -21,8 +21,8 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from dataclasses import dataclass
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import torch
