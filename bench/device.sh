@@ -1,15 +1,43 @@
 #!/usr/bin/env bash
-# The GPU benchmark, as one command on the lent machine (device tool):
+# The GPU benchmarks, as one command on the lent machine (device tool):
 #   carry .whl (diffusers 0.42.1 and what the machine lacks: see README "Benchmarks") and run
 #   bash bench/device.sh
-# It writes bench results under $OUT (or bench/results when $OUT is unset).
+# BENCH_PARTS picks the parts and their order (default "chain e2e"), so each can be its own device call:
+#   chain  bench/gpu_chain.py (BENCH_ARGS, default --frames 6 --jobs 8 --restart-check) -> gpu_chain.json
+#   e2e    bench/e2e.py, issue 14's rows E1 and E2 through `animabot run` (E2E_ARGS)   -> e2e.json
+# Both compile the same UNet+ControlNet step into one inductor cache, so e2e after chain compiles from it.
+# It writes the results and logs under $OUT (or bench/results when $OUT is unset).
 set -uo pipefail
+parts="${BENCH_PARTS:-chain e2e}"
+for part in $parts; do
+  case "$part" in
+    chain | e2e) ;;
+    *) echo "BENCH_PARTS: unknown part '$part' (the parts are: chain e2e)" >&2; exit 2 ;;
+  esac
+done
 if [ -d .whl ]; then
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
   export PYTHONPATH=/tmp/site:$PWD
 fi
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 out="${OUT:-bench/results}"
+# Exported before Python starts: with torch 2.13, importing diffusers imports torch._dynamo, which fixes inductor's cache
+# folder then (to /tmp/torchinductor_$USER unless this is set), so a later default in code is too late.
+export TORCHINDUCTOR_CACHE_DIR="${TORCHINDUCTOR_CACHE_DIR:-/tmp/animabot-inductor}"  # gpu_chain's --cache-dir
 export PYTHONUNBUFFERED=1 PYTHONWARNINGS=ignore
-python3 bench/gpu_chain.py ${BENCH_ARGS:---frames 6 --jobs 8 --restart-check} --out "$out/gpu_chain.json" 2>&1 \
-  | grep -v -e "should be kept in float32" -e "^\[transformers\]" | tee "$out/gpu_chain.log"
+
+quiet() { grep -v -e "should be kept in float32" -e "^\[transformers\]"; }
+
+status=0
+for part in $parts; do
+  case "$part" in
+    chain)
+      python3 bench/gpu_chain.py ${BENCH_ARGS:---frames 6 --jobs 8 --restart-check} --out "$out/gpu_chain.json" 2>&1 \
+        | quiet | tee "$out/gpu_chain.log" || status=1
+      ;;
+    e2e)
+      python3 bench/e2e.py ${E2E_ARGS:-} --out "$out/e2e.json" 2>&1 | quiet | tee "$out/e2e.log" || status=1
+      ;;
+  esac
+done
+exit $status

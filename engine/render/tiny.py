@@ -9,7 +9,7 @@ Two shapes:
 - ``"sd15"``: the real SD1.5 layer sizes with random weights: the same FLOPs as the real model,
   for GPU benchmarks on machines that cannot download the weights.
 
-``save_test_tiny`` writes the parts as diffusers repos, so they load through the same
+``save_test_tiny`` writes the parts (of either shape) as diffusers repos, so they load through the same
 ``from_pretrained`` calls as real weights. Every ControlNet here has small random output weights
 (``engine.render.tiny_controls``), so control maps and control scales change the frames; the depth
 and pose ControlNets and their annotators are built there too.
@@ -211,15 +211,21 @@ def fingerprint() -> str:
     return hashlib.sha256(json.dumps(layout, sort_keys=True).encode()).hexdigest()[:12]
 
 
-def save_test_tiny(directory: str | Path, seed: int = 0) -> Path:
-    """Save the tiny parts as diffusers repos: ``directory/sd`` and ``directory/controlnet`` (canny),
-    plus the depth and pose ControlNets and annotators (``tiny_controls.save_tiny_controls``).
+def save_test_tiny(
+    directory: str | Path, seed: int = 0, *, shape: str = "tiny", dtype: torch.dtype = torch.float32
+) -> Path:
+    """Save the random parts of ``shape`` as diffusers repos: ``directory/sd`` and ``directory/controlnet``
+    (canny); for ``"tiny"`` also the depth and pose ControlNets and annotators
+    (``tiny_controls.save_tiny_controls``). The weights are saved in ``dtype``: float16 keeps the
+    SD1.5-shaped ones at 2.7 GB rather than 5.5 GB.
 
     ``directory/sd`` loads with ``StableDiffusionPipeline.from_pretrained`` (no safety checker);
     ``directory/controlnet`` with ``ControlNetModel.from_pretrained``. Returns ``directory``.
     """
     directory = Path(directory)
-    parts = build_components("tiny", seed=seed)
+    parts = build_components(shape, seed=seed)
+    for name in ("unet", "controlnet", "vae", "text_encoder"):
+        parts[name].to("cpu", dtype)
     pipe = StableDiffusionPipeline(
         vae=parts["vae"],
         text_encoder=parts["text_encoder"],
@@ -232,5 +238,6 @@ def save_test_tiny(directory: str | Path, seed: int = 0) -> Path:
     )
     pipe.save_pretrained(directory / "sd", safe_serialization=True)
     parts["controlnet"].save_pretrained(directory / "controlnet", safe_serialization=True)
-    tiny_controls.save_tiny_controls(directory, parts["unet"], _CONTROLNET_HINT_CHANNELS["tiny"], seed)
+    if shape == "tiny":  # the annotators are tiny-only; SD1.5-shaped benchmarks offer canny alone
+        tiny_controls.save_tiny_controls(directory, parts["unet"], _CONTROLNET_HINT_CHANNELS[shape], seed)
     return directory

@@ -106,6 +106,22 @@ def test_save_test_tiny_writes_diffusers_repos(tmp_path):
     assert not list(root.rglob("*.bin"))
 
 
+def test_save_test_tiny_saves_the_weights_in_the_dtype_asked_and_they_load_back_as_saved(tmp_path):
+    from safetensors import safe_open
+
+    root = tiny.save_test_tiny(tmp_path, dtype=torch.float16)
+    for path in (
+        "sd/unet/diffusion_pytorch_model.safetensors",
+        "sd/vae/diffusion_pytorch_model.safetensors",
+        "sd/text_encoder/model.safetensors",
+        "controlnet/diffusion_pytorch_model.safetensors",
+    ):
+        with safe_open(root / path, "pt") as weights:
+            assert {weights.get_slice(name).get_dtype() for name in weights.keys()} == {"F16"}, path
+    built = tiny.build_components(seed=0)["controlnet"].half()
+    assert _same_weights(ControlNetModel.from_pretrained(root / "controlnet", dtype=torch.float16), built)
+
+
 # -- loading -------------------------------------------------------------------------------------
 def test_loads_through_from_pretrained_with_the_built_weights(components):
     built = tiny.build_components(seed=0)
