@@ -21,8 +21,7 @@ if [ -d .whl ]; then
 fi
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 out="${OUT:-bench/results}"
-# Exported before Python starts: with torch 2.13, importing diffusers imports torch._dynamo, which fixes inductor's cache
-# folder then (to /tmp/torchinductor_$USER unless this is set), so a later default in code is too late.
+# One inductor cache for both parts (animabot itself uses data_dir/compile-cache unless this is set).
 export TORCHINDUCTOR_CACHE_DIR="${TORCHINDUCTOR_CACHE_DIR:-/tmp/animabot-inductor}"  # gpu_chain's --cache-dir
 export PYTHONUNBUFFERED=1 PYTHONWARNINGS=ignore
 

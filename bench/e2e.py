@@ -261,18 +261,17 @@ async def run(data: Path, args: argparse.Namespace, models: tuple[str, str]) -> 
                 "compiled_step": batcher.predict is not None,
             }
 
-            async def compiling_the_full_batch() -> bool:
-                # warm_next takes the last size off to_warm as it begins; the render loop claims
-                # nothing until it has returned, so the clip below starts only once it is compiled
+            async def compiled() -> bool:
+                # every batch size up to a full batch: warm_next keeps a size pending until it is compiled
                 return not batcher.wants_warm_up
 
-            await until(compiling_the_full_batch, WARM_UP_TIMEOUT, "the full batch's compile starting")
+            await until(compiled, WARM_UP_TIMEOUT, "every batch size compiled")
             warm = await animate(fake, store, world, world.member_id, "a lighthouse in a storm, warm-up")
             warm_job = await breakdown(store, warm, wall_offset)
             warm_claimed = (await store.get(warm.job_id)).started_at - wall_offset
             warm_up = {
                 "start_bot_s": round(start_s, 2),  # model load, one job's compiled step, gateway
-                "then_until_warm_s": round(warm_claimed - (started + start_s), 2),  # the full batch's compile
+                "then_until_warm_s": round(warm_claimed - (started + start_s), 2),  # the other batch sizes' compiles
                 "runtime_log": start_log.lines,
                 "warm_up_clip": warm_job,
             }

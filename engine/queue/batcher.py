@@ -209,11 +209,14 @@ class Batcher:
     def warm_next(self) -> None:
         """GPU thread: compile the next pending batch size at the default render size (the VAE's for
         as many frames as that batch holds jobs)."""
-        render, rows = self.config.render, self.to_warm.pop(0)
-        seconds = self.predict.warm_up(render.width, render.height, (rows,))
-        vae = self._default().vae
-        if vae is not None:
-            seconds += vae.warm_up(render.width, render.height, (max(1, rows // 2),))
+        render, rows = self.config.render, self.to_warm[0]
+        try:  # the size stays pending until compiled, so Runtime.drain never returns mid-compile
+            seconds = self.predict.warm_up(render.width, render.height, (rows,))
+            vae = self._default().vae
+            if vae is not None:
+                seconds += vae.warm_up(render.width, render.height, (max(1, rows // 2),))
+        finally:
+            self.to_warm.remove(rows)
         log.info("compiled the UNet+ControlNet step and VAE for %s at %d rows in %.0f s", render.size, rows, seconds)
 
     # -- claiming ---------------------------------------------------------------------------------

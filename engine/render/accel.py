@@ -66,9 +66,17 @@ def _compile(fn, mode: str, backend: str):
 
 
 def use_cache_dir(cache_dir: Path | None) -> None:
-    """Inductor's on-disk cache here, unless ``TORCHINDUCTOR_CACHE_DIR`` already names one."""
-    if cache_dir is not None:
-        os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(cache_dir))
+    """Inductor's on-disk cache in ``cache_dir``, unless the host set ``TORCHINDUCTOR_CACHE_DIR`` itself.
+
+    Importing diffusers imports ``torch._dynamo``, which already fills the variable in with torch's
+    default (``/tmp/torchinductor_$USER``, gone at a reboot): that value counts as unset. Inductor reads
+    the variable at each compile, so setting it here, before the first compile, is in time.
+    """
+    from torch._inductor.runtime.cache_dir_utils import default_cache_dir
+
+    current = os.environ.get("TORCHINDUCTOR_CACHE_DIR")
+    if cache_dir is not None and current in (None, os.path.abspath(default_cache_dir())):
+        os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(Path(cache_dir).resolve())
 
 
 class CompiledStep:

@@ -1,6 +1,7 @@
 """The frame chain on the CPU with test-tiny: sizes, seeds, resume, cancel, keyframes, batching."""
 
 import dataclasses
+import os
 import threading
 
 import numpy as np
@@ -192,3 +193,16 @@ def test_a_compiled_vae_matches_the_eager_one_at_padded_sizes_and_runs_others_ea
     torch.testing.assert_close(sampler.encode(components, frames, vae), sampler.encode(components, frames))
     five = sampler.decode(components, latents + latents[:2], vae)  # bucket 8 was never compiled: eager
     assert len(five) == 5 and vae.warmed == {("decode", 1), ("encode", 1), ("decode", 4), ("encode", 4)}
+
+
+def test_the_compile_cache_goes_to_the_data_folder_unless_the_host_chose_one(monkeypatch, tmp_path):
+    from torch._inductor.runtime.cache_dir_utils import default_cache_dir
+
+    from engine.render import accel
+
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", os.path.abspath(default_cache_dir()))  # what importing torch set
+    accel.use_cache_dir(tmp_path / "compile-cache")
+    assert os.environ["TORCHINDUCTOR_CACHE_DIR"] == str((tmp_path / "compile-cache").resolve())
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", "/srv/inductor")  # the host's own choice stays
+    accel.use_cache_dir(tmp_path / "compile-cache")
+    assert os.environ["TORCHINDUCTOR_CACHE_DIR"] == "/srv/inductor"
