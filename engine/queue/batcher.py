@@ -105,8 +105,9 @@ class BatchJob:
 class Batcher:
     """The batch of render jobs one runtime is rendering, and the rounds that render it.
 
-    The runtime's render loop calls :meth:`fill`, then :meth:`run_round` while :attr:`active` holds
-    jobs, and :meth:`warm_next` when idle with sizes still to compile.
+    The runtime's render loop calls :meth:`fill` while the batch is empty, :meth:`run_round` (which
+    fills it further) while :attr:`active` holds jobs, and :meth:`warm_next` when idle with sizes
+    still to compile.
     """
 
     def __init__(
@@ -258,13 +259,24 @@ class Batcher:
 
     # -- one round --------------------------------------------------------------------------------
     async def run_round(self) -> None:
-        """Render the next frame of every job in the batch, then record what each one did."""
-        await self._check_cancels()
+        """Render the next frame of every job in the batch, then record what each one did.
+
+        While the GPU thread renders, the store is read for cancels, timeouts and lost leases (a set
+        cancel event stops a job before its next step) and the batch is filled for the next round,
+        so neither leaves the GPU idle between rounds.
+        """
         batch = list(self.active.values())
         started = time.monotonic()
-        loop = asyncio.get_running_loop()
+        rendering = asyncio.get_running_loop().run_in_executor(self._gpu, self._render_round, batch)
         try:
-            frames = await loop.run_in_executor(self._gpu, self._render_round, batch)
+            await self._check_cancels()
+            await self.fill()  # jobs claimed now join at the next round
+        finally:  # the round's frames are taken in even when the store failed meanwhile
+            await self._take_round(batch, rendering, started)
+
+    async def _take_round(self, batch: list[BatchJob], rendering: asyncio.Future, started: float) -> None:
+        try:
+            frames = await rendering
         except Exception as err:
             log.exception("render round of jobs %s failed", [a.job.id for a in batch])
             for active in batch:

@@ -205,7 +205,8 @@ class Runtime:
     async def _render_loop(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
-            await self.batcher.fill()
+            if not self.batcher.active:
+                await self.batcher.fill()  # a running batch fills itself while the GPU renders
             if self.batcher.active:
                 await self.batcher.run_round()
             elif self.batcher.wants_warm_up:  # idle: compile the next batch size

@@ -147,11 +147,13 @@ LONG = {"prompt": "a long journey", "frames": 12, "size": "square"}
 
 
 async def running_and_queued(fake, world, bot) -> tuple[int, int]:
-    """The member's job, running; then the admin's, queued behind it."""
+    """The member's job, running; then the admin's, queued behind it (another size: a running batch
+    takes in jobs of its own size at its next round, so one of the same size would start at once)."""
     answer = await command(fake, "animate", LONG, user_id=world.member_id, channel_id=world.channel_id)
     first = job_id_in(answer.content)
     await wait_job(bot, first, lambda j: j.status is JobStatus.RUNNING)
-    second_answer = await command(fake, "animate", LONG, user_id=world.admin_id, channel_id=world.channel_id)
+    other_size = {**LONG, "size": "portrait"}
+    second_answer = await command(fake, "animate", other_size, user_id=world.admin_id, channel_id=world.channel_id)
     assert "position 1 in the queue" in second_answer.content
     return first, job_id_in(second_answer.content)
 

@@ -141,4 +141,6 @@ async def test_two_stores_claiming_1000_jobs_at_once_never_claim_one_twice(store
     claimed = [job_id for got in results for job_id, _ in got]
     assert len(claimed) == len(set(claimed)) == 1000 and set(ids) <= set(claimed)
     assert {token for got in results for _, token in got} == {1}
-    assert any(results[0::2]) and any(results[1::2]), [len(got) for got in results]  # both stores took part
+    if isinstance(store_location, str):  # PostgreSQL: both stores took part (drains alternate one, two).
+        # SQLite's file lock may let one connection win every claim under load: fair, not required.
+        assert any(results[0::2]) and any(results[1::2]), [len(got) for got in results]
