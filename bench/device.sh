@@ -20,6 +20,15 @@ if [ -d .whl ]; then
   export PYTHONPATH=/tmp/site:$PWD
 fi
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
+# What the image lacks is a wheel in .whl (bench/wheels.sh); say at once which import fails, if one does.
+python3 -c "
+import importlib
+for name in ('torch', 'diffusers', 'transformers', 'huggingface_hub', 'peft', 'discord', 'aiosqlite', 'ffmpeg', 'imageio_ffmpeg', 'jsonschema', 'cv2'):
+    try:
+        print(name, getattr(importlib.import_module(name), '__version__', ''))
+    except Exception as err:
+        print(name, 'FAILS:', repr(err)[:300])
+" || exit 1
 out="${OUT:-bench/results}"
 # One inductor cache for both parts (animabot itself uses data_dir/compile-cache unless this is set).
 export TORCHINDUCTOR_CACHE_DIR="${TORCHINDUCTOR_CACHE_DIR:-/tmp/animabot-inductor}"  # gpu_chain's --cache-dir
