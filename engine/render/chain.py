@@ -20,8 +20,10 @@ Out of memory: ``FrameChain``, ``render_round`` and ``render_frames`` raise ``en
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -210,9 +212,24 @@ def _encode_prompts(components, texts: list[str], params: RenderParams):
     return embeds, uncond
 
 
+_steps_pool: ThreadPoolExecutor | None = None
+
+
+def each(fn: Callable, items: Sequence, parallel: bool = True) -> list:
+    """``fn`` of every item, on a few threads when there are several: the CPU steps of a round's
+    jobs (motion warp, Canny, colour match: OpenCV lets go of the GIL) while the GPU waits on them."""
+    global _steps_pool
+    if len(items) < 2 or not parallel:
+        return [fn(item) for item in items]
+    if _steps_pool is None:
+        _steps_pool = ThreadPoolExecutor(min(8, os.cpu_count() or 1), thread_name_prefix="animabot-steps")
+    return list(_steps_pool.map(fn, items))
+
+
 def start_tasks(components, chains: Sequence[FrameChain], vae=None) -> list[sampler.FrameTask]:
     """Every chain's next task, the frames they start from encoded in one VAE call."""
-    plans = [chain.plan() for chain in chains]
+    # Depth and pose maps come from a model on the GPU: those plans run one after another.
+    plans = each(FrameChain.plan, chains, parallel=getattr(components, "annotator", None) is None)
     starting = [i for i, plan in enumerate(plans) if plan.source is not None]
     inits: dict[int, torch.Tensor] = {}
     if starting:
@@ -252,8 +269,9 @@ def render_round(
         finished = [i for i, task in enumerate(tasks) if task.done and not task.cancelled]
         images = sampler.decode(components, [tasks[i].latents for i in finished], vae) if finished else []
         frames: list[np.ndarray | None] = [None] * len(chains)
-        for i, image in zip(finished, images):
-            frames[i] = chains[i].accept(image)
+        accepted = each(lambda pair: chains[pair[0]].accept(pair[1]), list(zip(finished, images)))
+        for i, frame in zip(finished, accepted):
+            frames[i] = frame
         return frames
 
 

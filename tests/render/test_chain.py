@@ -206,3 +206,20 @@ def test_the_compile_cache_goes_to_the_data_folder_unless_the_host_chose_one(mon
     monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", "/srv/inductor")  # the host's own choice stays
     accel.use_cache_dir(tmp_path / "compile-cache")
     assert os.environ["TORCHINDUCTOR_CACHE_DIR"] == "/srv/inductor"
+
+
+def test_a_rounds_cpu_steps_run_on_several_threads_and_give_the_frames_of_one_thread(components, monkeypatch):
+    from engine.render import chain as chain_module
+
+    jobs = [dataclasses.replace(BASE, seed=seed, motion="zoom-in") for seed in (1, 2, 3)]
+    solo = [_render(components, params) for params in jobs]
+    threads = set()
+    real = chain_module.control_map
+    monkeypatch.setattr(
+        chain_module, "control_map", lambda *a: threads.add(threading.current_thread().name) or real(*a)
+    )
+    chains = [FrameChain(components, params, frames=frames[:1]) for params, frames in zip(jobs, solo)]
+    batched = render_round(components, chains)
+    assert threads and all(name.startswith("animabot-steps") for name in threads)
+    for frames, frame in zip(solo, batched):
+        assert np.abs(frames[1].astype(int) - frame.astype(int)).mean() < 0.05
