@@ -24,82 +24,24 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from concurrent.futures import Executor, ThreadPoolExecutor
-from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
 from engine.config import Config
-from engine.errors import OutOfMemory, UserError
-from engine.files import result_filename, write_atomic
+from engine.errors import UserError
+from engine.files import result_filename
 from engine.queue import model_order
 from engine.queue.blobs import job_prefix
-from engine.queue.jobs import Job, JobStatus
+from engine.queue.held import BatchJob, Finish, Progress, describe_failure, job_dir, write_clip, write_frame
+from engine.queue.jobs import JobStatus
 from engine.queue.pictures import fetch_picture, load_picture
 from engine.queue.store import JobStore, LeaseLost
 from engine.render.catalog import DEFAULT_MODEL
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Progress:
-    """What the runtime publishes to in-process subscribers after each frame and at the end."""
-
-    job_id: int
-    status: JobStatus
-    frames_done: int
-    frames_total: int
-    eta_seconds: float | None = None
-    preview_path: str | None = None
-    result_path: str | None = None
-    error: str | None = None
-
-
-def job_dir(config: Config, job_id: int) -> Path:
-    """Where a job's frames, preview and result live."""
-    return config.jobs_dir / str(job_id)
-
-
-def describe_failure(err: BaseException) -> str:
-    """The sentence a user reads for a failed job."""
-    if isinstance(err, UserError):
-        return str(err)
-    if isinstance(err, OutOfMemory):
-        return "The GPU ran out of memory; try a smaller size or fewer frames, or retry when the queue is quieter."
-    if "ffmpeg" in str(err).lower():
-        return "Encoding the video failed; please try again (the host can find details in the log)."
-    return "The render failed unexpectedly; the host can find details in the log."
-
-
-# finish(job, status, result=..., error=...): the runtime's shielded final write, which also publishes it.
-Finish = Callable[..., Awaitable[Job]]
-
-
-@dataclass(eq=False)
-class BatchJob:
-    """A render job held by this runtime: its frame chain lives on the GPU thread."""
-
-    job: Job
-    work_dir: Path
-    cancel: threading.Event = field(default_factory=threading.Event)
-    chain: object = None  # engine.render.chain.FrameChain, built on the GPU thread
-    claimed_at: float = field(default_factory=time.monotonic)
-    render_seconds: float = 0.0
-    rendered: int = 0
-    timed_out: bool = False
-    stored: int = -1  # frames the store has (in its blobs too); -1: the job's frames_done when claimed
-    error: BaseException | None = None  # set when this job alone cannot be rendered
-    recorded: asyncio.Task | None = None  # the job's latest frame being written and recorded
-    lost: bool = False  # another worker claimed the job (its lease ran out): drop it, write nothing
-
-    @property
-    def batch_key(self) -> str:
-        return self.job.params.batch_key()
 
 
 class Batcher:
@@ -271,8 +213,12 @@ class Batcher:
         try:
             await self._check_cancels()
             await self.fill()  # jobs claimed now join at the next round
-        finally:  # the round's frames are taken in even when the store failed meanwhile
-            await self._take_round(batch, rendering, started)
+        except asyncio.CancelledError:
+            raise  # the runtime is stopping: its jobs go back to the queue and resume from their saved frames
+        except BaseException:
+            await self._take_round(batch, rendering, started)  # the store failed meanwhile: keep the frames
+            raise
+        await self._take_round(batch, rendering, started)
 
     async def _take_round(self, batch: list[BatchJob], rendering: asyncio.Future, started: float) -> None:
         try:
@@ -381,12 +327,13 @@ class Batcher:
         if active.lost or active.error is not None:
             return
         try:
-            await asyncio.get_running_loop().run_in_executor(self._files, self._write_frame, active, done - 1, frame)
+            await asyncio.get_running_loop().run_in_executor(self._files, write_frame, active, done - 1, frame)
         except Exception as err:  # a full disk, say: the job fails at its next round, or before its encode
             log.error("job %d: frame %d could not be written", job.id, done - 1, exc_info=err)
             active.error = err
             active.cancel.set()
             return
+        log.info("job %d frame %d saved", job.id, done - 1)
         prefix = job_prefix(job.id)
         preview_key = f"{prefix}preview.jpg"
         files = None
@@ -404,16 +351,6 @@ class Batcher:
             return
         active.stored = done
         self._publish(Progress(job.id, JobStatus.RUNNING, done, job.frames_total, eta, preview))
-
-    @staticmethod
-    def _write_frame(active: BatchJob, index: int, frame: np.ndarray) -> None:
-        """File thread: the frame as PNG (what a resume reads) and the job's preview JPEG."""
-        from engine.render.frames import save_frame
-        from engine.video.preview import preview_jpeg
-
-        save_frame(active.work_dir, index, frame)
-        write_atomic(active.work_dir.parent / "preview.jpg", preview_jpeg(frame))
-        log.info("job %d frame %d saved", active.job.id, index)
 
     async def _recorded_all(self, active: BatchJob) -> None:
         """Until the job's frames rendered so far are written and recorded (or failed to be)."""
@@ -453,20 +390,9 @@ class Batcher:
         out = active.work_dir.parent / result_filename(job.id, job.seed, ext=job.params.format)
         loop = asyncio.get_running_loop()
         try:
-            await loop.run_in_executor(self._cpu, self._write_clip, job, active.chain.frames, out)
+            await loop.run_in_executor(self._cpu, write_clip, self.config, job, active.chain.frames, out)
         except Exception as err:
             log.exception("job %d: encoding failed", job.id)
             await self._finish(job, JobStatus.FAILED, error=describe_failure(err))
             return
         await self._finish(job, JobStatus.DONE, result=out)
-
-    def _write_clip(self, job: Job, frames: list[np.ndarray], out: Path) -> Path:
-        """CPU thread: loop, smooth and write the clip in the job's format, its recipe inside."""
-        from engine.recipe import build_recipe, model_ids
-        from engine.video.finish import finish_clip
-
-        params = job.params
-        model, controlnet = model_ids(self.config.engine)
-        recipe = build_recipe(params, model=model, controlnet=controlnet, job_id=job.id)
-        return finish_clip(frames, out, params.fps, loop=params.loop, smooth=params.smooth, fmt=params.format,
-                           recipe=recipe)  # fmt: skip

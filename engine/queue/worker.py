@@ -21,8 +21,9 @@ from pathlib import Path
 from engine.config import Config
 from engine.errors import UserError
 from engine.files import result_filename
-from engine.queue.batcher import Batcher, Progress, describe_failure, job_dir
+from engine.queue.batcher import Batcher
 from engine.queue.blobs import job_prefix
+from engine.queue.held import Progress, describe_failure, job_dir
 from engine.queue.jobs import DAY, Job, JobStatus
 from engine.queue.pictures import remove_old_pictures
 from engine.queue.store import JobStore, LeaseLost, StoreUnavailable

@@ -306,3 +306,22 @@ async def test_an_idle_runtime_compiles_the_pending_batch_size_and_still_serves(
     await _drained(runtime)
     done = await store.get(job.id)
     assert done.status is JobStatus.DONE  # sizes never warmed run eagerly
+
+
+async def test_stopping_mid_render_puts_the_job_back_with_its_recorded_frames(tmp_path):
+    config = _config(tmp_path)
+    store = await JobStore.open(config.db_path)
+    runtime = Runtime(config, store)
+    await runtime.start()
+    events = runtime.subscribe()
+    job = await store.enqueue(JobKind.ANIMATE, dataclasses.replace(SMALL, frames=40, steps=3), user_id=1)
+    runtime.notify()
+    try:
+        await _rendered(events, job.id, 2)
+    finally:
+        await asyncio.wait_for(runtime.stop(), 60)  # mid-round: not a cancel of the member's job
+    back = await store.get(job.id)
+    await store.close()
+    assert back.status is JobStatus.QUEUED and back.error is None and back.frames_done >= 2
+    frames = sorted((config.jobs_dir / str(job.id) / "frames").glob("*.png"))
+    assert len(frames) >= back.frames_done  # every frame the store counts is on disk
