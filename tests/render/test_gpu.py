@@ -53,3 +53,14 @@ def test_compiled_vae_matches_the_eager_one_within_fp16_noise(cuda_components):
         assert np.abs(a.astype(int) - b.astype(int)).mean() < 1.0
     encoded = sampler.encode(cuda_components, compiled, vae).float()
     assert (encoded - sampler.encode(cuda_components, compiled).float()).abs().mean() < 0.01
+
+
+def test_a_clip_with_every_speed_up_matches_the_eager_one_within_fp16_noise(cuda_components):
+    params = RenderParams(prompt="a cat", frames=3, steps=4, strength=0.5, width=256, height=256, seed=5)
+    eager = list(render_frames(cuda_components, params))
+    step, vae = accel.CompiledStep(cuda_components), accel.CompiledVae(cuda_components.vae)
+    step.warm_up(256, 256)
+    vae.warm_up(256, 256)
+    fast = list(render_frames(cuda_components, dataclasses.replace(params), predict=step, vae=vae))
+    for a, b in zip(eager, fast):
+        assert np.abs(a.astype(int) - b.astype(int)).mean() < 2.0
