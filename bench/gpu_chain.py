@@ -35,6 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np
 import torch
+from machine import machine  # bench/machine.py: this script's folder is on sys.path
 
 from engine.config import load_config
 from engine.render import (
@@ -221,10 +222,8 @@ def main() -> None:
     twenty = dataclasses.replace(defaults, steps=20, strength=0.0, scheduler="dpm++", guidance=7.5, control_scale=1.2)
     report = {
         "machine": {
+            **machine(),
             "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu",
-            "torch": torch.__version__,
-            "diffusers": __import__("diffusers").__version__,
-            "python": platform.python_version(),
         },
         "setup": {
             "shape": args.shape,

@@ -12,8 +12,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -23,7 +21,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from machine import cpu_name
+from machine import machine
 
 from engine.config import Config, EngineConfig
 from engine.queue.jobs import JobKind, JobStatus
@@ -95,7 +93,7 @@ async def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         report = {
-            "machine": {"cpu": cpu_name(), "cores": os.cpu_count(), "python": platform.python_version()},
+            "machine": machine(),
             "loop_lag": await loop_lag(Path(tmp) / "lag", args.jobs, args.frames),
             "store": await store_throughput(Path(tmp), args.store_jobs),
         }

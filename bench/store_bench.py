@@ -17,7 +17,6 @@ import argparse
 import asyncio
 import json
 import os
-import platform
 import sys
 import tempfile
 import time
@@ -26,34 +25,32 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from machine import machine, percentile  # noqa: E402
 
 from engine.queue.jobs import JobKind  # noqa: E402
 from engine.queue.store import JobStore  # noqa: E402
 from engine.render.params import RenderParams  # noqa: E402
 
 
-def machine() -> dict:
-    import psycopg
-
-    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "")
-    mem = next((int(line.split()[1]) for line in open("/proc/meminfo") if line.startswith("MemTotal")), 0)
+def store_machine() -> dict:
+    """``machine.machine()`` and the versions of the two databases' client libraries."""
     import sqlite3
 
+    import psycopg
+
     return {
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "ram_gb": round(mem / 1024 / 1024, 1),
-        "python": platform.python_version(),
+        **machine(),
         "sqlite": sqlite3.sqlite_version,
         "psycopg": psycopg.__version__,
         "libpq": psycopg.pq.version(),
-        "note": "2 cores shared with other processes while this ran; numbers are lower bounds",
     }
 
 
 def pct(values: list[float], q: float) -> float:
-    values = sorted(values)
-    return round(values[min(len(values) - 1, int(q * len(values)))] * 1000, 2)
+    """The ``q`` quantile of latencies in seconds, in milliseconds."""
+    return round(percentile(sorted(values), q) * 1000, 2)
 
 
 async def bench(location, data_dir: Path, jobs: int, claims: int, blob_kb: int) -> dict:
@@ -125,7 +122,7 @@ async def main() -> None:
     args = parser.parse_args()
     from support.postgres import PostgresCluster, server_bin
 
-    results = {"machine": machine(), "jobs_queued": args.jobs, "claims_measured": args.claims}
+    results = {"machine": store_machine(), "jobs_queued": args.jobs, "claims_measured": args.claims}
     with tempfile.TemporaryDirectory() as tmp:
         results["sqlite"] = await bench(Path(tmp) / "s" / "jobs.sqlite3", Path(tmp) / "s", args.jobs, args.claims, 0)
         print("sqlite", results["sqlite"], flush=True)
