@@ -167,9 +167,7 @@ def breakdown(components, predict, vae, size: int, jobs: int) -> dict:
         out[f"model_step_rows_{rows}"] = timed_ms(device, lambda fn=fn, args=args: fn(*args))
     latents = torch.randn(1, 4, size // 8, size // 8, device=device)
     frame = np.random.default_rng(0).integers(0, 255, (size, size, 3), dtype=np.uint8)
-    for name, fast in (("", None), ("_compiled", vae)):
-        if name and fast is None:
-            continue
+    for name, fast in [("", None)] + ([("_compiled", vae)] if vae is not None else []):
         for count in (1, jobs):
             out[f"vae_decode_{count}{name}"] = timed_ms(
                 device, lambda count=count, fast=fast: sampler.decode(c, [latents] * count, fast)
