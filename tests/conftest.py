@@ -1,10 +1,14 @@
 """Shared fixtures. The built-in ``test-tiny`` model is built once per test session into a
 temporary cache (``ANIMABOT_CACHE``), which subprocesses started by tests inherit."""
 
+import atexit
 import os
+import shutil
 import tempfile
 
-os.environ.setdefault("ANIMABOT_CACHE", tempfile.mkdtemp(prefix="animabot-cache-"))
+if "ANIMABOT_CACHE" not in os.environ:  # a cache of this run's own, removed when it ends
+    os.environ["ANIMABOT_CACHE"] = tempfile.mkdtemp(prefix="animabot-cache-")
+    atexit.register(shutil.rmtree, os.environ["ANIMABOT_CACHE"], ignore_errors=True)
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 import pytest

@@ -175,15 +175,21 @@ class PostgresDatabase:
         self._listen_task: asyncio.Task | None = None
 
     @classmethod
-    async def connect(cls, url: str, *, max_size: int = 8) -> PostgresDatabase:
+    async def connect(cls, url: str, *, max_size: int = 8, idle_in_transaction: float = 30.0) -> PostgresDatabase:
+        """``idle_in_transaction`` (seconds): the server ends a session that waits this long inside a
+        transaction (its process frozen: SIGSTOP, a paused VM), so its locks do not stall every host."""
         from psycopg.rows import dict_row
         from psycopg_pool import AsyncConnectionPool
+
+        async def configure(conn) -> None:
+            await conn.execute(f"SET idle_in_transaction_session_timeout = {max(1, round(idle_in_transaction * 1000))}")
 
         pool = AsyncConnectionPool(
             url,
             min_size=1,
             max_size=max_size,
             kwargs={"autocommit": True, "row_factory": dict_row, "connect_timeout": CONNECT_TIMEOUT_SECONDS},
+            configure=configure,
             check=AsyncConnectionPool.check_connection,
             timeout=RETRY_SECONDS,
             open=False,
@@ -224,7 +230,8 @@ class PostgresDatabase:
 
     @asynccontextmanager
     async def transaction(self):
-        """A transaction on a healthy pooled connection; a connection lost meanwhile is :class:`StoreUnavailable`."""
+        """A transaction on a healthy pooled connection; a connection lost meanwhile (or ended by the
+        server: this process was frozen past ``idle_in_transaction``) is :class:`StoreUnavailable`."""
         import psycopg
         from psycopg_pool import PoolTimeout
 
@@ -232,7 +239,7 @@ class PostgresDatabase:
             async with self._pool.connection(timeout=RETRY_SECONDS) as conn:
                 async with conn.transaction():
                     yield _PgTx(conn)
-        except (psycopg.OperationalError, PoolTimeout) as err:
+        except (psycopg.OperationalError, psycopg.errors.IdleInTransactionSessionTimeout, PoolTimeout) as err:
             log.warning("job store transaction lost its connection: %s", err)
             raise StoreUnavailable() from err
 
@@ -306,8 +313,9 @@ class _PgTx:
         await self._conn.execute("SELECT pg_advisory_xact_lock(%s)", (key,))
 
 
-async def connect(location: str | os.PathLike) -> SqliteDatabase | PostgresDatabase:
-    """A PostgreSQL URL, or the path of a SQLite file."""
+async def connect(location: str | os.PathLike, *, lease_seconds: float = 30.0) -> SqliteDatabase | PostgresDatabase:
+    """A PostgreSQL URL (a session idle in a transaction for ``lease_seconds`` is ended: its worker
+    has lost its jobs by then anyway), or the path of a SQLite file."""
     if is_postgres_url(location):
-        return await PostgresDatabase.connect(str(location))
+        return await PostgresDatabase.connect(str(location), idle_in_transaction=lease_seconds)
     return await SqliteDatabase.connect(location)

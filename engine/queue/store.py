@@ -63,7 +63,7 @@ class JobStore(WorkerWrites, JobReads, ReplyRecords):
         the data folder in the usual layout); on PostgreSQL, rows of the database, cached locally
         under ``data_dir`` (default ``./data``).
         """
-        db = await connect(location)
+        db = await connect(location, lease_seconds=lease_seconds)
         try:
             await migrate(db)
         except BaseException:

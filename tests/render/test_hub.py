@@ -5,14 +5,10 @@ hub runs in a subprocess with its own environment; loading local folders runs in
 """
 
 import dataclasses
-import os
 import shutil
-import tempfile
 import urllib.error
 import urllib.request
 from pathlib import Path
-
-os.environ.setdefault("ANIMABOT_CACHE", tempfile.mkdtemp(prefix="animabot-cache-"))
 
 import httpx2
 import numpy as np

@@ -1,11 +1,7 @@
 """The tiny random models (engine/tiny.py) and loading them like real weights (engine/models.py)."""
 
 import json
-import os
-import tempfile
 import threading
-
-os.environ.setdefault("ANIMABOT_CACHE", tempfile.mkdtemp(prefix="animabot-cache-"))
 
 import numpy as np
 import pytest
