@@ -15,10 +15,10 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-import aiohttp
 import discord
 
 from bot import actions
+from bot.download import download_capped
 from engine.errors import UserError
 from engine.queue.pictures import save_picture, share_picture
 from engine.render.params import RenderParams
@@ -30,7 +30,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 DOWNLOAD_SECONDS = 60.0  # the whole download, however slow the CDN
-CHUNK_BYTES = 64 * 1024
 NOT_A_PICTURE = "That file is not a picture; attach a PNG, JPEG, WebP or GIF image."
 NO_PICTURE_IN_MESSAGE = "That message has no picture to animate; use Animate on a message with an image attached."
 
@@ -69,29 +68,6 @@ def check_source(source: PictureSource) -> None:
         raise UserError(NOT_A_PICTURE)
 
 
-async def download_capped(bot: AnimaBot, url: str, cap: int, too_big: str) -> bytes:
-    """The file at ``url``, streamed with the bot's session; ``UserError(too_big)`` past ``cap`` bytes.
-
-    Not ``Attachment.read()``: that reads the whole response into memory before it could be checked.
-    (``bot.cogs.mux`` streams its audio the same way; it could use this too.)
-    """
-    data = bytearray()
-    http = bot.http
-    timeout = aiohttp.ClientTimeout(total=DOWNLOAD_SECONDS)
-    try:
-        async with bot.session.get(url, proxy=http.proxy, proxy_auth=http.proxy_auth, timeout=timeout) as response:
-            if response.status != 200:
-                raise UserError(f"Discord did not hand over that picture (HTTP {response.status}); attach it again.")
-            async for chunk in response.content.iter_chunked(CHUNK_BYTES):
-                data += chunk
-                if len(data) > cap:
-                    raise UserError(too_big)
-    except (aiohttp.ClientError, TimeoutError) as err:
-        log.warning("downloading %s failed: %r", url, err)
-        raise UserError("I could not download that picture; attach it again.") from None
-    return bytes(data)
-
-
 async def picture_params(
     bot: AnimaBot, params: RenderParams, source: PictureSource, *, size_given: bool, user_id: int, guild_id: int | None,
     channel_id: int | None,
@@ -107,7 +83,8 @@ async def picture_params(
     check_source(source)
     # 2. download (capped), decode and fit, off the event loop
     too_big = f"That picture is larger than {MAX_PICTURE_BYTES // 2**20} MiB; send a smaller one."
-    data = await download_capped(bot, source.url, MAX_PICTURE_BYTES, too_big)
+    data = await download_capped(bot, source.url, cap=MAX_PICTURE_BYTES, seconds=DOWNLOAD_SECONDS, what="picture",
+                                 too_big=too_big, again="attach it again")  # fmt: skip
     size = (params.width, params.height) if size_given else None
     picture = await asyncio.to_thread(prepare_picture, data, size)
     # 3. keep it; the job carries its key

@@ -13,10 +13,10 @@ import logging
 import re
 from typing import TYPE_CHECKING, Any
 
-import aiohttp
 import discord
 
 from bot import actions
+from bot.download import download_capped
 from bot.messages import clip, queued_reply
 from engine.errors import UserError
 from engine.queue.jobs import JobKind
@@ -33,7 +33,6 @@ SETTINGS_LIMIT = 4000  # Discord's longest text input
 TEXT_FIELDS = ("prompt", "negative_prompt")
 MAX_VIDEO_BYTES = 25 * 1024 * 1024  # the largest attachment a context-menu Remix downloads
 DOWNLOAD_SECONDS = 2.5  # a modal must open within Discord's 3 s
-CHUNK_BYTES = 64 * 1024
 VIDEO_SUFFIXES = (".mp4", ".gif", ".webp")
 
 
@@ -129,21 +128,9 @@ def video_attachment(message: discord.Message) -> discord.Attachment:
 
 
 async def download(bot: AnimaBot, attachment: discord.Attachment, limit: int = MAX_VIDEO_BYTES) -> bytes:
-    """The attachment's bytes, streamed with the bot's session and cut off past ``limit``."""
+    """The attachment's bytes (``bot.download``), refused past ``limit`` whether declared or streamed."""
+    too_big = "That video is too large to read a recipe from; Remix works on animabot's own uploads."
     if attachment.size > limit:
-        raise UserError("That video is too large to read a recipe from; Remix works on animabot's own uploads.")
-    data = bytearray()
-    timeout = aiohttp.ClientTimeout(total=DOWNLOAD_SECONDS)
-    try:
-        async with bot.session.get(attachment.url, proxy=bot.http.proxy, proxy_auth=bot.http.proxy_auth,
-                                   timeout=timeout) as response:  # fmt: skip
-            if response.status != 200:
-                raise UserError(f"Discord did not hand over that video (HTTP {response.status}); try again.")
-            async for chunk in response.content.iter_chunked(CHUNK_BYTES):
-                data += chunk
-                if len(data) > limit:
-                    raise UserError("That video is too large to read a recipe from; Remix works on animabot's uploads.")
-    except (aiohttp.ClientError, TimeoutError) as err:
-        log.warning("downloading attachment %d failed: %r", attachment.id, err)
-        raise UserError("I could not download that video in time; try Remix again.") from None
-    return bytes(data)
+        raise UserError(too_big)
+    return await download_capped(bot, attachment.url, cap=limit, seconds=DOWNLOAD_SECONDS, what="video",
+                                 too_big=too_big, again="try Remix again")  # fmt: skip

@@ -12,12 +12,12 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import aiohttp
 import discord
 from discord import app_commands
 from discord.ext import commands
 
 from bot import actions, checks, notify
+from bot.download import download_capped
 from bot.messages import format_bytes, format_duration, queued_reply
 from bot.replies import reply
 from engine.errors import UserError
@@ -31,7 +31,6 @@ log = logging.getLogger(__name__)
 MAX_AUDIO_BYTES = 25 * 1024 * 1024
 MAX_AUDIO_SECONDS = 600.0
 DOWNLOAD_SECONDS = 120.0  # the whole download, however slow the CDN
-CHUNK_BYTES = 64 * 1024
 UNSPECIFIC_TYPES = ("", "application/octet-stream", "video/mp4", "video/webm", "video/ogg")
 AUDIO_EXTENSIONS = (".mp3", ".wav", ".ogg", ".oga", ".opus", ".flac", ".m4a", ".aac", ".mp4", ".webm")
 
@@ -129,31 +128,12 @@ class Mux(commands.Cog):
         return self.bot.store.blobs.ref(key)
 
     async def _download(self, audio: discord.Attachment, path: Path) -> None:
-        """Save the attachment, reading at most ``MAX_AUDIO_BYTES`` whatever its declared size was.
-
-        Streamed with the bot's session, not ``Attachment.read()``: that reads the whole response
-        into memory before we could check it.
-        """
-        data = bytearray()
-        http = self.bot.http
-        timeout = aiohttp.ClientTimeout(total=DOWNLOAD_SECONDS)
-        try:
-            async with self.bot.session.get(
-                audio.url, proxy=http.proxy, proxy_auth=http.proxy_auth, timeout=timeout
-            ) as response:
-                if response.status != 200:
-                    raise UserError(f"Discord did not hand over that file (HTTP {response.status}); attach it again.")
-                async for chunk in response.content.iter_chunked(CHUNK_BYTES):
-                    data += chunk
-                    if len(data) > MAX_AUDIO_BYTES:
-                        raise UserError(
-                            f"That file is larger than {format_bytes(MAX_AUDIO_BYTES)}; send a smaller one."
-                        )
-        except (aiohttp.ClientError, TimeoutError) as err:
-            log.warning("downloading attachment %d failed: %r", audio.id, err)
-            raise UserError("I could not download that file; attach it again.") from None
+        """Save the attachment, reading at most ``MAX_AUDIO_BYTES`` whatever its declared size was."""
+        too_big = f"That file is larger than {format_bytes(MAX_AUDIO_BYTES)}; send a smaller one."
+        data = await download_capped(self.bot, audio.url, cap=MAX_AUDIO_BYTES, seconds=DOWNLOAD_SECONDS,
+                                     what="file", too_big=too_big, again="attach it again")  # fmt: skip
         path.parent.mkdir(parents=True, exist_ok=True)
-        await asyncio.to_thread(path.write_bytes, bytes(data))
+        await asyncio.to_thread(path.write_bytes, data)
 
 
 async def setup(bot: AnimaBot) -> None:

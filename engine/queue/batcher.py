@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import logging
 import time
 from collections.abc import Callable
@@ -35,10 +36,11 @@ from engine.errors import UserError
 from engine.files import result_filename
 from engine.queue import model_order
 from engine.queue.blobs import job_prefix
+from engine.queue.db import until_reachable
 from engine.queue.held import BatchJob, Finish, Progress, describe_failure, job_dir, write_clip, write_frame
-from engine.queue.jobs import JobStatus
+from engine.queue.jobs import Job, JobStatus
 from engine.queue.pictures import fetch_picture, load_picture
-from engine.queue.store import JobStore, LeaseLost
+from engine.queue.store import JobStore, LeaseLost, StoreUnavailable
 from engine.render.catalog import DEFAULT_MODEL
 
 log = logging.getLogger(__name__)
@@ -170,15 +172,19 @@ class Batcher:
             job = await self.store.claim(self.worker, mux=False, batch_key=key, job_id=await self._preferred(key))
             if job is None:
                 return
-            if not self.store.blobs.local:  # resume from the frames the database has, whichever host saved them
-                await self.store.blobs.download(f"{job_prefix(job.id)}frames/")
-                if job.params.image_key:
-                    await fetch_picture(self.store, self.config.data_dir, job.params.image_key)
+            if not self.store.blobs.local:  # claimed, so it must not be dropped here: waits out an outage
+                await until_reachable(functools.partial(self._fetch_inputs, job), f"fetch job {job.id}'s frames")
             self.active[job.id] = BatchJob(job=job, work_dir=job_dir(self.config, job.id) / "frames")
             log.info(
                 "job %d joins the batch (%s, %d/%d frames done)",
                 job.id, job.params.size, job.frames_done, job.frames_total,
             )  # fmt: skip
+
+    async def _fetch_inputs(self, job: Job) -> None:
+        """Resume from the frames the database has, whichever host saved them, and the job's picture."""
+        await self.store.blobs.download(f"{job_prefix(job.id)}frames/")
+        if job.params.image_key:
+            await fetch_picture(self.store, self.config.data_dir, job.params.image_key)
 
     async def _preferred(self, key: str | None) -> int | None:
         """An empty batch on a runtime with a model loaded: the job ``model_order.pick`` prefers."""
@@ -205,7 +211,8 @@ class Batcher:
 
         While the GPU thread renders, the store is read for cancels, timeouts and lost leases (a set
         cancel event stops a job before its next step) and the batch is filled for the next round,
-        so neither leaves the GPU idle between rounds.
+        so neither leaves the GPU idle between rounds. An unreachable store does not stop the batch:
+        frames go on being saved, and the store is brought up to date when it is back.
         """
         batch = list(self.active.values())
         started = time.monotonic()
@@ -215,6 +222,8 @@ class Batcher:
             await self.fill()  # jobs claimed now join at the next round
         except asyncio.CancelledError:
             raise  # the runtime is stopping: its jobs go back to the queue and resume from their saved frames
+        except StoreUnavailable:  # the batch goes on; the next round reads cancels and claims again
+            log.warning("jobs %s: the job store is unreachable; rendering on", list(self.active))
         except BaseException:
             await self._take_round(batch, rendering, started)  # the store failed meanwhile: keep the frames
             raise
@@ -348,6 +357,9 @@ class Batcher:
             )
         except LeaseLost:
             self._lost(active)
+            return
+        except StoreUnavailable:  # the next frame's record (or the job's end) brings the store up to date
+            log.warning("job %d: frame %d is saved, but the job store is unreachable to count it", job.id, done - 1)
             return
         active.stored = done
         self._publish(Progress(job.id, JobStatus.RUNNING, done, job.frames_total, eta, preview))

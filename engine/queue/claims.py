@@ -187,6 +187,8 @@ class WorkerWrites:
         return await asyncio.shield(self._finish(job_id, status, result_path, error, self._t(now), token, files))
 
     async def _finish(self, job_id, status, result_path, error, when, token, files) -> Job:
+        result = None if result_path is None else str(result_path)
+
         async def body(tx) -> tuple[Job, Job]:
             await self._fenced(tx, job_id, token)
             before = await self._require(tx, job_id)
@@ -196,9 +198,10 @@ class WorkerWrites:
             job = await self._fetch_job(
                 tx,
                 f"""UPDATE jobs SET status = ?, result_path = COALESCE(?, result_path), error = ?,
-                                   finished_at = COALESCE(?, {self._now_sql}), eta_seconds = NULL
+                                   finished_at = COALESCE(?, {self._now_sql}), eta_seconds = NULL,
+                                   frames_done = CASE WHEN ? THEN frames_total ELSE frames_done END
                     WHERE id = ? RETURNING *""",
-                (status.value, None if result_path is None else str(result_path), error, when, job_id),
+                (status.value, result, error, when, status is JobStatus.DONE, job_id),
             )
             await tx.notify(f"finished {job_id}")
             return before, job

@@ -23,9 +23,10 @@ import os
 import random
 import sqlite3
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import TypeVar
 
 import aiosqlite
 
@@ -39,6 +40,7 @@ CONNECT_TIMEOUT_SECONDS = 2
 CHANNEL = "animabot_jobs"  # the LISTEN/NOTIFY channel
 
 Listener = Callable[[str], None]
+T = TypeVar("T")
 
 
 class StoreUnavailable(UserError):
@@ -46,6 +48,28 @@ class StoreUnavailable(UserError):
 
     def __init__(self) -> None:
         super().__init__("The queue is unavailable for the moment; please try again in a minute.")
+
+
+BACKOFF_SECONDS = (0.5, 1, 2, 4, 8)  # waits between tries of work that must wait out an outage
+
+
+def backoff(failures: int) -> float:
+    """The wait before trying the unreachable store again, after ``failures`` tries."""
+    return BACKOFF_SECONDS[min(failures, len(BACKOFF_SECONDS) - 1)]
+
+
+async def until_reachable(call: Callable[[], Awaitable[T]], what: str) -> T:
+    """``await call()`` until the store answers: work that must not be dropped in an outage (the
+    end of a job, the inputs of a claimed one). A warning names ``what`` at each try."""
+    failures = 0
+    while True:
+        try:
+            return await call()
+        except StoreUnavailable:
+            delay = backoff(failures)
+            failures += 1
+            log.warning("the job store is unreachable to %s; trying again in %g s", what, delay)
+            await asyncio.sleep(delay)
 
 
 def is_postgres_url(location: str | os.PathLike) -> bool:

@@ -23,6 +23,7 @@ from engine.errors import UserError
 from engine.files import result_filename
 from engine.queue.batcher import Batcher
 from engine.queue.blobs import job_prefix
+from engine.queue.db import backoff, until_reachable
 from engine.queue.held import Progress, describe_failure, job_dir
 from engine.queue.jobs import DAY, Job, JobStatus
 from engine.queue.pictures import remove_old_pictures
@@ -36,7 +37,6 @@ POLL_SECONDS = 0.5  # the fallback: another process may have queued a job withou
 CLEANUP_EVERY_SECONDS = 3600
 HEARTBEAT_SECONDS = 5.0  # at most; a third of the store's lease when that is shorter
 MAX_ATTEMPTS = 3  # a job whose worker died this many times before saving a frame fails instead
-BACKOFF_SECONDS = (0.5, 1, 2, 4, 8)  # waits between tries while the store's database is unreachable
 
 
 def process_gone(worker: str) -> bool:
@@ -161,11 +161,14 @@ class Runtime:
         if result is not None and not self.store.blobs.local:
             key = f"{job_prefix(job.id)}{result.name}"
             files, result_path = {key: result}, self.store.blobs.ref(key)
-        try:
-            done = await asyncio.shield(
-                self.store.finish(
-                    job.id, status, result_path=result_path, error=error, token=job.lease_token, files=files
-                )
+        try:  # the outcome is kept until the store takes it: a job must not stay running for ever
+            done = await until_reachable(
+                lambda: asyncio.shield(
+                    self.store.finish(
+                        job.id, status, result_path=result_path, error=error, token=job.lease_token, files=files
+                    )
+                ),
+                f"mark job {job.id} {status.value}",
             )
         except LeaseLost:
             log.warning("job %d: lost its lease (claimed again elsewhere); not marking it %s", job.id, status.value)
@@ -197,7 +200,7 @@ class Runtime:
                 await loop_body()
                 return
             except StoreUnavailable:
-                delay = BACKOFF_SECONDS[min(failures, len(BACKOFF_SECONDS) - 1)]
+                delay = backoff(failures)
                 failures += 1
                 log.warning("%s: the job store is unreachable; trying again in %g s", loop_body.__name__, delay)
                 await asyncio.sleep(delay)

@@ -148,7 +148,7 @@ async def test_lifecycle_queued_running_done_read_back(store_location, caplog):
     async with await JobStore.open(path) as store:  # read back from the file
         back = await store.get(job.id)
         assert back == done
-        assert (back.frames_done, back.preview_path) == (5, "p/0003.png")
+        assert (back.frames_done, back.preview_path) == (12, "p/0003.png")  # done counts every frame
         assert (back.origin_id, back.progress_post_id, back.result_post_id) == (5, 1001, 1002)
         assert await store.find_by_post(1001) == back
         assert await store.find_by_post(1002) == back

@@ -1,5 +1,6 @@
 """PostgreSQL faults: a killed connection is replaced without the caller noticing; an unreachable
-database is a readable ``StoreUnavailable`` within 3 s; a schema migrated by many at once, once."""
+database is a readable ``StoreUnavailable`` within 3 s, and a job that ends meanwhile is recorded
+once it is back; a schema migrated by many at once, once."""
 
 from __future__ import annotations
 
@@ -8,12 +9,16 @@ import dataclasses
 import time
 
 import pytest
+from support.waiting import until
 
+from engine.config import Config, EngineConfig
 from engine.queue.db import StoreUnavailable
-from engine.queue.jobs import Job, JobKind
+from engine.queue.jobs import Job, JobKind, JobStatus
 from engine.queue.schema import SCHEMA_VERSION
 from engine.queue.store import JobStore
+from engine.queue.worker import Runtime
 from engine.render.params import RenderParams
+from engine.video.read import probe
 
 PARAMS = RenderParams(prompt="a cat", frames=4, seed=1, width=64, height=64)
 
@@ -62,3 +67,43 @@ async def test_stores_opening_a_new_database_at_once_migrate_it_once(pg_cluster)
         assert columns.split(",") == [f.name for f in dataclasses.fields(Job)]
     finally:
         await asyncio.gather(*(store.close() for store in stores))
+
+
+async def test_a_job_that_ends_while_the_database_is_unreachable_is_recorded_once_it_is_back(pg, tmp_path, caplog):
+    cluster, name, store = pg
+    config = Config(data_dir=tmp_path / "data", engine=EngineConfig(model="test-tiny", device="cpu"))
+    runtime = Runtime(config, store)
+    await runtime.start()
+    try:
+        params = dataclasses.replace(PARAMS, frames=6, steps=8)
+        job = await store.enqueue(JobKind.ANIMATE, params, user_id=1, guild_id=1, origin_id=5)
+        runtime.notify()
+        await until(lambda: _rendering(store, job.id), 60, "the job's first frame")
+        cluster.psql(f"ALTER DATABASE {name} ALLOW_CONNECTIONS false")
+        cluster.terminate_connections(name)
+        try:  # the batch renders on through the outage, and the job ends in it
+            await until(lambda: _logged(caplog, f"the job store is unreachable to mark job {job.id} done"),
+                        90, "the runtime to try to record the job's end")  # fmt: skip
+        finally:
+            cluster.psql(f"ALTER DATABASE {name} ALLOW_CONNECTIONS true")
+        done = await until(lambda: _finished(store, job.id), 60, "the job to be recorded as ended")
+        assert (done.status, done.frames_done) == (JobStatus.DONE, params.frames), done.error
+        assert probe(await store.blobs.fetch(done.result_path)).frames == params.frames
+    finally:
+        await runtime.stop()
+
+
+async def _rendering(store, job_id):
+    return (await store.get(job_id)).frames_done >= 1
+
+
+async def _logged(caplog, text):
+    return any(text in record.getMessage() for record in caplog.records)
+
+
+async def _finished(store, job_id):
+    try:
+        job = await store.get(job_id)
+    except StoreUnavailable:  # the pool is still reconnecting
+        return None
+    return job if job.status.finished else None
