@@ -193,7 +193,8 @@ class Runtime:
         self._wake.clear()
 
     async def _resilient(self, loop_body) -> None:
-        """Run a loop; while the database is unreachable, wait (backing off) and start it again."""
+        """Run a loop; when it stops on an error, wait (backing off) and start it again. A loop that
+        ended silently would leave this worker renewing the leases of jobs it no longer serves."""
         failures = 0
         while True:
             try:
@@ -201,9 +202,12 @@ class Runtime:
                 return
             except StoreUnavailable:
                 delay = backoff(failures)
-                failures += 1
                 log.warning("%s: the job store is unreachable; trying again in %g s", loop_body.__name__, delay)
-                await asyncio.sleep(delay)
+            except Exception:
+                delay = backoff(failures)
+                log.exception("%s stopped on an error; starting it again in %g s", loop_body.__name__, delay)
+            failures += 1
+            await asyncio.sleep(delay)
 
     # -- renders ------------------------------------------------------------------------------
     async def _render_loop(self) -> None:

@@ -117,6 +117,24 @@ async def test_out_of_memory_fails_the_job_with_a_readable_reason_and_serving_go
     assert ok.status is JobStatus.DONE
 
 
+async def test_a_loop_stopped_by_an_unexpected_error_starts_again_and_serving_goes_on(served, monkeypatch, caplog):
+    config, store, runtime = served
+    real, calls = runtime.batcher.fill, []
+
+    async def fails_once():
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("a bug in the render loop")
+        await real()
+
+    monkeypatch.setattr(runtime.batcher, "fill", fails_once)
+    job = await store.enqueue(JobKind.ANIMATE, SMALL, user_id=1)
+    runtime.notify()
+    done = await until(lambda: _finished(store, job.id), 60, "the job to be served after the error")
+    assert done.status is JobStatus.DONE
+    assert any("_render_loop stopped on an error" in r.getMessage() and r.exc_info for r in caplog.records)
+
+
 async def test_cancel_while_running_stops_the_job(served):
     config, store, runtime = served
     events = runtime.subscribe()
