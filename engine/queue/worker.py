@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import shutil
@@ -231,10 +232,9 @@ class Runtime:
                 await self._wait()
                 continue
             self._muxing += 1
-            try:
-                parent = await self.store.get(job.parent_id) if job.parent_id is not None else None
-                video = await self.store.blobs.fetch(parent.result_path) if parent is not None else None
-                audio = await self.store.blobs.fetch(job.audio_path)
+            try:  # claimed, so it must not be dropped here: waits out an outage
+                inputs = functools.partial(self._mux_inputs, job)
+                parent, video, audio = await until_reachable(inputs, f"fetch mux job {job.id}'s files")
                 try:
                     out = await loop.run_in_executor(self._cpu, self._mux, job, parent, video, audio)
                 except Exception as err:
@@ -245,6 +245,12 @@ class Runtime:
                 await self._finish(job, JobStatus.DONE, result=out)
             finally:
                 self._muxing -= 1
+
+    async def _mux_inputs(self, job: Job) -> tuple[Job | None, Path | None, Path | None]:
+        """The job's parent, the parent's video and the audio, fetched from the store's blobs."""
+        parent = await self.store.get(job.parent_id) if job.parent_id is not None else None
+        video = await self.store.blobs.fetch(parent.result_path) if parent is not None else None
+        return parent, video, await self.store.blobs.fetch(job.audio_path)
 
     def _mux(self, job: Job, parent: Job | None, video: Path | None, audio: Path | None) -> Path:
         from engine.video.edit import mux_audio

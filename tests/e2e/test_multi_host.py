@@ -15,11 +15,10 @@ import re
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from support.botharness import command, job_id_in
-from support.waiting import result_of
+from support.waiting import result_of, until
 
 from engine.queue.jobs import JobStatus
 from engine.queue.store import JobStore
@@ -61,16 +60,6 @@ def _spawn(args: list[str], log: Path) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, *args], stdout=subprocess.DEVNULL, stderr=open(log, "wb"), env=env)
 
 
-async def _until(check, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = await check()
-        if result:
-            return result
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 async def test_three_workers_one_bot_and_a_database_survive_a_kill_a_pause_and_a_restart(
     fake, world, pg_cluster, tmp_path
 ):
@@ -89,7 +78,7 @@ async def test_three_workers_one_bot_and_a_database_survive_a_kill_a_pause_and_a
     }
     try:
         await fake.wait_for(lambda: fake.sync_calls, 60, "the bot process to sync its commands")
-        await _until(lambda: _serving(logs, ("w1", "w2", "w3")), 120, "three workers serving")
+        await until(lambda: _serving(logs, ("w1", "w2", "w3")), 120, "three workers serving")
         jobs = []
         for n in range(6):
             answer = await command(fake, "animate", {"prompt": f"boat {n}"}, user_id=members[n % 3],
@@ -97,7 +86,7 @@ async def test_three_workers_one_bot_and_a_database_survive_a_kill_a_pause_and_a
             jobs.append(job_id_in(answer.content))
 
         # 1. a worker dies mid-render: its job resumes elsewhere from its last saved frame
-        killed = await _until(lambda: _running_with_frames(store, jobs), 120, "a job with a saved frame")
+        killed = await until(lambda: _running_with_frames(store, jobs), 120, "a job with a saved frame")
         victim = _worker_of(killed, workers)
         workers[victim].send_signal(signal.SIGKILL)
         workers[victim].wait(timeout=10)
@@ -107,14 +96,14 @@ async def test_three_workers_one_bot_and_a_database_survive_a_kill_a_pause_and_a
         await asyncio.to_thread(pg_cluster.restart)
 
         # 3. a worker is paused past its lease, then woken: its late writes are refused
-        paused_job = await _until(lambda: _running_on_live(store, jobs, workers), 120, "a running job")
+        paused_job = await until(lambda: _running_on_live(store, jobs, workers), 120, "a running job")
         paused = _worker_of(paused_job, workers)
         workers[paused].send_signal(signal.SIGSTOP)
-        await _until(lambda: _reclaimed(store, paused_job), 60, "the paused worker's job claimed again")
+        await until(lambda: _reclaimed(store, paused_job), 60, "the paused worker's job claimed again")
         workers[paused].send_signal(signal.SIGCONT)
 
-        done = await _until(lambda: _all_delivered(store, jobs), 240, "every job delivered")
-        await _until(lambda: _logged(logs[paused], "lost its lease"), 30, "the woken worker to notice")
+        done = await until(lambda: _all_delivered(store, jobs), 240, "every job delivered")
+        await until(lambda: _logged(logs[paused], "lost its lease"), 30, "the woken worker to notice")
     finally:
         for process in [bot, *workers.values()]:
             if process.poll() is None:
