@@ -38,6 +38,7 @@ from bot.messages import progress_text
 from bot.replies import NO_MENTIONS
 from bot.views import progress_view
 from engine.queue.jobs import Job, JobKind, JobStatus
+from engine.queue.store import StoreUnavailable
 
 if TYPE_CHECKING:
     from bot.client import AnimaBot
@@ -176,6 +177,8 @@ class Tracker:
         self._shown: Shown | None = None
         self._edits_broken = False
         self._result_id: int | None = None
+        self._posted: discord.Message | None = None  # the outcome's own post (None: it went into the progress message)
+        self._recorded = False
 
     def update(self, job: Job, position: int) -> None:
         if job.progress_post_id is None and self.job.progress_post_id is not None:
@@ -196,7 +199,7 @@ class Tracker:
                 try:
                     await self._follow()
                     return
-                except (discord.HTTPException, OSError) as err:
+                except (discord.HTTPException, OSError, StoreUnavailable) as err:  # the store's: an outage
                     if delivery.is_permanent(err):  # retrying won't fix it: hold the job, tell the member
                         await delivery.hold_and_tell(self.watcher.bot, self.job, err)
                         return
@@ -204,7 +207,7 @@ class Tracker:
                         log.error("job %d: giving up on delivering it after repeated errors", self.job.id, exc_info=err)
                         await delivery.post_apology(self.watcher.bot, self.job)
                         return
-                    log.warning("job %d: Discord error (%s); retrying in %g s", self.job.id, err, delay)
+                    log.warning("job %d: %s; retrying in %g s", self.job.id, _transient(err), delay)
                     await asyncio.sleep(delay)
                 except Exception:
                     log.exception("job %d: progress or delivery failed", self.job.id)
@@ -245,8 +248,9 @@ class Tracker:
             return
         self._last_edit = time.monotonic()
         self._shown = Shown(content, None, True)
+        self.job = dataclasses.replace(job, progress_post_id=message.id)  # a retry after a failed write edits it
         await self.store.set_posts(job.id, progress_post_id=message.id)
-        self.job = await self.store.get(job.id) or job
+        self.job = await self.store.get(job.id) or self.job
         log.info("job %d: progress message %d posted", job.id, message.id)
 
     def _wanted(self, job: Job) -> Shown:
@@ -306,16 +310,24 @@ class Tracker:
 
     # -- delivery -----------------------------------------------------------------------------
     async def _deliver(self) -> None:
-        """Post the outcome once and record it (that marks the job delivered), then tidy up."""
+        """Post the outcome once and record it (that marks the job delivered), then tidy up. A retry
+        (the store was unreachable to record it, say) records the post already made."""
         job, bot = self.job, self.watcher.bot
         if self._result_id is None:
             progress_shown = job.progress_post_id is not None and not self._edits_broken
-            message = await delivery.post_outcome(bot, job, progress_shown=progress_shown)
-            self._result_id = message.id if message is not None else job.progress_post_id
+            self._posted = await delivery.post_outcome(bot, job, progress_shown=progress_shown)
+            self._result_id = self._posted.id if self._posted is not None else job.progress_post_id
+        if not self._recorded:
             await delivery.record_result(bot, job.id, self._result_id)  # first: nothing may fail before it
+            self._recorded = True
             log.info("job %d: %s, delivered as message %d", job.id, job.status.value, self._result_id)
-            if message is not None:
-                await delivery.decorate(job, message)
+            if self._posted is not None:
+                await delivery.decorate(job, self._posted)
             if job.kind is JobKind.MUX and job.audio_path:
                 delivery.remove_upload(bot, job.audio_path)
         await self._final_edit()
+
+
+def _transient(err: BaseException) -> str:
+    """What went wrong, for the log line of a delivery that is tried again."""
+    return "the job store is unreachable" if isinstance(err, StoreUnavailable) else f"Discord error ({err})"

@@ -10,9 +10,10 @@ from support.botharness import command, job_id_in, progress_of
 from support.media import write_wav
 from support.waiting import wait_job, wait_result
 
-from bot import delivery
+from bot import delivery, progress
 from bot.settings import GuildLimits, get_limits
 from engine.queue.jobs import JobKind, JobStatus
+from engine.queue.store import StoreUnavailable
 from engine.video.read import probe
 
 
@@ -236,3 +237,23 @@ async def test_a_delivery_bug_is_logged_with_the_job_id_and_the_channel_gets_an_
         )
     assert f"reference {job_id}" in notice.content and "disk on fire" not in notice.content
     assert any(f"job {job_id}: progress or delivery failed" in r.getMessage() for r in caplog.records)
+
+
+async def test_a_store_outage_while_delivering_is_waited_out_and_the_video_is_posted_once(fake, world, bot,
+                                                                                           monkeypatch):  # fmt: skip
+    store, real, failed = bot.bot.store, bot.bot.store.set_posts, []
+
+    async def down_once(job_id, **posts):
+        if "result_post_id" in posts and not failed:
+            failed.append(job_id)
+            raise StoreUnavailable()
+        return await real(job_id, **posts)
+
+    monkeypatch.setattr(store, "set_posts", down_once)
+    monkeypatch.setattr(progress, "RETRY_DELAYS", (0.2, 0.2, 0.2))
+    answer = await command(fake, "animate", {"prompt": "a cat"}, user_id=world.member_id, channel_id=world.channel_id)
+    job_id = job_id_in(answer.content)
+    done = await wait_job(bot, job_id, lambda job: job.result_post_id is not None)
+    posts = [m for m in fake.bot_messages(world.channel_id) if m.attachments]
+    assert failed == [job_id] and [m.id for m in posts] == [done.result_post_id]
+    assert not any("Sorry" in m.content for m in fake.bot_messages(world.channel_id))
