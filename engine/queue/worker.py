@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 POLL_SECONDS = 0.5  # the fallback: another process may have queued a job without telling us
 CLEANUP_EVERY_SECONDS = 3600
 HEARTBEAT_SECONDS = 5.0  # at most; a third of the store's lease when that is shorter
+RECOVERED_SECONDS = 60.0  # a loop that ran this long before failing starts its backoff afresh
 MAX_ATTEMPTS = 3  # a job whose worker died this many times before saving a frame fails instead
 
 
@@ -196,18 +197,24 @@ class Runtime:
     async def _resilient(self, loop_body) -> None:
         """Run a loop; when it stops on an error, wait (backing off) and start it again. A loop that
         ended silently would leave this worker renewing the leases of jobs it no longer serves."""
-        failures = 0
+        failures, name = 0, loop_body.__name__
         while True:
+            started = time.monotonic()
             try:
                 await loop_body()
                 return
             except StoreUnavailable:
-                delay = backoff(failures)
-                log.warning("%s: the job store is unreachable; trying again in %g s", loop_body.__name__, delay)
-            except Exception:
-                delay = backoff(failures)
-                log.exception("%s stopped on an error; starting it again in %g s", loop_body.__name__, delay)
+                error = None
+            except Exception as err:
+                error = err
+            if time.monotonic() - started > RECOVERED_SECONDS:  # it had been running: a new incident
+                failures = 0
+            delay = backoff(failures)
             failures += 1
+            if error is None:
+                log.warning("%s: the job store is unreachable; trying again in %g s", name, delay)
+            else:
+                log.error("%s stopped on an error; starting it again in %g s", name, delay, exc_info=error)
             await asyncio.sleep(delay)
 
     # -- renders ------------------------------------------------------------------------------
