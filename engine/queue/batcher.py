@@ -172,9 +172,13 @@ class Batcher:
             job = await self.store.claim(self.worker, mux=False, batch_key=key, job_id=await self._preferred(key))
             if job is None:
                 return
+            active = BatchJob(job=job, work_dir=job_dir(self.config, job.id) / "frames")
             if not self.store.blobs.local:  # claimed, so it must not be dropped here: waits out an outage
-                await until_reachable(functools.partial(self._fetch_inputs, job), f"fetch job {job.id}'s frames")
-            self.active[job.id] = BatchJob(job=job, work_dir=job_dir(self.config, job.id) / "frames")
+                try:
+                    await until_reachable(functools.partial(self._fetch_inputs, job), f"fetch job {job.id}'s frames")
+                except Exception as err:  # a full disk, say: the job fails with the reason at its round
+                    active.error = err
+            self.active[job.id] = active
             log.info(
                 "job %d joins the batch (%s, %d/%d frames done)",
                 job.id, job.params.size, job.frames_done, job.frames_total,
@@ -254,7 +258,7 @@ class Batcher:
         control = batch[0].job.params.control  # one control per batch (batch_key)
         components = components_for(loaded.components, control, self.config.engine)
         for active in batch:
-            if active.chain is None and not active.cancel.is_set():
+            if active.chain is None and active.error is None and not active.cancel.is_set():
                 try:
                     params = active.job.params.validate()
                     saved = load_frames(active.work_dir, params.frames)

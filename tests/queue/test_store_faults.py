@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import shutil
 import time
 
 import pytest
@@ -13,6 +14,7 @@ from support.waiting import until
 
 from engine.config import Config, EngineConfig
 from engine.queue.db import StoreUnavailable
+from engine.queue.held import describe_failure
 from engine.queue.jobs import Job, JobKind, JobStatus
 from engine.queue.schema import SCHEMA_VERSION
 from engine.queue.store import JobStore
@@ -89,6 +91,32 @@ async def test_a_job_that_ends_while_the_database_is_unreachable_is_recorded_onc
         done = await until(lambda: _finished(store, job.id), 60, "the job to be recorded as ended")
         assert (done.status, done.frames_done) == (JobStatus.DONE, params.frames), done.error
         assert probe(await store.blobs.fetch(done.result_path)).frames == params.frames
+    finally:
+        await runtime.stop()
+
+
+async def test_a_claimed_job_whose_saved_frames_cannot_be_fetched_fails_with_a_reason(pg, tmp_path):
+    cluster, name, store = pg
+    job = await store.enqueue(JobKind.ANIMATE, PARAMS, user_id=1, guild_id=1, origin_id=5)
+    first = await store.claim("gone:1")  # a worker elsewhere saved a frame, then died
+    frame = tmp_path / "00000.png"
+    frame.write_bytes(b"a saved frame")
+    await store.update_progress(job.id, 1, token=first.lease_token, files={"jobs/1/frames/00000.png": frame})
+    assert await store.requeue_running(worker="gone:1") == [job.id]
+    jobs = tmp_path / "data" / "jobs"
+    shutil.rmtree(jobs)  # the saving host's cached copy: this host has none
+    jobs.write_bytes(b"")  # and its disk refuses the job's folder
+    config = Config(data_dir=tmp_path / "data", engine=EngineConfig(model="test-tiny", device="cpu"))
+    runtime = Runtime(config, store)
+    await runtime.start()
+    try:
+        runtime.notify()
+        failed = await until(lambda: _finished(store, job.id), 60, "the job to end")  # not left running
+        assert (failed.status, failed.error) == (JobStatus.FAILED, describe_failure(NotADirectoryError()))
+        jobs.unlink()
+        later = await store.enqueue(JobKind.ANIMATE, PARAMS, user_id=2, guild_id=1, origin_id=6)
+        runtime.notify()
+        assert (await until(lambda: _finished(store, later.id), 60, "the next job")).status is JobStatus.DONE
     finally:
         await runtime.stop()
 
