@@ -45,6 +45,8 @@ from engine.render.catalog import DEFAULT_MODEL
 
 log = logging.getLogger(__name__)
 
+CLOSE_SECONDS = 30.0  # how long a stopping runtime waits for its videos' ends to be recorded
+
 
 class Batcher:
     """The batch of render jobs one runtime is rendering, and the rounds that render it.
@@ -118,9 +120,15 @@ class Batcher:
             active.cancel.set()
 
     async def close(self) -> None:
-        """Let the frames being recorded and the videos being encoded finish (both are short)."""
+        """Let the frames being recorded and the videos being encoded finish (both are short). A
+        video whose end the store cannot take within ``CLOSE_SECONDS`` (an outage) is left running
+        in the store: its lease expires and a worker resumes it."""
         await asyncio.gather(*self.records, return_exceptions=True)
-        await asyncio.gather(*self.encodes, return_exceptions=True)
+        if self.encodes:
+            _, waiting = await asyncio.wait(self.encodes, timeout=CLOSE_SECONDS)
+            for task in waiting:
+                task.cancel()
+            await asyncio.gather(*self.encodes, return_exceptions=True)
         self._files.shutdown(wait=True)
 
     # -- the GPU thread: models and compilation ---------------------------------------------------

@@ -13,6 +13,7 @@ import pytest
 from support.waiting import until
 
 from engine.config import Config, EngineConfig
+from engine.queue import batcher
 from engine.queue.db import StoreUnavailable
 from engine.queue.held import describe_failure
 from engine.queue.jobs import Job, JobKind, JobStatus
@@ -95,6 +96,37 @@ async def test_a_job_that_ends_while_the_database_is_unreachable_is_recorded_onc
         await runtime.stop()
 
 
+async def test_a_runtime_stopping_in_an_outage_stops_and_its_job_resumes_later(pg, tmp_path, caplog, monkeypatch):
+    cluster, name, store = pg
+    monkeypatch.setattr(batcher, "CLOSE_SECONDS", 1.0)
+    config = Config(data_dir=tmp_path / "data", engine=EngineConfig(model="test-tiny", device="cpu"))
+    runtime = Runtime(config, store)
+    await runtime.start()
+    job = await store.enqueue(JobKind.ANIMATE, PARAMS, user_id=1, guild_id=1, origin_id=5)
+    runtime.notify()
+    await until(lambda: _rendering(store, job.id), 60, "the job's first frame")
+    cluster.psql(f"ALTER DATABASE {name} ALLOW_CONNECTIONS false")
+    cluster.terminate_connections(name)
+    try:
+        await until(lambda: _logged(caplog, f"the job store is unreachable to mark job {job.id} done"),
+                    90, "the runtime to try to record the job's end")  # fmt: skip
+        await asyncio.wait_for(runtime.stop(), 60)  # it does not wait for the database
+    finally:
+        cluster.psql(f"ALTER DATABASE {name} ALLOW_CONNECTIONS true")
+    await until(lambda: _status(store, job.id, JobStatus.RUNNING), 60, "the store to answer")  # nothing recorded
+    assert await store.requeue_running(worker=runtime.worker) == [job.id]  # as its lease running out would
+    again = Runtime(config, store)
+    await again.start()
+    try:
+        again.notify()
+        done = await until(lambda: _finished(store, job.id), 60, "the job to be resumed and done")
+        assert (
+            done.status is JobStatus.DONE and probe(await store.blobs.fetch(done.result_path)).frames == PARAMS.frames
+        )
+    finally:
+        await again.stop()
+
+
 async def test_a_claimed_job_whose_saved_frames_cannot_be_fetched_fails_with_a_reason(pg, tmp_path):
     cluster, name, store = pg
     job = await store.enqueue(JobKind.ANIMATE, PARAMS, user_id=1, guild_id=1, origin_id=5)
@@ -135,3 +167,10 @@ async def _finished(store, job_id):
     except StoreUnavailable:  # the pool is still reconnecting
         return None
     return job if job.status.finished else None
+
+
+async def _status(store, job_id, status):
+    try:
+        return (await store.get(job_id)).status is status
+    except StoreUnavailable:  # the pool is still reconnecting
+        return False
