@@ -5,6 +5,7 @@ once it is back; a schema migrated by many at once, once."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import shutil
 import time
@@ -24,6 +25,18 @@ from engine.render.params import RenderParams
 from engine.video.read import probe
 
 PARAMS = RenderParams(prompt="a cat", frames=4, seed=1, width=64, height=64)
+LONGER = dataclasses.replace(PARAMS, frames=6, steps=8)  # still rendering when the test cuts the database
+
+
+@contextlib.contextmanager
+def _outage(cluster, name: str):
+    """The test's database refuses every connection (the open ones are cut) until the block ends."""
+    cluster.psql(f"ALTER DATABASE {name} ALLOW_CONNECTIONS false")
+    cluster.terminate_connections(name)
+    try:
+        yield
+    finally:
+        cluster.psql(f"ALTER DATABASE {name} ALLOW_CONNECTIONS true")
 
 
 @pytest.fixture
@@ -43,16 +56,12 @@ async def test_a_terminated_connection_is_replaced_and_the_call_succeeds(pg):
 
 async def test_an_unreachable_database_is_a_readable_error_within_3_s(pg):
     cluster, name, store = pg
-    cluster.psql(f"ALTER DATABASE {name} ALLOW_CONNECTIONS false")
-    cluster.terminate_connections(name)
-    try:
+    with _outage(cluster, name):
         for call in (store.enqueue(JobKind.ANIMATE, PARAMS, user_id=1), store.usage(1, 1), store.claim("w")):
             started = time.monotonic()
             with pytest.raises(StoreUnavailable, match="The queue is unavailable for the moment"):
                 await call
             assert time.monotonic() - started < 3.0
-    finally:
-        cluster.psql(f"ALTER DATABASE {name} ALLOW_CONNECTIONS true")
     assert await store.usage(1, 1) is not None  # and back once it is reachable
 
 
@@ -78,20 +87,15 @@ async def test_a_job_that_ends_while_the_database_is_unreachable_is_recorded_onc
     runtime = Runtime(config, store)
     await runtime.start()
     try:
-        params = dataclasses.replace(PARAMS, frames=6, steps=8)
-        job = await store.enqueue(JobKind.ANIMATE, params, user_id=1, guild_id=1, origin_id=5)
+        job = await store.enqueue(JobKind.ANIMATE, LONGER, user_id=1, guild_id=1, origin_id=5)
         runtime.notify()
         await until(lambda: _rendering(store, job.id), 60, "the job's first frame")
-        cluster.psql(f"ALTER DATABASE {name} ALLOW_CONNECTIONS false")
-        cluster.terminate_connections(name)
-        try:  # the batch renders on through the outage, and the job ends in it
+        with _outage(cluster, name):  # the batch renders on through the outage, and the job ends in it
             await until(lambda: _logged(caplog, f"the job store is unreachable to mark job {job.id} done"),
                         90, "the runtime to try to record the job's end")  # fmt: skip
-        finally:
-            cluster.psql(f"ALTER DATABASE {name} ALLOW_CONNECTIONS true")
         done = await until(lambda: _finished(store, job.id), 60, "the job to be recorded as ended")
-        assert (done.status, done.frames_done) == (JobStatus.DONE, params.frames), done.error
-        assert probe(await store.blobs.fetch(done.result_path)).frames == params.frames
+        assert (done.status, done.frames_done) == (JobStatus.DONE, LONGER.frames), done.error
+        assert probe(await store.blobs.fetch(done.result_path)).frames == LONGER.frames
     finally:
         await runtime.stop()
 
@@ -102,17 +106,17 @@ async def test_a_runtime_stopping_in_an_outage_stops_and_its_job_resumes_later(p
     config = Config(data_dir=tmp_path / "data", engine=EngineConfig(model="test-tiny", device="cpu"))
     runtime = Runtime(config, store)
     await runtime.start()
-    job = await store.enqueue(JobKind.ANIMATE, PARAMS, user_id=1, guild_id=1, origin_id=5)
-    runtime.notify()
-    await until(lambda: _rendering(store, job.id), 60, "the job's first frame")
-    cluster.psql(f"ALTER DATABASE {name} ALLOW_CONNECTIONS false")
-    cluster.terminate_connections(name)
     try:
-        await until(lambda: _logged(caplog, f"the job store is unreachable to mark job {job.id} done"),
-                    90, "the runtime to try to record the job's end")  # fmt: skip
-        await asyncio.wait_for(runtime.stop(), 60)  # it does not wait for the database
-    finally:
-        cluster.psql(f"ALTER DATABASE {name} ALLOW_CONNECTIONS true")
+        job = await store.enqueue(JobKind.ANIMATE, LONGER, user_id=1, guild_id=1, origin_id=5)
+        runtime.notify()
+        await until(lambda: _rendering(store, job.id), 60, "the job's first frame")
+        with _outage(cluster, name):
+            await until(lambda: _logged(caplog, f"the job store is unreachable to mark job {job.id} done"),
+                        90, "the runtime to try to record the job's end")  # fmt: skip
+            await asyncio.wait_for(runtime.stop(), 60)  # it does not wait for the database
+    except BaseException:
+        await runtime.stop()
+        raise
     await until(lambda: _status(store, job.id, JobStatus.RUNNING), 60, "the store to answer")  # nothing recorded
     assert await store.requeue_running(worker=runtime.worker) == [job.id]  # as its lease running out would
     again = Runtime(config, store)
@@ -120,9 +124,8 @@ async def test_a_runtime_stopping_in_an_outage_stops_and_its_job_resumes_later(p
     try:
         again.notify()
         done = await until(lambda: _finished(store, job.id), 60, "the job to be resumed and done")
-        assert (
-            done.status is JobStatus.DONE and probe(await store.blobs.fetch(done.result_path)).frames == PARAMS.frames
-        )
+        assert done.status is JobStatus.DONE, done.error
+        assert probe(await store.blobs.fetch(done.result_path)).frames == LONGER.frames
     finally:
         await again.stop()
 
