@@ -15,8 +15,9 @@ one control's models (``engine.render.controls.components_for``). The compiled s
 canny ControlNet; depth and pose rounds run eagerly. A job that starts from a picture gets it from
 ``engine.queue.pictures`` by its ``image_key`` when its chain is built (so a restart resumes it).
 
-This is the one place that hands render work to ``engine.render``; it imports it (and so torch)
-only inside the functions that run on the GPU thread.
+This and ``engine.queue.held_models`` (the models, loaded and compiled) are the places that hand
+work to ``engine.render``; they import it (and so torch) only inside the functions that run on the
+GPU thread.
 """
 
 from __future__ import annotations
@@ -38,10 +39,10 @@ from engine.queue import model_order
 from engine.queue.blobs import job_prefix
 from engine.queue.db import until_reachable
 from engine.queue.held import BatchJob, Finish, Progress, describe_failure, job_dir, write_clip, write_frame
+from engine.queue.held_models import HeldModels
 from engine.queue.jobs import Job, JobStatus
 from engine.queue.pictures import fetch_picture, load_picture
 from engine.queue.store import JobStore, LeaseLost, StoreUnavailable
-from engine.render.catalog import DEFAULT_MODEL
 
 log = logging.getLogger(__name__)
 
@@ -51,9 +52,9 @@ CLOSE_SECONDS = 30.0  # how long a stopping runtime waits for its videos' ends t
 class Batcher:
     """The batch of render jobs one runtime is rendering, and the rounds that render it.
 
-    The runtime's render loop calls :meth:`fill` while the batch is empty, :meth:`run_round` (which
-    fills it further) while :attr:`active` holds jobs, and :meth:`warm_next` when idle with sizes
-    still to compile.
+    The runtime's render loop calls :meth:`fill` while the batch is empty, and :meth:`run_round`
+    (which fills it further) while :attr:`active` holds jobs. The models are in :attr:`held`
+    (``engine.queue.held_models``).
     """
 
     def __init__(
@@ -72,16 +73,14 @@ class Batcher:
         self.config = config
         self.store = store
         self.worker = worker
-        self.device = device
         self._gpu = gpu
         self._cpu = cpu
         self._finish = finish
         self._publish = publish
         self._on_change = on_change  # a job left the batch or an encode ended
         self.catalog = config.catalog  # the models and LoRAs jobs name
-        self.models = None  # engine.render.model_cache.ModelCache, made by load() on the GPU thread
+        self.held = HeldModels(config, device=device)  # loaded and compiled on the GPU thread
         self.passed_over: set[int] = set()  # head jobs an empty batch skipped once for a loaded model
-        self.to_warm: list[int] = [2]  # batch rows still to compile: one job first (load sets the rest)
         self.active: dict[int, BatchJob] = {}
         self.encodes: set[asyncio.Task] = set()  # videos being encoded (their jobs left the batch)
         self.records: set[asyncio.Task] = set()  # frames being written and recorded (Batcher._record)
@@ -91,29 +90,6 @@ class Batcher:
     def busy(self) -> bool:
         """Whether a job is in the batch, or a frame is being recorded or a video encoded."""
         return bool(self.active or self.encodes or self.records)
-
-    @property
-    def components(self):
-        """The default model's ``Components`` while it is loaded (None before :meth:`load`)."""
-        default = self._default()
-        return default.components if default is not None else None
-
-    @property
-    def predict(self):
-        """The default model's compiled step (``engine.render.accel.CompiledStep``; None: eager)."""
-        default = self._default()
-        return default.predict if default is not None else None
-
-    @predict.setter
-    def predict(self, step) -> None:
-        self._default().predict = step
-
-    def _default(self):
-        return self.models.peek(DEFAULT_MODEL) if self.models is not None else None
-
-    @property
-    def wants_warm_up(self) -> bool:
-        return self.predict is not None and bool(self.to_warm)
 
     def cancel_all(self) -> None:
         for active in self.active.values():
@@ -130,47 +106,6 @@ class Batcher:
                 task.cancel()
             await asyncio.gather(*self.encodes, return_exceptions=True)
         self._files.shutdown(wait=True)
-
-    # -- the GPU thread: models and compilation ---------------------------------------------------
-    def load(self):
-        """GPU thread: make the model cache and load the default model into it (so a model that
-        cannot load is an error at start), compile and warm up its step and VAE on CUDA: one job's
-        sizes now, the other batch sizes up to a full batch when the runtime is idle."""
-        from engine.render import accel
-        from engine.render.model_cache import ModelCache
-
-        self.models = ModelCache(self.catalog, self.config.engine, device=self.device, on_load=self._prepare)
-        components = self.models.get(DEFAULT_MODEL).components
-        if self.predict is not None:
-            self.warm_next()
-            rows = accel.buckets_up_to(2 * max(1, self.config.engine.max_batch))
-            pending = [rows[-1], *rows[:-1]]  # a full batch first, then the sizes between
-            self.to_warm = [size for size in pending if size not in self.predict.warmed]
-        return components
-
-    def _prepare(self, loaded) -> None:
-        """GPU thread, each model load: the CUDA speed-ups, and a compiled step and VAE of its own."""
-        from engine.render import accel
-
-        components = loaded.components
-        accel.prepare(components)
-        if self.config.engine.compile and components.device.type == "cuda":
-            cache = self.config.data_dir / "compile-cache"
-            loaded.predict = accel.CompiledStep(components, mode=self.config.engine.compile_mode, cache_dir=cache)
-            loaded.vae = accel.CompiledVae(components.vae, cache_dir=cache)
-
-    def warm_next(self) -> None:
-        """GPU thread: compile the next pending batch size at the default render size (the VAE's for
-        as many frames as that batch holds jobs)."""
-        render, rows = self.config.render, self.to_warm[0]
-        try:  # the size stays pending until compiled, so Runtime.drain never returns mid-compile
-            seconds = self.predict.warm_up(render.width, render.height, (rows,))
-            vae = self._default().vae
-            if vae is not None:
-                seconds += vae.warm_up(render.width, render.height, (max(1, rows // 2),))
-        finally:
-            self.to_warm.remove(rows)
-        log.info("compiled the UNet+ControlNet step and VAE for %s at %d rows in %.0f s", render.size, rows, seconds)
 
     # -- claiming ---------------------------------------------------------------------------------
     async def fill(self) -> None:
@@ -200,10 +135,10 @@ class Batcher:
 
     async def _preferred(self, key: str | None) -> int | None:
         """An empty batch on a runtime with a model loaded: the job ``model_order.pick`` prefers."""
-        if key is not None or self.models is None or len(self.catalog.models) < 2:
+        if key is not None or self.held.models is None or len(self.catalog.models) < 2:
             return None
         queue = await self.store.next_renders(model_order.LOOKAHEAD)
-        return model_order.pick(queue, self.models.loaded, self.passed_over)
+        return model_order.pick(queue, self.held.models.loaded, self.passed_over)
 
     async def _check_cancels(self) -> None:
         limit = self.config.engine.job_timeout_seconds
@@ -290,7 +225,7 @@ class Batcher:
         it cannot be had; then every job of the batch gets the error (a removed name, a broken file)."""
         params = batch[0].job.params
         try:
-            loaded = self.models.get(params.model)
+            loaded = self.held.models.get(params.model)
             loaded.use_loras(self.catalog, params.loras)
         except Exception as err:
             for active in batch:
