@@ -39,6 +39,24 @@ def _outage(cluster, name: str):
         cluster.psql(f"ALTER DATABASE {name} ALLOW_CONNECTIONS true")
 
 
+@contextlib.asynccontextmanager
+async def _ending_in_an_outage(cluster, name: str, runtime: Runtime, caplog):
+    """A job (``LONGER``) renders on ``runtime``; after its first frame the database goes away, and the
+    block runs, still in the outage, once the runtime has rendered the job and tried to record its end."""
+    store = runtime.store
+    job = await store.enqueue(JobKind.ANIMATE, LONGER, user_id=1, guild_id=1, origin_id=5)
+    runtime.notify()
+    await until(lambda: _rendering(store, job.id), 60, "the job's first frame")
+    with _outage(cluster, name):  # the batch renders on through the outage, and the job ends in it
+        await until(lambda: _logged(caplog, f"the job store is unreachable to mark job {job.id} done"),
+                    90, "the runtime to try to record the job's end")  # fmt: skip
+        yield job
+
+
+def _config(tmp_path) -> Config:
+    return Config(data_dir=tmp_path / "data", engine=EngineConfig(model="test-tiny", device="cpu"))
+
+
 @pytest.fixture
 async def pg(pg_cluster, tmp_path):
     url = pg_cluster.new_database()
@@ -83,16 +101,11 @@ async def test_stores_opening_a_new_database_at_once_migrate_it_once(pg_cluster)
 
 async def test_a_job_that_ends_while_the_database_is_unreachable_is_recorded_once_it_is_back(pg, tmp_path, caplog):
     cluster, name, store = pg
-    config = Config(data_dir=tmp_path / "data", engine=EngineConfig(model="test-tiny", device="cpu"))
-    runtime = Runtime(config, store)
+    runtime = Runtime(_config(tmp_path), store)
     await runtime.start()
     try:
-        job = await store.enqueue(JobKind.ANIMATE, LONGER, user_id=1, guild_id=1, origin_id=5)
-        runtime.notify()
-        await until(lambda: _rendering(store, job.id), 60, "the job's first frame")
-        with _outage(cluster, name):  # the batch renders on through the outage, and the job ends in it
-            await until(lambda: _logged(caplog, f"the job store is unreachable to mark job {job.id} done"),
-                        90, "the runtime to try to record the job's end")  # fmt: skip
+        async with _ending_in_an_outage(cluster, name, runtime, caplog) as job:
+            pass  # the database is back: the end the runtime kept is recorded
         done = await until(lambda: _finished(store, job.id), 60, "the job to be recorded as ended")
         assert (done.status, done.frames_done) == (JobStatus.DONE, LONGER.frames), done.error
         assert probe(await store.blobs.fetch(done.result_path)).frames == LONGER.frames
@@ -103,16 +116,11 @@ async def test_a_job_that_ends_while_the_database_is_unreachable_is_recorded_onc
 async def test_a_runtime_stopping_in_an_outage_stops_and_its_job_resumes_later(pg, tmp_path, caplog, monkeypatch):
     cluster, name, store = pg
     monkeypatch.setattr(batcher, "CLOSE_SECONDS", 1.0)
-    config = Config(data_dir=tmp_path / "data", engine=EngineConfig(model="test-tiny", device="cpu"))
+    config = _config(tmp_path)
     runtime = Runtime(config, store)
     await runtime.start()
     try:
-        job = await store.enqueue(JobKind.ANIMATE, LONGER, user_id=1, guild_id=1, origin_id=5)
-        runtime.notify()
-        await until(lambda: _rendering(store, job.id), 60, "the job's first frame")
-        with _outage(cluster, name):
-            await until(lambda: _logged(caplog, f"the job store is unreachable to mark job {job.id} done"),
-                        90, "the runtime to try to record the job's end")  # fmt: skip
+        async with _ending_in_an_outage(cluster, name, runtime, caplog) as job:
             await asyncio.wait_for(runtime.stop(), 60)  # it does not wait for the database
     except BaseException:
         await runtime.stop()
@@ -141,8 +149,7 @@ async def test_a_claimed_job_whose_saved_frames_cannot_be_fetched_fails_with_a_r
     jobs = tmp_path / "data" / "jobs"
     shutil.rmtree(jobs)  # the saving host's cached copy: this host has none
     jobs.write_bytes(b"")  # and its disk refuses the job's folder
-    config = Config(data_dir=tmp_path / "data", engine=EngineConfig(model="test-tiny", device="cpu"))
-    runtime = Runtime(config, store)
+    runtime = Runtime(_config(tmp_path), store)
     await runtime.start()
     try:
         runtime.notify()
@@ -164,16 +171,19 @@ async def _logged(caplog, text):
     return any(text in record.getMessage() for record in caplog.records)
 
 
-async def _finished(store, job_id):
+async def _job(store, job_id):
+    """The job, or None while the pool is still reconnecting after an outage."""
     try:
-        job = await store.get(job_id)
-    except StoreUnavailable:  # the pool is still reconnecting
+        return await store.get(job_id)
+    except StoreUnavailable:
         return None
-    return job if job.status.finished else None
+
+
+async def _finished(store, job_id):
+    job = await _job(store, job_id)
+    return job if job is not None and job.status.finished else None
 
 
 async def _status(store, job_id, status):
-    try:
-        return (await store.get(job_id)).status is status
-    except StoreUnavailable:  # the pool is still reconnecting
-        return False
+    job = await _job(store, job_id)
+    return job is not None and job.status is status
