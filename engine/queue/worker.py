@@ -165,10 +165,8 @@ class Runtime:
             files, result_path = {key: result}, self.store.blobs.ref(key)
         try:  # the outcome is kept until the store takes it: a job must not stay running for ever
             done = await until_reachable(
-                lambda: asyncio.shield(
-                    self.store.finish(
-                        job.id, status, result_path=result_path, error=error, token=job.lease_token, files=files
-                    )
+                lambda: self.store.finish(  # shielded there: cancelling this does not lose the write
+                    job.id, status, result_path=result_path, error=error, token=job.lease_token, files=files
                 ),
                 f"mark job {job.id} {status.value}",
             )
