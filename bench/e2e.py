@@ -220,7 +220,7 @@ async def breakdown(store: JobStore, request: Request, wall_offset: float) -> di
 class StartLog(logging.Handler):
     """Keeps the runtime's own lines about loading the model and compiling its step (and their seconds)."""
 
-    LOGGERS = ("engine.render.models", "engine.queue.batcher")
+    LOGGERS = ("engine.render.models", "engine.queue.held_models")
 
     def __init__(self) -> None:
         super().__init__(logging.INFO)
