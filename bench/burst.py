@@ -2,7 +2,7 @@
 
     python bench/burst.py --out bench/results/burst-cpu.json
 
-The real bot (``bot.runner.start_bot``, the path of ``animabot run``, test-tiny on the CPU)
+The real bot (``bot.cli.run.start_bot``, the path of ``animabot run``, test-tiny on the CPU)
 against the loopback Discord of the tests. Each of ``--members`` members sends ``/animate``
 twice (tiny frames), all 2×N commands spread over one second, and one more member asks
 ``/queue`` in the middle of it. Recorded:
@@ -34,7 +34,7 @@ from support.botharness import job_id_in, make_config, start  # noqa: E402
 from support.fakediscord import fake_discord  # noqa: E402
 
 from engine.config import LimitsConfig  # noqa: E402
-from engine.render.params import RenderParams  # noqa: E402
+from engine.request.params import RenderParams  # noqa: E402
 
 TINY = RenderParams(prompt="-", negative_prompt="", frames=1, fps=8, steps=1, width=64, height=64)
 LIMITS = LimitsConfig(max_frames=4, max_steps=4, max_side=768, max_fps=24, daily_quota=50, max_queued_per_user=5,

@@ -34,10 +34,10 @@ from transformers import (
     VitPoseImageProcessor,
 )
 
-from engine.render import tiny, tiny_controls
 from engine.render.chain import render_frames
-from engine.render.params import RenderParams
 from engine.render.steps.annotate import DepthAnnotator, PoseAnnotator
+from engine.render.weights import tiny, tiny_controls
+from engine.request.params import RenderParams
 
 
 def annotators(shape: str, device: torch.device, dtype: torch.dtype) -> dict:

@@ -3,9 +3,9 @@
     python bench/e2e.py --out bench/results/e2e-h100.json          # on a CUDA GPU (bench/device.sh runs it)
     python bench/e2e.py --shape tiny --device cpu --size 64 --frames 2 --steps 2 --out /tmp/e2e-smoke.json
 
-The real bot (``bot.runner.start_bot``, the code path of ``animabot run``, its engine runtime in the
+The real bot (``bot.cli.run.start_bot``, the code path of ``animabot run``, its engine runtime in the
 same process) against the loopback Discord of the tests. ``--shape sd15`` (the default) renders with
-SD1.5-shaped random weights (``engine.render.tiny``: the real layer sizes, so the real FLOPs), saved
+SD1.5-shaped random weights (``engine.render.weights.tiny``: the real layer sizes, so the real FLOPs), saved
 once as diffusers folders in ``--weights-dir`` and loaded by the same ``from_pretrained`` calls as
 real weights; ``--shape tiny`` uses ``test-tiny``. The clips are ``config.example.toml``'s
 ``[render]`` defaults (16 frames, 12 steps, 512x512, strength 0.6), which ``--frames``, ``--steps``
@@ -58,9 +58,9 @@ from support.fakediscord.openapi import VIOLATIONS  # noqa: E402
 from support.waiting import result_of, until  # noqa: E402
 
 from engine.config import Config, load_config  # noqa: E402
-from engine.queue.jobs import JobStatus  # noqa: E402
-from engine.queue.store import JobStore  # noqa: E402
-from engine.render import tiny  # noqa: E402
+from engine.render.weights import tiny  # noqa: E402
+from engine.store.jobs import JobStatus  # noqa: E402
+from engine.store.store import JobStore  # noqa: E402
 
 E1_TARGET_S = 3.0
 E1_REPETITIONS = 3
@@ -220,7 +220,7 @@ async def breakdown(store: JobStore, request: Request, wall_offset: float) -> di
 class StartLog(logging.Handler):
     """Keeps the runtime's own lines about loading the model and compiling its step (and their seconds)."""
 
-    LOGGERS = ("engine.render.models", "engine.queue.held_models")
+    LOGGERS = ("engine.render.weights.models", "engine.runtime.gpu_models")
 
     def __init__(self) -> None:
         super().__init__(logging.INFO)

@@ -30,7 +30,7 @@ from machine import write_report
 
 from engine.config import EngineConfig
 from engine.render.chain import FrameChain, render_frames, render_round
-from engine.render.params import RenderParams
+from engine.request.params import RenderParams
 from engine.video.metrics import temporal_metrics
 
 
@@ -56,7 +56,7 @@ def main() -> None:
     parser.add_argument("--prompt", default="a lighthouse on a cliff at sunset, waves below")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
-    from engine.render.models import load_components
+    from engine.render.weights.models import load_components
 
     components = load_components(EngineConfig(model=args.model, device=args.device))
     params = RenderParams(prompt=args.prompt, frames=args.frames, fps=8, seed=args.seed, steps=args.steps,

@@ -38,15 +38,13 @@ import torch
 from machine import machine  # bench/machine.py: this script's folder is on sys.path
 
 from engine.config import load_config
-from engine.render import (
-    accel,
-    tiny,
-)
+from engine.render import accel
 from engine.render.chain import FrameChain, render_round
 from engine.render.frames import save_frame
-from engine.render.models import Components
-from engine.render.params import RenderParams
 from engine.render.steps.control import canny
+from engine.render.weights import tiny
+from engine.render.weights.models import Components
+from engine.request.params import RenderParams
 from engine.video.preview import preview_jpeg
 
 PROMPT = "a cat in a sunflower field, golden hour, highly detailed"

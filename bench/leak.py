@@ -24,10 +24,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from machine import machine, rss_mib, slope, write_report
 
 from engine.config import Config, EngineConfig
-from engine.queue.jobs import JobKind
-from engine.queue.store import JobStore
-from engine.queue.worker import Runtime
-from engine.render.params import RenderParams
+from engine.request.params import RenderParams
+from engine.runtime.worker import Runtime
+from engine.store.jobs import JobKind
+from engine.store.store import JobStore
 
 
 async def run(data: Path, jobs: int, every: int, frames: int) -> dict:

@@ -30,9 +30,9 @@ from diffusers import StableDiffusionPipeline
 from support import tiny_checkpoints
 
 from engine.config import EngineConfig
-from engine.render import tiny
-from engine.render.catalog import build_catalog
-from engine.render.model_cache import ModelCache
+from engine.render.weights import tiny
+from engine.render.weights.model_cache import ModelCache
+from engine.request.catalog import build_catalog
 
 
 def _sync(device: str) -> None:

@@ -24,10 +24,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from machine import machine
 
 from engine.config import Config, EngineConfig
-from engine.queue.jobs import JobKind, JobStatus
-from engine.queue.store import JobStore
-from engine.queue.worker import Runtime
-from engine.render.params import RenderParams
+from engine.request.params import RenderParams
+from engine.runtime.worker import Runtime
+from engine.store.jobs import JobKind, JobStatus
+from engine.store.store import JobStore
 
 
 async def loop_lag(data: Path, jobs: int, frames: int) -> dict:

@@ -29,9 +29,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from machine import machine, percentile  # noqa: E402
 
-from engine.queue.jobs import JobKind  # noqa: E402
-from engine.queue.store import JobStore  # noqa: E402
-from engine.render.params import RenderParams  # noqa: E402
+from engine.request.params import RenderParams  # noqa: E402
+from engine.store.jobs import JobKind  # noqa: E402
+from engine.store.store import JobStore  # noqa: E402
 
 
 def store_machine() -> dict:

@@ -14,13 +14,13 @@ from typing import TYPE_CHECKING
 import discord
 
 from bot.checks import can_cancel, can_reroll
-from bot.messages import smooth_lowered_note
-from bot.settings import check_request, get_limits, lower_smooth
-from bot.weights import check_params
+from bot.guild_limits import check_request, get_limits, lower_smooth
+from bot.model_choices import check_params
+from bot.text.messages import smooth_lowered_note
 from engine.errors import UserError
-from engine.queue.jobs import Job, JobKind, JobStatus
-from engine.queue.pictures import keep_picture
-from engine.render.params import RenderParams
+from engine.request.params import RenderParams
+from engine.store.jobs import Job, JobKind, JobStatus
+from engine.store.pictures import keep_picture
 
 if TYPE_CHECKING:
     from bot.client import AnimaBot

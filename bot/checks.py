@@ -11,7 +11,7 @@ from __future__ import annotations
 import discord
 from discord import app_commands
 
-from engine.queue.jobs import Job
+from engine.store.jobs import Job
 
 CANNOT_POST = "I can't post videos in this channel; ask an admin to let me send messages and attach files here."
 NO_REACTIONS = "I can't add reactions here (Add Reactions permission), so use the buttons on the result."

@@ -22,16 +22,16 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.checks import Refused
-from bot.messages import apology
-from bot.progress import ProgressWatcher
+from bot.delivery.progress import ProgressWatcher
+from bot.job_buttons import JobButton
 from bot.replies import NO_MENTIONS, reply
-from bot.views import JobButton
+from bot.text.messages import apology
 from engine.config import Config, DiscordConfig
 from engine.errors import UserError
-from engine.queue.store import JobStore
+from engine.store.store import JobStore
 
 if TYPE_CHECKING:
-    from engine.queue.worker import Runtime
+    from engine.runtime.worker import Runtime
 
 log = logging.getLogger(__name__)
 

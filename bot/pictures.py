@@ -1,9 +1,9 @@
 """A member's picture for ``/animate image:`` and the Animate context menu: found, downloaded, fitted, kept.
 
-Nothing is queued until the picture passed every check of ``engine.render.picture``: what the
+Nothing is queued until the picture passed every check of ``engine.request.picture``: what the
 attachment declares (size, type) is checked before downloading, the download streams and stops at
 ``MAX_PICTURE_BYTES`` whatever was declared, and the bytes must decode as a picture of at most
-``MAX_PICTURE_PIXELS``. The fitted picture is kept with ``engine.queue.pictures`` and the render
+``MAX_PICTURE_PIXELS``. The fitted picture is kept with ``engine.store.pictures`` and the render
 parameters carry only its key.
 """
 
@@ -20,9 +20,9 @@ import discord
 from bot import actions
 from bot.download import download_capped
 from engine.errors import UserError
-from engine.queue.pictures import save_picture, share_picture
-from engine.render.params import RenderParams
-from engine.render.picture import MAX_PICTURE_BYTES, FittedPicture, check_picture_size, prepare_picture
+from engine.request.params import RenderParams
+from engine.request.picture import MAX_PICTURE_BYTES, FittedPicture, check_picture_size, prepare_picture
+from engine.store.pictures import save_picture, share_picture
 
 if TYPE_CHECKING:
     from bot.client import AnimaBot

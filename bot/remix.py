@@ -17,10 +17,10 @@ import discord
 
 from bot import actions
 from bot.download import download_capped
-from bot.messages import clip, queued_reply
+from bot.text.messages import clip, queued_reply
 from engine.errors import UserError
-from engine.queue.jobs import JobKind
-from engine.render.params import RenderParams
+from engine.request.params import RenderParams
+from engine.store.jobs import JobKind
 
 if TYPE_CHECKING:
     from bot.client import AnimaBot

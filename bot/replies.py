@@ -6,7 +6,7 @@ import logging
 
 import discord
 
-from bot import clip
+from bot.text import limits as clip
 
 log = logging.getLogger(__name__)
 

@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from engine.errors import UserError
-from engine.render.catalog import Catalog, build_catalog
-from engine.render.params import RenderParams
+from engine.request.catalog import Catalog, build_catalog
+from engine.request.params import RenderParams
 
 # torch.compile modes for the UNet+ControlNet step: both replay CUDA graphs; max-autotune also
 # benchmarks kernel choices at compile time (minutes longer on the first start, cached after).
@@ -29,7 +29,7 @@ class EngineConfig:
     job_timeout_seconds: float = 1800.0
     retention_days: float = 7.0
     max_loaded_models: int = 2  # models kept loaded at once (least recently used goes first)
-    # -- depth and pose controls (engine.render.controls): each one's ControlNet and annotator, loaded
+    # -- depth and pose controls (engine.render.weights.controls): each one's ControlNet and annotator, loaded
     # the first time a job asks for that control; "" means this host does not offer it.
     depth_controlnet: str = "lllyasviel/control_v11f1p_sd15_depth"
     depth_annotator: str = "depth-anything/Depth-Anything-V2-Small-hf"

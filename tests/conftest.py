@@ -21,7 +21,7 @@ TINY = EngineConfig(model="test-tiny", device="cpu")
 
 @pytest.fixture(scope="session")
 def components():
-    from engine.render.models import load_components
+    from engine.render.weights.models import load_components
 
     return load_components(TINY)
 

@@ -1,28 +1,142 @@
-"""The layer rules, checked in fresh interpreters through ``sys.modules``.
+"""The layer rules, stated by folder and checked two ways.
 
-bot/ → engine/queue → engine/video, engine/render: imports only go down. The render layer never
-imports the queue or the bot; the queue and video layers load neither torch, diffusers nor discord;
-the bot never loads torch or diffusers at import time. Each module is imported alone, so a module
-that breaks a rule is named in the failure.
+Each folder owns one thing and imports only what sits below it::
+
+    bot/             Discord and the command line           (the runtime only lazily: `run --no-engine`)
+    engine/runtime/  the GPU worker                          (torch only lazily, through engine.render)
+    engine/store/    SQL          engine/render/  torch      (render may use engine/video)
+    engine/video/    ffmpeg
+    engine/config    the host's config file
+    engine/request/  the torch-free words of a job; engine/errors, engine/files beside it
+
+1. Every import statement (at the top of a module or inside a function) names only a folder the
+   importer's folder may use: a lazy import may postpone loading torch, never break the order.
+2. Importing a module loads only what its folder may load: every module is imported in a fresh
+   interpreter (``sys.modules``), so the bot, the runtime, the store, video and request never load
+   torch at import time, and nothing but the bot loads discord.
 """
 
+import ast
 import json
-import pkgutil
 import re
 import subprocess
 import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-TORCH = ("torch", "diffusers", "transformers", "accelerate")
+TORCH = ("torch", "diffusers", "transformers", "accelerate", "peft")
+BASE = ("engine.errors", "engine.files")
+REQUEST = ("engine.request", *BASE)
+
+# folder → the folders of ours its import statements may name (its own is always allowed).
+MAY_IMPORT: dict[str, tuple[str, ...]] = {
+    "engine.request": BASE,
+    "engine.errors": (),
+    "engine.files": (),
+    "engine.config": REQUEST,
+    "engine.store": ("engine.config", *REQUEST),
+    "engine.video": ("engine.config", *REQUEST),
+    "engine.render": ("engine.video", "engine.config", *REQUEST),
+    "engine.runtime": ("engine.store", "engine.render", "engine.video", "engine.config", *REQUEST),
+    "bot": ("engine.runtime", "engine.store", "engine.render", "engine.video", "engine.config", *REQUEST),
+}
+# folder → the imports of ours that may only sit inside a function (they would load torch).
+ONLY_LAZILY: dict[str, tuple[str, ...]] = {
+    "engine.runtime": ("engine.render",),
+    "bot": ("engine.runtime", "engine.render"),
+}
+# folder → third-party packages its import statements may never name.
+NEVER_NAMES: dict[str, tuple[str, ...]] = {
+    "engine.request": (*TORCH, "discord", "cv2"),
+    "engine.config": (*TORCH, "discord"),
+    "engine.store": (*TORCH, "discord", "cv2"),
+    "engine.video": (*TORCH, "discord"),
+    "engine.render": ("discord",),
+    "engine.runtime": (*TORCH, "discord"),
+    "bot": TORCH,
+}
+# folder → what importing any of its modules may never load (checked through sys.modules).
+NEVER_LOADS: dict[str, tuple[str, ...]] = {
+    "engine.request": (*TORCH, "discord", "engine.config", "engine.store", "engine.render", "engine.video"),
+    "engine.store": (*TORCH, "discord", "bot", "engine.runtime", "engine.render", "engine.video"),
+    "engine.video": (*TORCH, "discord", "bot", "engine.runtime", "engine.store", "engine.render"),
+    "engine.render": ("discord", "bot", "engine.runtime", "engine.store"),
+    "engine.runtime": (*TORCH, "discord", "bot"),
+    "bot": TORCH,
+}
 
 
-def _modules(package: str) -> list[str]:
-    path = REPO / package.replace(".", "/")
-    found = [package]
-    for info in pkgutil.walk_packages([str(path)], prefix=f"{package}."):
-        found.append(info.name)
-    return sorted(found)
+def _folder_of(module: str) -> str | None:
+    """The layer folder a module of ours belongs to (``engine.store.claims`` → ``engine.store``)."""
+    for folder in sorted(MAY_IMPORT, key=len, reverse=True):
+        if module == folder or module.startswith(folder + "."):
+            return folder
+    return None
+
+
+def _source_files() -> dict[str, Path]:
+    found = {}
+    for top in ("engine", "bot"):
+        for path in sorted((REPO / top).rglob("*.py")):
+            parts = path.relative_to(REPO).with_suffix("").parts
+            found[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    return found
+
+
+def _imports(path: Path, module: str) -> list[tuple[int, str, bool]]:
+    """``(line, imported module, at top level)`` for each import statement in ``path``."""
+    tree = ast.parse(path.read_text())
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    top_level = {id(node) for node in tree.body}  # `if TYPE_CHECKING:` imports load nothing: not top level
+    top_level |= {
+        id(n) for node in tree.body if isinstance(node, ast.If) and not _type_checking(node) for n in ast.walk(node)
+    }
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found += [(node.lineno, alias.name, id(node) in top_level) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                base = ".".join(
+                    package.split(".")[: len(package.split(".")) - node.level + 1] + ([base] if base else [])
+                )
+            found += [(node.lineno, f"{base}.{alias.name}", id(node) in top_level) for alias in node.names]
+            found.append((node.lineno, base, id(node) in top_level))
+    return found
+
+
+def _type_checking(node: ast.If) -> bool:
+    return isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING"
+
+
+def _is_under(module: str, names: tuple[str, ...]) -> bool:
+    return any(module == name or module.startswith(name + ".") for name in names)
+
+
+def test_every_module_belongs_to_a_layer_folder():
+    assert [m for m in _source_files() if m not in ("engine", "bot") and _folder_of(m) is None] == []
+
+
+def test_imports_only_go_down_even_inside_functions():
+    sources = _source_files()
+    broken = []
+    for module, path in sources.items():
+        folder = _folder_of(module)
+        if folder is None:
+            continue
+        for line, target, top in _imports(path, module):
+            where = f"{path.relative_to(REPO)}:{line} imports {target}"
+            target_folder = _folder_of(target)
+            if target_folder is None:
+                if _is_under(target, NEVER_NAMES.get(folder, ())):
+                    broken.append(f"{where} ({folder} never uses it)")
+                continue
+            if target_folder != folder and target_folder not in MAY_IMPORT[folder]:
+                broken.append(f"{where} ({folder} may not import {target_folder})")
+            elif top and _is_under(target, ONLY_LAZILY.get(folder, ())):
+                broken.append(f"{where} at the top level (only lazily: it loads torch)")
+    assert broken == []
 
 
 def _first_importers(modules: list[str], forbidden: tuple[str, ...]) -> dict[str, list[str]]:
@@ -37,7 +151,7 @@ def bad():
 found, seen = {{}}, set(bad())
 for name in {modules!r}:
     importlib.import_module(name)
-    new = [n for n in bad() if n not in seen and "." not in n.removeprefix("engine.").removeprefix("bot.")]
+    new = [n for n in bad() if n not in seen and n.count(".") <= 2]
     new = new or [n for n in bad() if n not in seen][:3]
     if new:
         found[name] = new
@@ -48,31 +162,13 @@ print(json.dumps(found))
     return json.loads(out)
 
 
-def test_render_never_imports_the_queue_or_the_bot():
-    assert _first_importers(_modules("engine.render"), ("engine.queue", "bot", "discord")) == {}
-
-
-def test_queue_and_video_load_neither_torch_nor_discord():
-    modules = _modules("engine.queue") + _modules("engine.video")
-    assert _first_importers(modules, (*TORCH, "discord", "bot")) == {}
-
-
-def test_what_the_bot_side_needs_of_the_engine_is_torch_free():
-    modules = [
-        "engine.render.params",
-        "engine.render.picture",
-        "engine.render.catalog",
-        "engine.render.weights_check",
-        "engine.render.presence",
-        "engine.config",
-        "engine.errors",
-        "engine.files",
-    ]
-    assert _first_importers(modules, TORCH) == {}
-
-
-def test_the_bot_never_loads_torch_at_import():
-    assert _first_importers(_modules("bot"), TORCH) == {}
+def test_importing_a_folder_loads_only_what_it_may():
+    sources = sorted(_source_files())
+    loaded = {
+        folder: _first_importers([m for m in sources if _folder_of(m) == folder], never)
+        for folder, never in NEVER_LOADS.items()
+    }
+    assert {folder: found for folder, found in loaded.items() if found} == {}
 
 
 # Discord syntax the engine must not speak: channel/user/role mentions, custom emoji, slash commands.

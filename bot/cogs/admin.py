@@ -14,12 +14,12 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot import checks
-from bot.messages import limits_text
+from bot.guild_limits import get_limits, reset_limits, set_limits
+from bot.model_choices import check_admin_names
 from bot.replies import reply
-from bot.settings import get_limits, reset_limits, set_limits
-from bot.weights import check_admin_names
+from bot.text.messages import limits_text
 from engine.errors import UserError
-from engine.render.params import MAX_FPS, MAX_FRAMES, MAX_SIDE, MAX_STEPS
+from engine.request.params import MAX_FPS, MAX_FRAMES, MAX_SIDE, MAX_STEPS
 
 if TYPE_CHECKING:
     from bot.client import AnimaBot

@@ -13,13 +13,16 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot import actions, checks, clip, notify, pictures, weights
-from bot.messages import CANCEL_EMOJI, REROLL_EMOJI, queued_reply, user_ref
+from bot import actions, checks, pictures
+from bot import model_choices as weights
+from bot.delivery import notify
 from bot.replies import NO_MENTIONS, reply
+from bot.text import limits as clip
+from bot.text.messages import CANCEL_EMOJI, REROLL_EMOJI, queued_reply, user_ref
 from engine.errors import UserError
-from engine.queue.jobs import Job, JobKind
-from engine.render.params import CONTROLS, FORMATS, LOOPS, MAX_FPS, MAX_FRAMES, MAX_SEED, MAX_STEPS, MOTIONS
-from engine.render.picture import SIZES
+from engine.request.params import CONTROLS, FORMATS, LOOPS, MAX_FPS, MAX_FRAMES, MAX_SEED, MAX_STEPS, MOTIONS
+from engine.request.picture import SIZES
+from engine.store.jobs import Job, JobKind
 
 if TYPE_CHECKING:
     from bot.client import AnimaBot

@@ -17,10 +17,10 @@ from discord.ext import commands
 
 from bot import actions, checks, pictures
 from bot.cogs.animate import answer_queued
-from bot.messages import apology
 from bot.replies import reply
+from bot.text.messages import apology
 from engine.errors import UserError
-from engine.queue.jobs import JobKind
+from engine.store.jobs import JobKind
 
 if TYPE_CHECKING:
     from bot.client import AnimaBot

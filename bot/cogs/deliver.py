@@ -1,7 +1,7 @@
 """``/deliver job:N``: post a finished video that Discord refused before, once that is fixed.
 
 A post refused for good (missing permissions, the channel deleted) holds the job back in the
-store (``bot.delivery.hold_and_tell``); the video stays on the host for the retention period.
+store (``bot.delivery.results.hold_and_tell``); the video stays on the host for the retention period.
 ``/deliver`` posts it in the channel it is used in, records that post (the job is delivered) and
 releases the hold. A video that is posted already is not posted again.
 """
@@ -16,11 +16,12 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot import actions, checks, delivery
-from bot.messages import not_posted_reason
+from bot import actions, checks
+from bot.delivery import results as delivery
 from bot.replies import reply
+from bot.text.messages import not_posted_reason
 from engine.errors import UserError
-from engine.queue.jobs import JobStatus
+from engine.store.jobs import JobStatus
 
 if TYPE_CHECKING:
     from bot.client import AnimaBot

@@ -8,7 +8,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot import weights
+from bot import model_choices as weights
 from bot.replies import reply
 
 if TYPE_CHECKING:

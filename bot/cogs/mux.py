@@ -16,12 +16,13 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot import actions, checks, notify
+from bot import actions, checks
+from bot.delivery import notify
 from bot.download import download_capped
-from bot.messages import format_bytes, format_duration, queued_reply
 from bot.replies import reply
+from bot.text.messages import format_bytes, format_duration, queued_reply
 from engine.errors import UserError
-from engine.queue.jobs import Job, JobKind, JobStatus
+from engine.store.jobs import Job, JobKind, JobStatus
 
 if TYPE_CHECKING:
     from bot.client import AnimaBot

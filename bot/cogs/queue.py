@@ -9,10 +9,10 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot import actions
-from bot.messages import held_lines, queue_text
 from bot.replies import reply
+from bot.text.messages import held_lines, queue_text
 from engine.errors import UserError
-from engine.queue.jobs import JobStatus
+from engine.store.jobs import JobStatus
 
 if TYPE_CHECKING:
     from bot.client import AnimaBot

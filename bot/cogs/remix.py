@@ -20,10 +20,10 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot import remix
-from bot.messages import apology
 from bot.replies import reply
+from bot.text.messages import apology
 from engine.errors import UserError
-from engine.recipe import is_recipe, recipe_params
+from engine.request.recipe import is_recipe, recipe_params
 
 if TYPE_CHECKING:
     from bot.client import AnimaBot

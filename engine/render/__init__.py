@@ -4,5 +4,5 @@
 job's frames), ``sampler`` (the batched denoising loop), ``accel`` (CUDA speed-ups), ``frames``
 (frames on disk), ``clip`` (one clip to an MP4) and ``steps`` (control maps, motion, colour).
 Never imports ``engine.queue`` or ``bot``. This package module imports nothing, so importing
-``engine.render.params`` does not load torch.
+``engine.request.params`` does not load torch.
 """

@@ -5,10 +5,10 @@ What makes the tutorial's chain flicker and slow is fixed here: the prompt is en
 every frame, the previous frame can seed the next (img2img ``strength``), colours are held to frame
 0's, and a camera motion warps the previous frame before it conditions the next.
 
-A clip may start from a picture (``picture``, fitted by ``engine.render.picture``): with
+A clip may start from a picture (``picture``, fitted by ``engine.request.picture``): with
 ``image_strength`` 0 it is frame 0 exactly, above 0 frame 0 is that picture re-drawn with the prompt
 (img2img at that strength, from the clip's seed). Depth and pose maps come from the annotator the
-components carry (``engine.render.controls.components_for``).
+components carry (``engine.render.weights.controls.components_for``).
 
 ``FrameChain`` only plans: it builds the next ``FrameTask`` and takes the decoded frame back, so the
 runtime can denoise the frames of several jobs in one batch. ``render_frames`` is the one-job loop.
@@ -31,11 +31,11 @@ import torch
 
 from engine.errors import OutOfMemory
 from engine.render import sampler
-from engine.render.params import RenderParams, keyframes
 from engine.render.steps.color import lab_stats, match_colors
 from engine.render.steps.control import control_map
 from engine.render.steps.loop import OUTPUT_SHARE, blend_toward, seamless_weight
 from engine.render.steps.motion import apply_motion
+from engine.request.params import RenderParams, keyframes
 
 
 @contextlib.contextmanager
@@ -187,7 +187,7 @@ def _check_picture(picture: np.ndarray | None, params: RenderParams) -> np.ndarr
     if params.image_key is None:
         return None
     if picture is None:
-        raise ValueError("a job with an image_key needs its picture (engine.queue.pictures.load_picture)")
+        raise ValueError("a job with an image_key needs its picture (engine.store.pictures.load_picture)")
     if picture.shape != (params.height, params.width, 3) or picture.dtype != np.uint8:
         raise ValueError(
             f"the picture must be {params.height}x{params.width}x3 uint8, got {picture.shape} {picture.dtype}"

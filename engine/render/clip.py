@@ -12,7 +12,7 @@ import numpy as np
 
 from engine.render.chain import render_frames
 from engine.render.frames import load_frames, save_frame
-from engine.render.params import RenderParams
+from engine.request.params import RenderParams
 
 
 @dataclass(frozen=True)
@@ -41,7 +41,7 @@ def render_video(
 ) -> RenderResult:
     """Render ``params`` to ``out``. With ``work_dir``, frames are kept there and a rerun resumes.
 
-    ``picture``: the fitted picture (``engine.render.picture``) of params with an ``image_key``.
+    ``picture``: the fitted picture (``engine.request.picture``) of params with an ``image_key``.
     ``recipe(params)`` (params with their concrete seed) gives the recipe stored in the file; the
     clip is looped, smoothed and written in ``params.format`` by :func:`engine.video.finish.finish_clip`.
     """

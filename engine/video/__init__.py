@@ -8,7 +8,7 @@
 - :mod:`engine.video.preview`: ``preview_jpeg``, ``preview_animation``.
 - :mod:`engine.video.formats`: mp4/gif/webp (``clip_format``, ``check_format_matches``, ``write_clip``);
   :mod:`engine.video.gif` and :mod:`engine.video.webp` write the animations.
-- :mod:`engine.video.recipe`: the JSON recipe in each container (``read.read_recipe`` reads it back).
+- :mod:`engine.video.embedded_recipe`: the JSON recipe in each container (``read.read_recipe`` reads it back).
 - :mod:`engine.video.loops` (``pingpong``), :mod:`engine.video.interpolate` (``smooth_frames``),
   :mod:`engine.video.metrics` (``temporal_metrics``, ``measure_video``: the flicker meter).
 """

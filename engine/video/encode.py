@@ -20,7 +20,7 @@ import ffmpeg
 import numpy as np
 
 from engine.files import atomic_output
-from engine.video.recipe import metadata_options
+from engine.video.embedded_recipe import metadata_options
 from engine.video.runner import FFMPEG_TIMEOUT_S, ffmpeg_exe, ffmpeg_path, stderr_tail
 
 log = logging.getLogger(__name__)
@@ -81,7 +81,7 @@ class VideoWriter:
     exception inside the block, or ffmpeg failing, removes the temp file: ``path`` is a complete
     video or untouched. The container is MP4 whatever the suffix. ``width`` and ``height`` must
     be even. ``recipe`` (a JSON-able dict) is stored in the MP4's ``comment`` tag
-    (:mod:`engine.video.recipe`).
+    (:mod:`engine.video.embedded_recipe`).
     """
 
     def __init__(

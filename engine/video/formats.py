@@ -17,9 +17,9 @@ from typing import Any
 import numpy as np
 
 from engine.errors import UserError
+from engine.video.embedded_recipe import recipe_xmp
 from engine.video.encode import encode_frames
 from engine.video.gif import GIF_COLOURS, encode_gif
-from engine.video.recipe import recipe_xmp
 from engine.video.webp import WEBP_QUALITY, encode_webp
 
 DEFAULT_FORMAT = "mp4"

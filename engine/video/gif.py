@@ -24,8 +24,8 @@ import ffmpeg
 import numpy as np
 
 from engine.files import atomic_output
+from engine.video.embedded_recipe import gif_with_comment, recipe_text
 from engine.video.encode import as_rgb_frame
-from engine.video.recipe import gif_with_comment, recipe_text
 from engine.video.runner import ffmpeg_command, ffmpeg_failure, ffmpeg_path, run_ffmpeg
 
 log = logging.getLogger(__name__)
@@ -64,7 +64,7 @@ def encode_gif(
 ) -> Path:
     """Write ``frames`` (HxWx3 uint8 RGB) to ``path`` as a looping GIF at ``fps`` with ≤ ``colours`` colours.
 
-    ``recipe`` is stored in a GIF comment (:func:`engine.video.recipe.gif_with_comment`).
+    ``recipe`` is stored in a GIF comment (:func:`engine.video.embedded_recipe.gif_with_comment`).
     """
     if len(frames) == 0:
         raise ValueError(f"no frames to encode into {path}")

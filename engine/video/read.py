@@ -9,7 +9,7 @@ stream the same way gives its length.
 Animated WebP is read with Pillow (:mod:`engine.video.webp`): ffmpeg's ``webp`` decoder reads still
 images only. A GIF is decoded by ffmpeg, but its frame rate comes from its frame delays (Pillow):
 ffmpeg's banner reports the rate of the first delay, rounded to centiseconds. :func:`read_recipe`
-reads the recipe of :mod:`engine.video.recipe` back from any of the three.
+reads the recipe of :mod:`engine.video.embedded_recipe` back from any of the three.
 
 Files that users upload are opened with :data:`USER_INPUT_OPTIONS`: only local files and a short
 list of audio containers. Without that, ffmpeg would follow HLS/concat playlists to other files on
@@ -30,8 +30,8 @@ from PIL import Image
 
 from engine.errors import UserError
 from engine.video.damage import decode_audio_command, parse_audio_decode
+from engine.video.embedded_recipe import COMMENT_TAG, parse_ffmetadata, parse_recipe, recipe_from_xmp
 from engine.video.parse import StreamHeader, first_stream, parse_final_stats, parse_streams, split_sections
-from engine.video.recipe import COMMENT_TAG, parse_ffmetadata, parse_recipe, recipe_from_xmp
 from engine.video.runner import ffmpeg_command, ffmpeg_failure, ffmpeg_path, run_ffmpeg, stderr_tail
 from engine.video.webp import is_webp, read_webp, webp_xmp
 
@@ -273,7 +273,7 @@ def check_audio(path: str | os.PathLike) -> float:
 
 
 def read_recipe(path: str | os.PathLike) -> dict | None:
-    """The recipe stored in a video by :mod:`engine.video.recipe`, or ``None`` when it has none.
+    """The recipe stored in a video by :mod:`engine.video.embedded_recipe`, or ``None`` when it has none.
 
     MP4 (and anything else ffmpeg opens): the ``comment`` tag; GIF: its comment; WebP: its XMP.
     """

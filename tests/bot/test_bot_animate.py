@@ -14,8 +14,8 @@ from support.botharness import command, job_id_in, make_config, progress_of, sta
 from support.fakediscord import FakeDiscord, MessageRecord, World, fake_discord
 from support.waiting import wait_job, wait_result
 
-from bot.runner import Running
-from engine.queue.jobs import Job, JobKind, JobStatus
+from bot.cli.run import Running
+from engine.store.jobs import Job, JobKind, JobStatus
 from engine.video.read import probe
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")

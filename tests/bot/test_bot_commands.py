@@ -10,10 +10,11 @@ from support.botharness import command, job_id_in, progress_of
 from support.media import write_wav
 from support.waiting import wait_job, wait_result
 
-from bot import delivery, progress
-from bot.settings import GuildLimits, get_limits
-from engine.queue.jobs import JobKind, JobStatus
-from engine.queue.store import StoreUnavailable
+from bot.delivery import progress
+from bot.delivery import results as delivery
+from bot.guild_limits import GuildLimits, get_limits
+from engine.store.jobs import JobKind, JobStatus
+from engine.store.store import StoreUnavailable
 from engine.video.read import probe
 
 
@@ -227,7 +228,7 @@ async def test_a_delivery_bug_is_logged_with_the_job_id_and_the_channel_gets_an_
         raise RuntimeError("disk on fire")
 
     monkeypatch.setattr(delivery, "fit", broken)
-    with caplog.at_level(logging.ERROR, logger="bot.progress"):
+    with caplog.at_level(logging.ERROR, logger="bot.delivery.progress"):
         answer = await command(
             fake, "animate", {"prompt": "a cat"}, user_id=world.member_id, channel_id=world.channel_id
         )

@@ -13,9 +13,9 @@ from support.botharness import command, job_id_in, make_config, progress_of, sta
 from support.fakediscord import FakeDiscord, MessageRecord, World, fake_discord
 from support.waiting import wait_job, wait_result
 
-from bot.runner import Running
-from bot.settings import set_limits
-from engine.queue.jobs import Job, JobStatus
+from bot.cli.run import Running
+from bot.guild_limits import set_limits
+from engine.store.jobs import Job, JobStatus
 from engine.video.read import probe
 
 

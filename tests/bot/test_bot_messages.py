@@ -9,18 +9,19 @@ import discord
 import pytest
 from aiohttp import web
 
-from bot import checks, messages
+from bot import checks
 from bot.checks import can_cancel, can_manage_limits, can_post_videos, can_reroll
 from bot.cogs.admin import Admin
 from bot.cogs.animate import Animate
 from bot.cogs.mux import MAX_AUDIO_BYTES, Mux, check_attachment, upload_path
-from bot.delivery import upload_too_large
-from bot.progress import read_preview
-from bot.settings import GuildLimits
-from bot.views import JobButton, progress_view, result_view
+from bot.delivery.progress import read_preview
+from bot.delivery.results import upload_too_large
+from bot.guild_limits import GuildLimits
+from bot.job_buttons import JobButton, progress_view, result_view
+from bot.text import messages
 from engine.errors import UserError
-from engine.queue.jobs import Job, JobKind, JobStatus
-from engine.render.params import RenderParams
+from engine.request.params import RenderParams
+from engine.store.jobs import Job, JobKind, JobStatus
 
 
 def make_job(**changes) -> Job:

@@ -17,11 +17,11 @@ from PIL import Image
 from support.botharness import command, job_id_in
 from support.waiting import wait_job, wait_result, wait_stored
 
-from engine.queue.jobs import JobStatus
-from engine.queue.pictures import picture_path
-from engine.queue.worker import job_dir
 from engine.render.frames import load_frames
-from engine.render.picture import decode_png, prepare_picture
+from engine.request.picture import decode_png, prepare_picture
+from engine.runtime.worker import job_dir
+from engine.store.jobs import JobStatus
+from engine.store.pictures import picture_path
 from engine.video.read import probe
 
 PROMPT = "the portrait smiles"

@@ -7,13 +7,13 @@ import sys
 from support.hubserver import REPO_ROOT, LoopbackHub, closed_port_url, hub_env
 from support.media import write_wav
 
-from engine.render import models
+from engine.render.weights import models
 from engine.video.read import probe
 
 
 def animabot(*args, env=None, cwd=None) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "bot.cli", *map(str, args)],
+        [sys.executable, "-m", "bot.cli.main", *map(str, args)],
         capture_output=True,
         text=True,
         timeout=300,

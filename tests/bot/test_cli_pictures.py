@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 from test_cli import animabot
 
-from engine.render.picture import prepare_picture
+from engine.request.picture import prepare_picture
 from engine.video.read import decode_frames, probe
 
 

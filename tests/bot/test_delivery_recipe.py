@@ -2,7 +2,7 @@
 
 from support.clips import noise_frames
 
-from bot.delivery import fit
+from bot.delivery.results import fit
 from engine.video.formats import write_clip
 from engine.video.read import decode_frames, read_recipe, sniff_format
 

@@ -13,7 +13,7 @@ import sqlite3
 from support.botharness import command, job_id_in, start
 from support.waiting import wait_job
 
-from bot import delivery
+from bot.delivery import results as delivery
 
 
 async def test_a_restart_between_upload_and_record_leaves_the_video_in_the_channel_once(fake, world, config):

@@ -1,4 +1,4 @@
-"""Discord's limits: ``bot.clip`` fits what the bot sends, and the loopback Discord refuses what
+"""Discord's limits: ``bot.text.limits`` fits what the bot sends, and the loopback Discord refuses what
 does not fit the way Discord does (400, code 50035 with the nested ``errors``; 50006 when empty)."""
 
 from __future__ import annotations
@@ -8,10 +8,10 @@ import pytest
 from support.botharness import command
 from support.fakediscord import running_bot
 
-from bot import clip
+from bot.text import limits as clip
 
 
-# -- bot.clip -------------------------------------------------------------------------------------
+# -- bot.text.limits -------------------------------------------------------------------------------------
 def test_fill_clips_only_the_parts_so_the_template_survives():
     text = clip.fill("I could not read {name}; attach it again as {kind}.", 60, name="x" * 500, kind="WAV")
     assert len(text) == 60

@@ -11,7 +11,7 @@ from support.fakediscord import FakeDiscord, MessageRecord, World
 from support.fakediscord.models import ATTACH_FILES
 from support.waiting import result_of, until
 
-from engine.queue.jobs import JobStatus
+from engine.store.jobs import JobStatus
 from engine.video.read import probe
 
 

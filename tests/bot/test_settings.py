@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import pytest
 
-from bot.settings import GuildLimits, check_changes, check_request, get_limits, reset_limits, set_limits
+from bot.guild_limits import GuildLimits, check_changes, check_request, get_limits, reset_limits, set_limits
 from engine.config import LimitsConfig
 from engine.errors import UserError
-from engine.queue.jobs import JobKind, Usage
-from engine.queue.store import JobStore
-from engine.render.params import RenderParams
+from engine.request.params import RenderParams
+from engine.store.jobs import JobKind, Usage
+from engine.store.store import JobStore
 
 MIDNIGHT = 19_800 * 86400.0  # some 00:00 UTC
 NOW = MIDNIGHT + 20 * 3600 + 48 * 60  # 20:48:00 UTC

@@ -7,7 +7,7 @@ from __future__ import annotations
 from support.botharness import command, job_id_in, start
 from support.waiting import wait_job, wait_result
 
-from engine.queue.jobs import JobKind, JobStatus
+from engine.store.jobs import JobKind, JobStatus
 from engine.video.read import decode_frames, read_recipe
 
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 from support.botharness import command, job_id_in, progress_of, start
 from support.waiting import wait_job, wait_result
 
-from bot.settings import set_limits
-from engine.queue.jobs import JobKind, JobStatus
+from bot.guild_limits import set_limits
+from engine.store.jobs import JobKind, JobStatus
 from engine.video.read import probe
 
 

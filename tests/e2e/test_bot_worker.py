@@ -10,9 +10,9 @@ from support.botharness import command, job_id_in, progress_of, start
 from support.waiting import wait_job, wait_result, wait_stored
 
 from engine.errors import UserError
-from engine.queue.jobs import JobStatus
-from engine.queue.store import JobStore
-from engine.queue.worker import Runtime
+from engine.runtime.worker import Runtime
+from engine.store.jobs import JobStatus
+from engine.store.store import JobStore
 
 
 async def test_the_bot_delivers_jobs_rendered_by_a_worker_on_its_own_store_connection(fake, world, config):

@@ -20,8 +20,8 @@ from pathlib import Path
 from support.botharness import command, job_id_in
 from support.waiting import result_of, until
 
-from engine.queue.jobs import JobStatus
-from engine.queue.store import JobStore
+from engine.store.jobs import JobStatus
+from engine.store.store import JobStore
 from engine.video.read import probe
 
 FRAMES = 4
@@ -34,7 +34,7 @@ def dump():
     heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'diffusers', 'transformers'))
     open(sys.argv[1], 'w').write(' '.join(heavy) or '-')
 atexit.register(dump)
-from bot.cli import main
+from bot.cli.main import main
 sys.exit(main(sys.argv[2:]))
 """
 
@@ -72,7 +72,7 @@ async def test_three_workers_one_bot_and_a_database_survive_a_kill_a_pause_and_a
     bot = _spawn(["-c", BOT, str(modules), "--config", str(bot_config), "run", "--no-engine"], logs["bot"])
     workers = {
         name: _spawn(
-            ["-m", "bot.cli", "--config", str(_config(tmp_path / name, url, fake, world)), "worker"], logs[name]
+            ["-m", "bot.cli.main", "--config", str(_config(tmp_path / name, url, fake, world)), "worker"], logs[name]
         )
         for name in ("w1", "w2", "w3")
     }

@@ -7,8 +7,8 @@ import pytest
 
 from engine.config import load_config
 from engine.errors import UserError
-from engine.render.catalog import build_catalog, parse_lora_specs
-from engine.render.params import RenderParams
+from engine.request.catalog import build_catalog, parse_lora_specs
+from engine.request.params import RenderParams
 
 CLIP = RenderParams(prompt="a cat", width=64, height=64)
 

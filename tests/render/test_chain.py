@@ -10,8 +10,8 @@ import torch
 
 from engine.render.chain import FrameChain, render_frames, render_round
 from engine.render.clip import render_video
-from engine.render.params import RenderParams
 from engine.render.sampler import Cancelled
+from engine.request.params import RenderParams
 from engine.video.read import probe
 
 BASE = RenderParams(prompt="a cat in a sunflower field", frames=3, steps=3, width=64, height=64, seed=7)

@@ -4,11 +4,11 @@ import dataclasses
 
 import pytest
 
-from bot.settings import GuildLimits, lower_smooth
+from bot.guild_limits import GuildLimits, lower_smooth
 from engine.errors import UserError
-from engine.recipe import build_recipe, recipe_params, render_command
-from engine.render import params as params_module
-from engine.render.params import RenderParams
+from engine.request import params as params_module
+from engine.request.params import RenderParams
+from engine.request.recipe import build_recipe, recipe_params, render_command
 from engine.video import formats, interpolate
 
 BASE = RenderParams(prompt="a kite", seed=3)

@@ -11,10 +11,10 @@ from PIL import Image
 from engine.config import EngineConfig
 from engine.errors import UserError
 from engine.render.chain import render_frames
-from engine.render.controls import components_for
-from engine.render.models import load_components
-from engine.render.params import RenderParams
-from engine.render.picture import prepare_picture
+from engine.render.weights.controls import components_for
+from engine.render.weights.models import load_components
+from engine.request.params import RenderParams
+from engine.request.picture import prepare_picture
 
 ENGINE = EngineConfig(model="test-tiny", device="cpu")
 PARAMS = RenderParams(prompt="a red cube", frames=3, steps=2, width=64, height=64, seed=3, strength=0.0)

@@ -6,10 +6,10 @@ import pytest
 from engine.errors import UserError
 from engine.render.chain import prompt_schedule
 from engine.render.frames import load_frames, save_frame
-from engine.render.params import RenderParams, keyframes
 from engine.render.steps.color import lab_stats, match_colors
 from engine.render.steps.control import control_map
 from engine.render.steps.motion import apply_motion
+from engine.request.params import RenderParams, keyframes
 
 
 def _square(size=128, top=40, left=40, side=32):

@@ -9,7 +9,7 @@ import torch
 from engine.config import EngineConfig
 from engine.render import accel
 from engine.render.chain import render_frames
-from engine.render.params import RenderParams
+from engine.request.params import RenderParams
 
 pytestmark = [
     pytest.mark.gpu,
@@ -19,7 +19,7 @@ pytestmark = [
 
 @pytest.fixture(scope="module")
 def cuda_components():
-    from engine.render.models import load_components
+    from engine.render.weights.models import load_components
 
     components = load_components(EngineConfig(model="test-tiny", device="cuda"))
     accel.prepare(components)

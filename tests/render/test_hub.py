@@ -19,10 +19,7 @@ from support.hubserver import LoopbackHub, closed_port_url, hub_env, run_python
 
 from engine.config import EngineConfig
 from engine.errors import UserError
-from engine.render import (
-    hub,
-    models,
-)
+from engine.render.weights import hub, models
 
 SD_ID = "animabot-test/sd-tiny"
 CN_ID = "animabot-test/cn-tiny"
@@ -97,7 +94,7 @@ def downloaded(served, tmp_path_factory):
 from pathlib import Path
 from engine.config import EngineConfig
 from engine.errors import UserError
-from engine.render.hub import download_models
+from engine.render.weights.hub import download_models
 config = EngineConfig(model={SD_ID!r}, controlnet={CN_ID!r}, **{CONTROL_CONFIG!r})
 result["cached"] = [str(p) for p in download_models(config)]
 result["to"] = [str(p) for p in download_models(config, to=Path({str(root / "models")!r}))]
@@ -151,8 +148,8 @@ def test_download_fetches_the_depth_and_pose_controls_too(downloaded):
 
 def test_downloaded_controls_load_and_render_like_test_tiny(downloaded):
     from engine.render.chain import render_frames
-    from engine.render.controls import components_for
-    from engine.render.params import RenderParams
+    from engine.render.weights.controls import components_for
+    from engine.request.params import RenderParams
 
     root = downloaded["root"] / "models"
     local = {key: str(root / repo_id.split("/")[1]) for key, (repo_id, _) in CONTROL_IDS.items()}
@@ -178,7 +175,7 @@ def test_cached_models_load_and_render_with_the_hub_stopped(downloaded):
     code = f"""
 import time
 from engine.config import EngineConfig
-from engine.render.models import load_components
+from engine.render.weights.models import load_components
 from diffusers import ControlNetModel, StableDiffusionControlNetPipeline
 began = time.perf_counter()
 components = load_components(EngineConfig(model={SD_ID!r}, controlnet={CN_ID!r}, device="cpu"))
@@ -219,7 +216,7 @@ def test_unreachable_hub_says_so_quickly(tmp_path):
 import time
 from engine.config import EngineConfig
 from engine.errors import UserError
-from engine.render.models import load_components
+from engine.render.weights.models import load_components
 began = time.perf_counter()
 try:
     load_components(EngineConfig(model={SD_ID!r}, controlnet={CN_ID!r}, device="cpu"))
@@ -238,7 +235,7 @@ def test_offline_mode_with_nothing_cached_says_so(tmp_path):
     code = f"""
 from engine.config import EngineConfig
 from engine.errors import UserError
-from engine.render.hub import download_models
+from engine.render.weights.hub import download_models
 try:
     download_models(EngineConfig(model={SD_ID!r}, controlnet={CN_ID!r}))
 except UserError as err:

@@ -9,12 +9,12 @@ from support import tiny_checkpoints
 
 from engine.config import EngineConfig
 from engine.errors import UserError
-from engine.render.catalog import build_catalog
 from engine.render.chain import render_frames
-from engine.render.model_cache import ModelCache
-from engine.render.models import load_model
-from engine.render.params import RenderParams
-from engine.render.weights_check import check_catalog
+from engine.render.weights.model_cache import ModelCache
+from engine.render.weights.models import load_model
+from engine.render.weights.weights_check import check_catalog
+from engine.request.catalog import build_catalog
+from engine.request.params import RenderParams
 
 TINY = EngineConfig(model="test-tiny", device="cpu")
 CLIP = RenderParams(prompt="a cat", frames=2, steps=2, width=64, height=64, seed=5)

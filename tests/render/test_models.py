@@ -11,10 +11,7 @@ from PIL import Image
 
 from engine.config import EngineConfig
 from engine.errors import UserError
-from engine.render import (
-    models,
-    tiny,
-)
+from engine.render.weights import models, tiny
 
 TINY = EngineConfig(model="test-tiny", device="cpu")
 MODULES = ("unet", "controlnet", "vae", "text_encoder")

@@ -6,7 +6,7 @@ import torch
 from engine.errors import OutOfMemory
 from engine.render import sampler
 from engine.render.chain import FrameChain, render_frames, render_round
-from engine.render.params import RenderParams
+from engine.request.params import RenderParams
 
 PARAMS = RenderParams(prompt="a cat", frames=2, steps=2, width=64, height=64, seed=1)
 

@@ -30,8 +30,8 @@ from PIL import Image
 
 from engine.render import sampler
 from engine.render.chain import FrameChain
-from engine.render.params import RenderParams
 from engine.render.steps.control import control_map
+from engine.request.params import RenderParams
 
 TOLERANCE = {"rtol": 1e-5, "atol": 1e-5}
 # Every scheduler on the img2img path (where the start step and begin index matter); DPM-Solver++

@@ -1,4 +1,4 @@
-"""Fitting a member's picture (engine.render.picture, Pillow only) and refusing bad ones."""
+"""Fitting a member's picture (engine.request.picture, Pillow only) and refusing bad ones."""
 
 import io
 import struct
@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from engine.errors import UserError
-from engine.render.picture import (
+from engine.request.picture import (
     ANIMATED_NOTE,
     MAX_PICTURE_BYTES,
     decode_png,

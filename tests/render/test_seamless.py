@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from engine.render.chain import render_frames
-from engine.render.params import RenderParams
 from engine.render.steps.loop import blend_toward, seamless_span, seamless_weight
+from engine.request.params import RenderParams
 
 PARAMS = RenderParams(prompt="a lighthouse at dusk", frames=8, fps=8, seed=7, steps=3, width=64, height=64,
                       motion="pan-left", motion_amount=0.08)  # fmt: skip

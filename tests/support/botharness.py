@@ -1,7 +1,7 @@
 """Shared pieces of the bot's end-to-end tests.
 
 A loopback Discord (``tests/support/fakediscord``), a config pointing the bot at it with the ``test-tiny``
-model, and the bot started through ``bot.runner.start_bot`` — the code path of ``animabot run`` —
+model, and the bot started through ``bot.cli.run.start_bot`` — the code path of ``animabot run`` —
 inside the test's event loop. ``tests/conftest.py`` imports the fixtures (``bot``, ``config``,
 ``fake``, ``world``), so every test module can ask for them; the helpers that drive and read the
 bot are imported from here, the waits from ``support.waiting`` and test media from ``support.media``.
@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from bot.runner import Running, start_bot
+from bot.cli.run import Running, start_bot
 from engine.config import Config, DiscordConfig, EngineConfig, LimitsConfig
-from engine.render.params import RenderParams
+from engine.request.params import RenderParams
 from support.fakediscord import FakeDiscord, MessageRecord, World, fake_discord
 
 # Small renders keep the suite quick: /animate without `size` renders the [render] defaults.

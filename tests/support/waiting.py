@@ -11,9 +11,9 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-from bot.runner import Running
-from engine.queue.jobs import Job
-from engine.queue.store import JobStore
+from bot.cli.run import Running
+from engine.store.jobs import Job
+from engine.store.store import JobStore
 from support.fakediscord import FakeDiscord, MessageRecord
 
 RENDER_TIMEOUT = 90.0

@@ -12,9 +12,9 @@ from support.media import write_wav
 from engine.errors import UserError
 from engine.files import result_filename
 from engine.video.edit import fit_to_size, mux_audio
+from engine.video.embedded_recipe import gif_with_comment, parse_ffmetadata, recipe_text
 from engine.video.formats import check_format_matches, clip_format, write_clip
 from engine.video.read import decode_frames, probe, read_recipe
-from engine.video.recipe import gif_with_comment, parse_ffmetadata, recipe_text
 from engine.video.runner import ffmpeg_exe
 
 RECIPE = {"prompt": 'a café in Zürich at dusk, 東京の夜 = ; # \\ "quoted"\nsecond line ' * 40, "seed": 1234, "fps": 8}

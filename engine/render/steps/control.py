@@ -12,7 +12,7 @@ from collections.abc import Callable
 import cv2
 import numpy as np
 
-from engine.render.params import RenderParams
+from engine.request.params import RenderParams
 
 ControlFn = Callable[[np.ndarray, RenderParams], np.ndarray]
 
@@ -39,5 +39,5 @@ def control_map(frame: np.ndarray, params: RenderParams, annotator: Callable | N
     if params.control in CONTROL_MAPS:
         return CONTROL_MAPS[params.control](frame, params)
     if annotator is None:
-        raise ValueError(f"the {params.control} control map needs its annotator (engine.render.controls)")
+        raise ValueError(f"the {params.control} control map needs its annotator (engine.render.weights.controls)")
     return annotator(frame)

@@ -1,6 +1,6 @@
 """Every request body the bot sends, checked against Discord's published OpenAPI description.
 
-``shared/specs/discord-openapi.json`` (discord/discord-api-spec, MIT) is matched by method and path
+``spec/discord-openapi.json`` beside this module (discord/discord-api-spec, MIT) is matched by method and path
 template to its operation; the JSON body (or a multipart body's ``payload_json``) is validated
 against that operation's ``requestBody`` schema with ``jsonschema``. A request the spec does not
 describe, or a body it does not allow, is a violation: the fake answers it as Discord answers an
@@ -21,7 +21,7 @@ import jsonschema
 from referencing import Registry
 from referencing.jsonschema import DRAFT202012
 
-SPEC_CANDIDATES = [Path(__file__).resolve().parents[4] / "shared" / "specs" / "discord-openapi.json"]
+SPEC_CANDIDATES = [Path(__file__).resolve().parent / "spec" / "discord-openapi.json"]
 API_PREFIX = "/api/v10"
 VIOLATIONS: list[str] = []
 

@@ -1,0 +1,99 @@
+"""A render job a runtime holds, what it publishes about it, and the files it writes for it.
+
+``BatchJob`` is the batcher's state of one claimed job; ``write_frame`` (file threads) and
+``write_clip`` (the CPU thread) are the job's outputs on disk; ``describe_failure`` is the sentence
+its requester reads when it fails.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from engine.config import Config
+from engine.errors import OutOfMemory, UserError
+from engine.files import write_atomic
+from engine.store.jobs import Job, JobStatus
+
+
+@dataclass(frozen=True)
+class Progress:
+    """What the runtime publishes to in-process subscribers after each frame and at the end."""
+
+    job_id: int
+    status: JobStatus
+    frames_done: int
+    frames_total: int
+    eta_seconds: float | None = None
+    preview_path: str | None = None
+    result_path: str | None = None
+    error: str | None = None
+
+
+def job_dir(config: Config, job_id: int) -> Path:
+    """Where a job's frames, preview and result live."""
+    return config.jobs_dir / str(job_id)
+
+
+def describe_failure(err: BaseException) -> str:
+    """The sentence a user reads for a failed job."""
+    if isinstance(err, UserError):
+        return str(err)
+    if isinstance(err, OutOfMemory):
+        return "The GPU ran out of memory; try a smaller size or fewer frames, or retry when the queue is quieter."
+    if "ffmpeg" in str(err).lower():
+        return "Encoding the video failed; please try again (the host can find details in the log)."
+    return "The render failed unexpectedly; the host can find details in the log."
+
+
+# finish(job, status, result=..., error=...): the runtime's shielded final write, which also publishes it.
+Finish = Callable[..., Awaitable[Job]]
+
+
+@dataclass(eq=False)
+class BatchJob:
+    """A render job held by this runtime: its frame chain lives on the GPU thread."""
+
+    job: Job
+    work_dir: Path
+    cancel: threading.Event = field(default_factory=threading.Event)
+    chain: object = None  # engine.render.chain.FrameChain, built on the GPU thread
+    claimed_at: float = field(default_factory=time.monotonic)
+    render_seconds: float = 0.0
+    rendered: int = 0
+    timed_out: bool = False
+    stored: int = -1  # frames the store has (in its blobs too); -1: the job's frames_done when claimed
+    error: BaseException | None = None  # set when this job alone cannot be rendered
+    recorded: asyncio.Task | None = None  # the job's latest frame being written and recorded
+    lost: bool = False  # another worker claimed the job (its lease ran out): drop it, write nothing
+
+    @property
+    def batch_key(self) -> str:
+        return self.job.params.batch_key()
+
+
+def write_frame(active: BatchJob, index: int, frame: np.ndarray) -> None:
+    """File thread: the frame as PNG (what a resume reads) and the job's preview JPEG."""
+    from engine.render.frames import save_frame
+    from engine.video.preview import preview_jpeg
+
+    save_frame(active.work_dir, index, frame)
+    write_atomic(active.work_dir.parent / "preview.jpg", preview_jpeg(frame))
+
+
+def write_clip(config: Config, job: Job, frames: list[np.ndarray], out: Path) -> Path:
+    """CPU thread: loop, smooth and write the clip in the job's format, its recipe inside."""
+    from engine.request.recipe import build_recipe, model_ids
+    from engine.video.finish import finish_clip
+
+    params = job.params
+    model, controlnet = model_ids(config.engine)
+    recipe = build_recipe(params, model=model, controlnet=controlnet, job_id=job.id)
+    return finish_clip(frames, out, params.fps, loop=params.loop, smooth=params.smooth, fmt=params.format,
+                       recipe=recipe)  # fmt: skip
