@@ -7,6 +7,29 @@ MESSAGE_CREATE/UPDATE/DELETE for what the bot does over REST, and the attachment
 themselves (``GET /attachments/{id}/{filename}``, so ``Attachment.read()`` works). It records
 everything for assertions and can inject 429s, an upload limit, op 7 and op 9.
 
+Modules, one concern each
+-------------------------
+- ``fake``: ``FakeDiscord``, the object tests hold: start and stop, addresses, waiting, and
+  reading what happened. It mixes in ``world`` (guilds, roles, channels, users, members),
+  ``driving`` (what Discord's users do: slash commands, autocomplete, clicks, message commands,
+  modal submits, reactions, messages) and ``faults`` (429s, denied permissions, deleted
+  channels, op 7 and op 9).
+- ``state``: ``FakeState``, the world's records with lookups that answer like Discord when
+  something is missing, and messages made, edited and deleted; ``payloads`` (mixed into it): the
+  JSON Discord sends for each record; ``message_body``: what Discord does with a message body
+  (its ``attachments`` list, the limits it refuses).
+- ``models``: the records (plain dataclasses), permission bits and message flags.
+- ``interactions``: INTERACTION_CREATE data as Discord's client builds it from the synced
+  commands, refusing what a real user could not send.
+- ``server``: the aiohttp app, its middleware (request log, injected 429s, upload limit, auth) and
+  the routes for login, command sync, interactions and webhooks; ``channels``: the routes for
+  channels, messages, reactions, guilds and users.
+- ``gateway``: the websocket (HELLO, IDENTIFY → READY, heartbeats, RESUME with replay, op 7 and
+  op 9, dispatch filtered by intents).
+- ``wire``: HTTP details (the exact JSON content type, multipart bodies, 429s); ``errors``:
+  ``ApiError``, an error answer shaped like Discord's; ``openapi``: every request body checked
+  against Discord's OpenAPI description in ``spec/``.
+
 Pointing discord.py at it
 -------------------------
 discord.py has no option for another host, so two class attributes are patched:

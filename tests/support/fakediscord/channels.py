@@ -7,6 +7,7 @@ from urllib.parse import unquote
 
 from aiohttp import web
 
+from .errors import ApiError
 from .models import (
     ATTACH_FILES,
     MANAGE_MESSAGES,
@@ -17,7 +18,7 @@ from .models import (
     normalize_emoji,
 )
 from .server import API, RECORD
-from .state import ApiError, FakeState
+from .state import FakeState
 from .wire import json_response, no_content
 
 if TYPE_CHECKING:

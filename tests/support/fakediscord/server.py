@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from . import openapi
+from .errors import ApiError, unknown
 from .interactions import check_autocomplete_answer
 from .models import EPHEMERAL, LOADING, CallbackRecord, InteractionRecord, MessageRecord, RequestRecord, SyncRecord
-from .state import ApiError, unknown
 from .wire import drain, json_response, no_content, parse_multipart, rate_limited
 
 if TYPE_CHECKING:

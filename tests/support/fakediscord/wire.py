@@ -12,7 +12,7 @@ from typing import Any
 from aiohttp import web
 from aiohttp.multipart import parse_content_disposition
 
-from .state import ApiError
+from .errors import ApiError
 
 _FILE_FIELD = re.compile(r"^files\[(\d+)\]$")
 
