@@ -15,7 +15,7 @@ from engine.store.store import JobStore
 
 
 async def test_lifecycle_queued_running_done_read_back(store_location, caplog):
-    caplog.set_level(logging.INFO, logger="engine.queue")
+    caplog.set_level(logging.INFO, logger="engine.store")
     path = store_location
     async with await JobStore.open(path) as store:
         job = await store.enqueue(
