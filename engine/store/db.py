@@ -18,6 +18,7 @@ Both hand a transaction object with ``execute_fetchall(sql, args)`` and ``execut
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import random
@@ -152,6 +153,13 @@ class SqliteDatabase:
         async with self.transaction() as tx:
             return await body(tx)
 
+    async def copy_to(self, target: Path) -> int:
+        """Write a consistent copy of the database (what the WAL holds included) to ``target``, a file
+        that must not exist yet (``VACUUM INTO``: other connections go on meanwhile); the copy's
+        ``user_version``."""
+        await self._conn.execute("VACUUM INTO ?", (str(target),))
+        return await asyncio.to_thread(_user_version, target)
+
     async def _rollback(self) -> None:
         # Runs after whatever this connection still has queued, BEGIN included, so it also ends a
         # transaction whose BEGIN was awaited by a task cancelled before it ran.
@@ -162,6 +170,11 @@ class SqliteDatabase:
 
     async def close(self) -> None:
         await self._conn.close()
+
+
+def _user_version(path: Path) -> int:
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        return conn.execute("PRAGMA user_version").fetchone()[0]
 
 
 class _SqliteTx:

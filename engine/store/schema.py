@@ -2,12 +2,28 @@
 
 Migration N (1-based) brings a database from version N-1 to N. Never edit a released migration:
 append a new one (``ALTER TABLE ... ADD COLUMN`` and the like), here for SQLite and in
-``engine.store.schema_pg`` for PostgreSQL, with the same meaning.
+``engine.store.schema_pg`` for PostgreSQL, with the same meaning. Their texts are frozen by a test
+(``tests/store/test_frozen_migrations.py``), and databases written by earlier releases' own code are
+upgraded in ``tests/store/test_upgrades.py``.
+
+One released migration was edited once anyway, and both of its texts are out there: migration 1 as
+released on 2026-11-26 (``a6a6ded``) named two columns ``progress_message_id`` and
+``result_message_id``; on 2026-12-01 (``ee2c57a``) it was changed to create them under the names
+migration 3 gives them, which left migration 3 renaming them to themselves. Neither text changes
+again: a database that migration 1 made under the old names gets migration 3's two renames just
+before migration 3 (:data:`BEFORE_SQLITE`), which then finds the names it expects. PostgreSQL arrived
+after the edit and has one history.
+
+A SQLite store older than this code is first copied aside (``animabot.sqlite3.bak-v2``).
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import sqlite3
+
+from engine.errors import UserError
 
 log = logging.getLogger(__name__)
 
@@ -167,10 +183,56 @@ async def migrate(db) -> int:
 
     The version is read again inside the migrating transaction, under ``BEGIN IMMEDIATE`` on SQLite
     and an advisory lock on PostgreSQL, so processes opening a new database at once migrate it once.
+    A SQLite file at an older version is copied aside first (:func:`_copy_aside`).
     """
     if db.dialect == "postgresql":
         return await db.run(_migrate_postgres)
+    await _copy_aside(db)
     return await db.run(_migrate_sqlite)
+
+
+async def _copy_aside(db) -> None:
+    """Before an older SQLite store is migrated: a copy of it as ``<file>.bak-v<its version>``, and one
+    log line. A new (version 0) or current file, or one in memory, is not copied."""
+    version = (await db.execute_fetchall("PRAGMA user_version"))[0][0]
+    if db.path is None or not 0 < version < SCHEMA_VERSION:
+        return
+    partial = db.path.with_name(f"{db.path.name}.bak-{os.getpid()}.partial")
+    try:
+        partial.unlink(missing_ok=True)
+        copied = await db.copy_to(partial)
+        if copied < SCHEMA_VERSION:  # else another process has migrated it meanwhile (and copied it first)
+            copy = db.path.with_name(f"{db.path.name}.bak-v{copied}")
+            os.replace(partial, copy)
+            log.warning(
+                "job store %s is at schema version %d: copied to %s before upgrading it to version %d",
+                db.path,
+                copied,
+                copy,
+                SCHEMA_VERSION,
+            )
+    except (OSError, sqlite3.Error) as err:
+        raise UserError(
+            f"Could not copy the job store {db.path} aside before upgrading it ({err}); "
+            "make room or allow writing in its folder, then start again."
+        ) from None
+    finally:
+        partial.unlink(missing_ok=True)
+
+
+async def _rename_released_columns(tx) -> None:
+    """Migration 3's renames for a database made by migration 1 as released on 2026-11-26 (see the
+    module's docstring); nothing for one made by migration 1 as it reads now."""
+    columns = {row[1] for row in await tx.execute_fetchall("PRAGMA table_info(jobs)")}
+    for old, new in (("progress_message_id", "progress_post_id"), ("result_message_id", "result_post_id")):
+        if old in columns:
+            await tx.execute(f"ALTER TABLE jobs RENAME COLUMN {old} TO {new}")
+            log.info("job store: column %s (migration 1 of 2026-11-26) renamed to %s for migration 3", old, new)
+
+
+# Repairs run just before migration N, for databases whose earlier history differs from the
+# migrations' texts today; each finds out itself whether the database needs it.
+BEFORE_SQLITE = {3: _rename_released_columns}
 
 
 def _check(version: int) -> None:
@@ -184,6 +246,8 @@ async def _migrate_sqlite(tx) -> int:
     version = (await tx.execute_fetchall("PRAGMA user_version"))[0][0]
     _check(version)
     for number in range(version + 1, SCHEMA_VERSION + 1):
+        if number in BEFORE_SQLITE:
+            await BEFORE_SQLITE[number](tx)
         for statement in MIGRATIONS[number - 1]:
             await tx.execute(statement)
         await tx.execute(f"PRAGMA user_version = {number:d}")
