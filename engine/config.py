@@ -1,79 +1,248 @@
-"""Settings read from a TOML file (``config.example.toml`` documents every key)."""
+"""The host's settings: one typed schema, read from a TOML file and ``ANIMABOT_*`` environment variables.
+
+Each section is a frozen pydantic dataclass (``dataclasses.replace`` and ``fields`` work as on any
+dataclass) whose keys are declared once, with their type, range and a one-line description;
+``config.example.toml`` shows every key with that description (``tests/test_config_example.py``
+checks it). :func:`load_config` reports every mistake at once, one line each, as a ``UserError``.
+
+An environment variable overrides one key: ``ANIMABOT_<SECTION>_<KEY>`` (``ANIMABOT_ENGINE_MAX_BATCH=4``,
+``ANIMABOT_STORE_URL=postgresql://...``), ``ANIMABOT_<KEY>`` at the top (``ANIMABOT_DATA_DIR``), and
+``DISCORD_TOKEN`` for ``[discord] token``. Its text is read as a TOML value of the key's type (text
+keys take it as it is; a list may be ``1,2``); an empty variable is ignored.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import tomllib
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import field
 from pathlib import Path
+from typing import Annotated, Literal, Required, get_args
+
+from pydantic import (
+    AfterValidator,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+    TypeAdapter,
+    ValidationError,
+    WrapValidator,
+)
+from pydantic.dataclasses import dataclass
+from typing_extensions import TypedDict
 
 from engine.errors import UserError
-from engine.request.catalog import Catalog, build_catalog
+from engine.request import params
+from engine.request.catalog import DEFAULT_MODEL, LORA_WEIGHT_RANGE, Catalog, build_catalog
 from engine.request.params import RenderParams
+from engine.request.validation import (
+    SCHEMA,
+    Loc,
+    Wording,
+    closest,
+    error_sentences,
+    field_types,
+    from_text,
+    sentence_error,
+    unwrap,
+)
 
-# torch.compile modes for the UNet+ControlNet step: both replay CUDA graphs; max-autotune also
-# benchmarks kernel choices at compile time (minutes longer on the first start, cached after).
-COMPILE_MODES = ("reduce-overhead", "max-autotune")
+CompileMode = Literal["reduce-overhead", "max-autotune"]
+COMPILE_MODES = get_args(CompileMode)
 
 
-@dataclass(frozen=True)
+def _starts_with(*prefixes: str, empty: bool = False):
+    """A check that text begins with one of ``prefixes`` (or, with ``empty``, is empty)."""
+
+    def check(value: str) -> str:
+        if (empty and not value) or value.startswith(prefixes):
+            return value
+        raise ValueError(f"must {'be empty or ' if empty else ''}start with {' or '.join(prefixes)}")
+
+    return AfterValidator(check)
+
+
+# -- the sections ---------------------------------------------------------------------------------
+@dataclass(frozen=True, config=SCHEMA)
 class EngineConfig:
-    model: str = "stable-diffusion-v1-5/stable-diffusion-v1-5"
-    controlnet: str = "lllyasviel/control_v11p_sd15_canny"
-    device: str = "auto"
-    dtype: str = "auto"
-    compile: bool = True  # CUDA only
-    compile_mode: str = "reduce-overhead"  # the step's torch.compile mode: reduce-overhead or max-autotune
-    max_batch: int = 8
-    job_timeout_seconds: float = 1800.0
-    retention_days: float = 7.0
-    max_loaded_models: int = 2  # models kept loaded at once (least recently used goes first)
-    # -- depth and pose controls (engine.render.weights.controls): each one's ControlNet and annotator, loaded
-    # the first time a job asks for that control; "" means this host does not offer it.
-    depth_controlnet: str = "lllyasviel/control_v11f1p_sd15_depth"
-    depth_annotator: str = "depth-anything/Depth-Anything-V2-Small-hf"
-    pose_controlnet: str = "lllyasviel/control_v11p_sd15_openpose"
-    pose_annotator: str = "usyd-community/vitpose-base-simple"
+    """[engine]: the weights a worker loads and how it runs them."""
+
+    model: StrictStr = Field(
+        "stable-diffusion-v1-5/stable-diffusion-v1-5",
+        min_length=1,
+        description='the default model: a hub id, a local diffusers folder, or "test-tiny" (random weights built in code, for tests)',
+    )
+    controlnet: StrictStr = Field(
+        "lllyasviel/control_v11p_sd15_canny",
+        min_length=1,
+        description="the Canny ControlNet: a hub id or a local diffusers folder",
+    )
+    device: StrictStr = Field("auto", min_length=1, description="where renders run: auto, cuda, cuda:N or cpu")
+    dtype: Literal["auto", "float16", "bfloat16", "float32"] = Field(
+        "auto", description="the weights' precision; auto is float16 on CUDA and float32 on the CPU"
+    )
+    compile: StrictBool = Field(True, description="CUDA only: compile the UNet+ControlNet step as CUDA graphs")
+    compile_mode: CompileMode = Field(
+        "reduce-overhead", description="how the step is compiled; max-autotune tries kernel choices for a faster step"
+    )
+    max_batch: StrictInt = Field(
+        8, ge=1, description="concurrent jobs of one size whose denoising steps share one UNet call"
+    )
+    job_timeout_seconds: StrictFloat = Field(
+        1800.0, gt=0, description="a job still rendering after this many seconds is stopped"
+    )
+    retention_days: StrictFloat = Field(
+        7.0, gt=0, description="job files older than this many days are deleted, and pictures no job used for as long"
+    )
+    max_loaded_models: StrictInt = Field(
+        2, ge=1, description="models kept loaded at once; the least recently used one is unloaded first"
+    )
+    # The depth and pose controls (engine.render.weights.controls): each its ControlNet and annotator,
+    # loaded the first time a job asks for that control.
+    depth_controlnet: StrictStr = Field(
+        "lllyasviel/control_v11f1p_sd15_depth",
+        description='the depth ControlNet; "" means this host does not offer depth',
+    )
+    depth_annotator: StrictStr = Field(
+        "depth-anything/Depth-Anything-V2-Small-hf", description="the depth-estimation model that makes the depth map"
+    )
+    pose_controlnet: StrictStr = Field(
+        "lllyasviel/control_v11p_sd15_openpose",
+        description='the OpenPose ControlNet; "" means this host does not offer pose',
+    )
+    pose_annotator: StrictStr = Field(
+        "usyd-community/vitpose-base-simple",
+        description="the ViTPose model whose keypoints are drawn as an OpenPose skeleton",
+    )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=SCHEMA)
 class LimitsConfig:
-    max_frames: int = 48
-    max_steps: int = 30
-    max_side: int = 768
-    max_fps: int = 24
-    daily_quota: int = 20
-    max_queued_per_user: int = 3
-    cooldown_seconds: int = 10
-    upload_limit_bytes: int = 10 * 1024 * 1024
+    """[limits]: the defaults of every guild; admins change them per guild with /limits set."""
+
+    max_frames: StrictInt = Field(48, ge=1, le=params.MAX_FRAMES, description="most frames in one clip")
+    max_steps: StrictInt = Field(30, ge=1, le=params.MAX_STEPS, description="most denoising steps")
+    max_side: StrictInt = Field(768, ge=64, le=params.MAX_SIDE, description="the longest width or height, in pixels")
+    max_fps: StrictInt = Field(24, ge=1, le=params.MAX_FPS, description="the highest frame rate")
+    daily_quota: StrictInt = Field(20, ge=0, description="renders per member per UTC day")
+    max_queued_per_user: StrictInt = Field(3, ge=1, description="jobs one member may have waiting or rendering")
+    cooldown_seconds: StrictInt = Field(10, ge=0, description="seconds a member waits between two requests")
+    upload_limit_bytes: StrictInt = Field(
+        10 * 1024 * 1024, ge=1, description="the largest file posted in a channel; Discord's default is 10 MiB"
+    )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=SCHEMA)
 class DiscordConfig:
-    token: str = ""
-    guild_ids: tuple[int, ...] = ()
-    api_base: str = "https://discord.com/api/v10"
-    gateway_url: str = "wss://gateway.discord.gg/"
+    """[discord]: the bot's account and where Discord is."""
+
+    token: StrictStr = Field("", description="the bot token; better set DISCORD_TOKEN in the environment")
+    guild_ids: tuple[Annotated[StrictInt, Field(gt=0)], ...] = Field(
+        (),
+        strict=False,  # TOML gives a list; each id is still a strict integer
+        description="guild ids, like [123456789012345678]: commands sync at once there; [] syncs globally (up to an hour)",
+    )
+    api_base: Annotated[StrictStr, _starts_with("http://", "https://")] = Field(
+        "https://discord.com/api/v10", description="Discord's REST API"
+    )
+    gateway_url: Annotated[StrictStr, _starts_with("ws://", "wss://")] = Field(
+        "wss://gateway.discord.gg/", description="Discord's gateway"
+    )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=SCHEMA)
 class StoreConfig:
-    url: str = ""  # empty: the SQLite file in data_dir; postgresql://user@host:port/db: PostgreSQL
-    lease_seconds: float = 30.0  # a worker silent this long loses its jobs to the others
-    max_blob_mb: float = 64.0  # PostgreSQL: the largest frame, preview, video or upload kept in the database
+    """[store]: the job store; the SQLite file in data_dir (one host) or PostgreSQL (many)."""
+
+    url: Annotated[StrictStr, _starts_with("postgresql://", "postgres://", empty=True)] = Field(
+        "", description='"" for the SQLite file in data_dir, or postgresql://user@host:port/db for many hosts'
+    )
+    lease_seconds: StrictFloat = Field(
+        30.0, gt=0, description="a worker silent this many seconds loses its jobs to the others, which resume them"
+    )
+    max_blob_mb: StrictFloat = Field(
+        64.0, gt=0, description="PostgreSQL: the largest frame, preview, video or upload kept in the database"
+    )
 
 
-@dataclass(frozen=True)
+class ModelTable(TypedDict, total=False):
+    """[models.NAME]: a model members pick by name (/animate model:, animabot render --model)."""
+
+    __pydantic_config__ = SCHEMA
+    model: Required[
+        Annotated[
+            StrictStr,
+            Field(min_length=1, description="a hub id, a diffusers folder or one single-file SD1.5 .safetensors"),
+        ]
+    ]
+    controlnet: Annotated[StrictStr, Field(description="its Canny ControlNet (default the [engine] one)")]
+    vae: Annotated[StrictStr, Field(description="its VAE, a hub id or folder (default the model's own)")]
+    config: Annotated[
+        StrictStr, Field(description="a single file's configs: a hub id or folder (default [engine] model)")
+    ]
+
+
+class LoraTable(TypedDict, total=False):
+    """[loras.NAME]: a LoRA members add by name (/animate lora:NAME:0.8, animabot render --lora NAME:0.8)."""
+
+    __pydantic_config__ = SCHEMA
+    file: Required[Annotated[StrictStr, Field(min_length=1, description="its .safetensors file (diffusers or kohya)")]]
+    weight: Annotated[
+        StrictFloat,
+        Field(ge=LORA_WEIGHT_RANGE[0], le=LORA_WEIGHT_RANGE[1], description="the weight when none is given"),
+    ]
+    trigger: Annotated[StrictStr, Field(description="words added to the prompt (to each keyframe)")]
+
+
+def _table_name(name: str) -> str:
+    """A [models.NAME]/[loras.NAME] name members can type.
+    TODO(catalog): build_catalog's _check_name and _table repeat these checks; drop them there."""
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,39}", name):
+        raise sentence_error("a name is 1 to 40 letters, digits, '.', '_' or '-', starting with a letter or digit.")
+    return name
+
+
+def _model_name(name: str) -> str:
+    if name == DEFAULT_MODEL:
+        raise sentence_error("the name default is the [engine] model; pick another name.")
+    return name
+
+
+def _checked_render(value, handler) -> RenderParams:
+    """[render]: a RenderParams (taken as it is) or a table of its fields, built and checked with
+    ``RenderParams.validate``. Until the request schema is a pydantic model, its fields' types are
+    read from RenderParams' own annotations, leniently (``frames = "16"`` is 16)."""
+    if isinstance(value, RenderParams):
+        return value
+    render = handler({"prompt": "-", **value} if isinstance(value, dict) else value)
+    try:
+        return render.validate()
+    except UserError as err:
+        raise sentence_error(str(err)) from None
+
+
+@dataclass(frozen=True, config=SCHEMA)
 class Config:
-    data_dir: Path = Path("data")
+    data_dir: Path = Field(
+        Path("data"), description="where the SQLite job store, job frames and results live (relative to where you run)"
+    )
     engine: EngineConfig = field(default_factory=EngineConfig)
-    render: RenderParams = field(default_factory=lambda: RenderParams(prompt="-"))
+    render: Annotated[RenderParams, WrapValidator(_checked_render)] = field(
+        default_factory=lambda: RenderParams(prompt="-")
+    )
     limits: LimitsConfig = field(default_factory=LimitsConfig)
     discord: DiscordConfig = field(default_factory=DiscordConfig)
     store: StoreConfig = field(default_factory=StoreConfig)
-    models: dict = field(default_factory=dict)  # the [models.NAME] tables, as read
-    loras: dict = field(default_factory=dict)  # the [loras.NAME] tables, as read
+    # the [models.NAME] and [loras.NAME] tables, as read (the catalog is built from them)
+    models: dict[Annotated[str, AfterValidator(_table_name), AfterValidator(_model_name)], ModelTable] = field(
+        default_factory=dict
+    )
+    loras: dict[Annotated[str, AfterValidator(_table_name)], LoraTable] = field(default_factory=dict)
 
     @property
     def catalog(self) -> Catalog:
@@ -99,16 +268,17 @@ class Config:
         return dataclasses.replace(self.render, prompt=prompt, **given)
 
 
-def _section(cls, table: dict, where: str):
-    known = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(table) - known)
-    if unknown:
-        raise UserError(f"Unknown setting(s) {', '.join(unknown)} in [{where}] of the config file; check the spelling.")
-    return cls(**table)
+SECTIONS = {
+    name: unwrap(kind)[0] for name, kind in field_types(Config).items() if field_types(kind)
+}  # engine ... store
+TABLES = ("models", "loras")  # [models.NAME], [loras.NAME]
 
 
-def load_config(path: str | os.PathLike | None = None) -> Config:
-    """Read ``path`` (or ``./config.toml`` when it exists, else built-in defaults)."""
+# -- reading ----------------------------------------------------------------------------------------
+def load_config(path: str | os.PathLike | None = None, environ: Mapping[str, str] | None = None) -> Config:
+    """Read ``path`` (or ``./config.toml`` when it exists, else built-in defaults) and the environment.
+
+    Every mistake is one line of the ``UserError``, all of them at once."""
     if path is None:
         path = Path("config.toml") if Path("config.toml").exists() else None
     raw: dict = {}
@@ -119,28 +289,94 @@ def load_config(path: str | os.PathLike | None = None) -> Config:
             raise UserError(f"Config file {path} does not exist; copy config.example.toml and edit it.") from None
         except tomllib.TOMLDecodeError as err:
             raise UserError(f"Config file {path} is not valid TOML ({err}); fix that line.") from None
-    discord_raw = dict(raw.get("discord", {}))
-    discord_raw["guild_ids"] = tuple(int(g) for g in discord_raw.get("guild_ids", ()))
-    if os.environ.get("DISCORD_TOKEN"):
-        discord_raw["token"] = os.environ["DISCORD_TOKEN"]
-    render = _section(RenderParams, {"prompt": "-", **raw.get("render", {})}, "render")
-    store_raw = dict(raw.get("store", {}))
-    if os.environ.get("ANIMABOT_STORE_URL"):
-        store_raw["url"] = os.environ["ANIMABOT_STORE_URL"]
-    config = Config(
-        data_dir=Path(raw.get("data_dir", "data")),
-        engine=_section(EngineConfig, raw.get("engine", {}), "engine"),
-        render=render,
-        limits=_section(LimitsConfig, raw.get("limits", {}), "limits"),
-        discord=_section(DiscordConfig, discord_raw, "discord"),
-        store=_section(StoreConfig, store_raw, "store"),
-        models=dict(raw.get("models", {})),
-        loras=dict(raw.get("loras", {})),
-    )
-    if config.engine.compile_mode not in COMPILE_MODES:
-        modes = ", ".join(COMPILE_MODES)
-        raise UserError(f"[engine] compile_mode must be one of {modes}, got {config.engine.compile_mode!r}.")
-    if config.engine.max_loaded_models < 1:
-        raise UserError(f"[engine] max_loaded_models must be at least 1, got {config.engine.max_loaded_models}.")
-    config.catalog  # noqa: B018 -- a bad [models.*] or [loras.*] table is refused here, at start
+    raw, sources, mistakes = _with_environment(raw, os.environ if environ is None else environ)
+    wording = _FileWording(Path(path).name if path is not None else "the config", sources)
+    try:
+        config = TypeAdapter(Config).validate_python(raw)
+    except ValidationError as err:
+        raise UserError("\n".join(mistakes + error_sentences(err, Config, wording))) from None
+    try:
+        config.catalog.check(config.render.model, config.render.loras)
+    except UserError as err:
+        mistakes.append(f"[render]: {err}")
+    if mistakes:
+        raise UserError("\n".join(mistakes))
     return config
+
+
+def _with_environment(raw: dict, environ: Mapping[str, str]) -> tuple[dict, dict[Loc, str], list[str]]:
+    """``raw`` with the ``ANIMABOT_*`` (and ``DISCORD_TOKEN``) overrides; which key each variable set;
+    a sentence for each ``ANIMABOT_<SECTION>_*`` variable that names no key."""
+    raw = {key: dict(value) if isinstance(value, dict) else value for key, value in raw.items()}
+    sources: dict[Loc, str] = {}
+    names = {"DISCORD_TOKEN": ("discord", "token")}
+    for key, annotation in field_types(Config).items():
+        if key in SECTIONS:
+            names |= {f"ANIMABOT_{key}_{inner}".upper(): (key, inner) for inner in field_types(annotation)}
+        elif key not in TABLES:
+            names[f"ANIMABOT_{key}".upper()] = (key,)
+    for variable, loc in sorted(names.items(), key=lambda item: item[0] == "DISCORD_TOKEN"):
+        text = environ.get(variable)
+        if not text or (loc in sources.values() and variable == "DISCORD_TOKEN"):
+            continue  # ANIMABOT_DISCORD_TOKEN wins over DISCORD_TOKEN
+        where = raw if len(loc) == 1 else raw.setdefault(loc[0], {})
+        if isinstance(where, dict):
+            where[loc[-1]] = from_text(text, _annotation(loc))
+            sources[loc] = variable
+    prefixes = tuple(f"ANIMABOT_{section.upper()}_" for section in SECTIONS)
+    mistakes = [
+        f"unknown environment variable {variable}; "
+        + (f"did you mean {close}?" if (close := closest(variable, names)) else "no setting has that name.")
+        for variable in sorted(environ)
+        if variable.startswith(prefixes) and variable not in names
+    ]
+    return raw, sources, mistakes
+
+
+def _annotation(loc: Loc):
+    fields = field_types(Config)
+    return fields[loc[0]] if len(loc) == 1 else field_types(fields[loc[0]])[loc[1]]
+
+
+class _FileWording(Wording):
+    """Places in a config file: ``data_dir``, ``[engine] max_batch``, ``[models.dreamy] vae``, or the
+    environment variable that set the value."""
+
+    mapping = "a table"
+
+    def __init__(self, file: str, sources: dict[Loc, str]) -> None:
+        self.file, self.sources = file, sources
+
+    def name(self, loc: Loc) -> str:
+        for size in (2, 1):
+            if loc[:size] in self.sources:
+                return self.sources[loc[:size]] + _index(loc[size:])
+        if not loc:
+            return self.file
+        size = 2 if loc[0] in TABLES else 1
+        if loc[0] not in SECTIONS and loc[0] not in TABLES:
+            return f"{loc[0]}{_index(loc[1:])}"
+        heading = "[" + ".".join(map(str, loc[:size])) + "]"
+        rest = loc[size:]
+        return f"{heading} {rest[0]}{_index(rest[1:])}" if rest else heading
+
+    def unknown(self, loc: Loc, value) -> str:
+        if len(loc) > 1:
+            return super().unknown(loc, value)
+        if isinstance(value, dict):
+            return f"unknown section [{loc[0]}] in {self.file}"
+        return f"unknown key {loc[0]} at the top of {self.file}"
+
+    def suggestion(self, loc: Loc, name: str) -> str:
+        return f"[{name}]" if len(loc) == 1 and (name in SECTIONS or name in TABLES) else name
+
+    def hint(self, loc: Loc, names: list[str]) -> str:
+        if len(loc) == 1:  # a key of a section written above every heading
+            for section, kind in SECTIONS.items():
+                if loc[0] in field_types(kind):
+                    return f"it belongs in [{section}]: move it below that heading."
+        return super().hint(loc, names)
+
+
+def _index(rest: Loc) -> str:
+    return "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in rest)
