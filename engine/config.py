@@ -123,7 +123,7 @@ class EngineConfig:
 
 @dataclass(frozen=True, config=SCHEMA)
 class LimitsConfig:
-    """[limits]: the defaults of every guild; admins change them per guild with /limits set."""
+    """[limits]: the defaults of every guild; a guild's admins may change its own."""
 
     max_frames: StrictInt = Field(48, ge=1, le=params.MAX_FRAMES, description="most frames in one clip")
     max_steps: StrictInt = Field(30, ge=1, le=params.MAX_STEPS, description="most denoising steps")
@@ -171,7 +171,7 @@ class StoreConfig:
 
 
 class ModelTable(TypedDict, total=False):
-    """[models.NAME]: a model members pick by name (/animate model:, animabot render --model)."""
+    """[models.NAME]: a model members pick by name (in Discord, and with animabot render --model)."""
 
     __pydantic_config__ = SCHEMA
     model: Required[
@@ -188,7 +188,7 @@ class ModelTable(TypedDict, total=False):
 
 
 class LoraTable(TypedDict, total=False):
-    """[loras.NAME]: a LoRA members add by name (/animate lora:NAME:0.8, animabot render --lora NAME:0.8)."""
+    """[loras.NAME]: a LoRA members add by name, with a weight (in Discord, and with animabot render --lora NAME:0.8)."""
 
     __pydantic_config__ = SCHEMA
     file: Required[Annotated[StrictStr, Field(min_length=1, description="its .safetensors file (diffusers or kohya)")]]

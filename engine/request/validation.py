@@ -248,10 +248,9 @@ def from_text(text: str, annotation: Any) -> Any:
     kind, _ = unwrap(annotation)
     if kind in (str, Path) or get_origin(kind) is Literal:
         return text
-    if get_origin(kind) in (tuple, list) and not text.lstrip().startswith("["):
-        text = f"[{text}]"
+    listed = f"[{text}]" if get_origin(kind) in (tuple, list) and not text.lstrip().startswith("[") else text
     try:
-        return tomllib.loads(f"value = {text}")["value"]
+        return tomllib.loads(f"value = {listed}")["value"]
     except tomllib.TOMLDecodeError:
         return text
 
