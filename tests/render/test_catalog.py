@@ -50,7 +50,7 @@ def test_triggers_are_added_to_every_keyframe():
 def test_config_tables_with_a_bad_name_or_key_are_refused_at_load(tmp_path):
     path = tmp_path / "config.toml"
     path.write_text('[models.realistic]\nfile = "x.safetensors"\n')
-    with pytest.raises(UserError, match=r"Unknown setting\(s\) file in \[models.realistic\]"):
+    with pytest.raises(UserError, match=r"unknown key file in \[models.realistic\]"):
         load_config(path)
     path.write_text('[models.default]\nmodel = "x"\n')
     with pytest.raises(UserError, match="the name default is the \\[engine\\] model"):
