@@ -147,11 +147,12 @@ class DiscordConfig:
         strict=False,  # TOML gives a list; each id is still a strict integer
         description="guild ids, like [123456789012345678]: commands sync at once there; [] syncs globally (up to an hour)",
     )
-    api_base: Annotated[StrictStr, _starts_with("http://", "https://")] = Field(
-        "https://discord.com/api/v10", description="Discord's REST API"
+    # (a field with a check keeps its Field inside Annotated: pydantic 2.6 cannot apply a later one)
+    api_base: Annotated[StrictStr, _starts_with("http://", "https://"), Field(description="Discord's REST API")] = (
+        "https://discord.com/api/v10"
     )
-    gateway_url: Annotated[StrictStr, _starts_with("ws://", "wss://")] = Field(
-        "wss://gateway.discord.gg/", description="Discord's gateway"
+    gateway_url: Annotated[StrictStr, _starts_with("ws://", "wss://"), Field(description="Discord's gateway")] = (
+        "wss://gateway.discord.gg/"
     )
 
 
@@ -159,9 +160,11 @@ class DiscordConfig:
 class StoreConfig:
     """[store]: the job store; the SQLite file in data_dir (one host) or PostgreSQL (many)."""
 
-    url: Annotated[StrictStr, _starts_with("postgresql://", "postgres://", empty=True)] = Field(
-        "", description='"" for the SQLite file in data_dir, or postgresql://user@host:port/db for many hosts'
-    )
+    url: Annotated[
+        StrictStr,
+        _starts_with("postgresql://", "postgres://", empty=True),
+        Field(description='"" for the SQLite file in data_dir, or postgresql://user@host:port/db for many hosts'),
+    ] = ""
     lease_seconds: StrictFloat = Field(
         30.0, gt=0, description="a worker silent this many seconds loses its jobs to the others, which resume them"
     )
@@ -199,9 +202,9 @@ class LoraTable(TypedDict, total=False):
     trigger: Annotated[StrictStr, Field(description="words added to the prompt (to each keyframe)")]
 
 
+# TODO(catalog): build_catalog's _check_name and _table repeat the checks of these tables; drop them there.
 def _table_name(name: str) -> str:
-    """A [models.NAME]/[loras.NAME] name members can type.
-    TODO(catalog): build_catalog's _check_name and _table repeat these checks; drop them there."""
+    """A [models.NAME]/[loras.NAME] name members can type."""
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,39}", name):
         raise sentence_error("a name is 1 to 40 letters, digits, '.', '_' or '-', starting with a letter or digit.")
     return name
@@ -268,10 +271,9 @@ class Config:
         return dataclasses.replace(self.render, prompt=prompt, **given)
 
 
-SECTIONS = {
-    name: unwrap(kind)[0] for name, kind in field_types(Config).items() if field_types(kind)
-}  # engine ... store
-TABLES = ("models", "loras")  # [models.NAME], [loras.NAME]
+# [engine], [render], [limits], [discord], [store] by name; and the tables of tables, [models.NAME] and [loras.NAME]
+SECTIONS = {name: unwrap(kind)[0] for name, kind in field_types(Config).items() if field_types(kind)}
+TABLES = ("models", "loras")
 
 
 # -- reading ----------------------------------------------------------------------------------------
@@ -309,16 +311,18 @@ def _with_environment(raw: dict, environ: Mapping[str, str]) -> tuple[dict, dict
     a sentence for each ``ANIMABOT_<SECTION>_*`` variable that names no key."""
     raw = {key: dict(value) if isinstance(value, dict) else value for key, value in raw.items()}
     sources: dict[Loc, str] = {}
-    names = {"DISCORD_TOKEN": ("discord", "token")}
+    names: dict[str, Loc] = {}
     for key, annotation in field_types(Config).items():
         if key in SECTIONS:
             names |= {f"ANIMABOT_{key}_{inner}".upper(): (key, inner) for inner in field_types(annotation)}
         elif key not in TABLES:
             names[f"ANIMABOT_{key}".upper()] = (key,)
-    for variable, loc in sorted(names.items(), key=lambda item: item[0] == "DISCORD_TOKEN"):
+    if not environ.get("ANIMABOT_DISCORD_TOKEN"):  # DISCORD_TOKEN: the usual name of the token's variable
+        names["DISCORD_TOKEN"] = ("discord", "token")
+    for variable, loc in names.items():
         text = environ.get(variable)
-        if not text or (loc in sources.values() and variable == "DISCORD_TOKEN"):
-            continue  # ANIMABOT_DISCORD_TOKEN wins over DISCORD_TOKEN
+        if not text:
+            continue
         where = raw if len(loc) == 1 else raw.setdefault(loc[0], {})
         if isinstance(where, dict):
             where[loc[-1]] = from_text(text, _annotation(loc))

@@ -173,3 +173,9 @@ def test_configs_built_in_code_keep_working_as_dataclasses_and_are_checked_too()
         EngineConfig(max_batch="eight")
     with pytest.raises(dataclasses.FrozenInstanceError):
         config.engine.max_batch = 2
+
+
+def test_animabot_discord_token_wins_over_discord_token(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    both = {"DISCORD_TOKEN": "plain", "ANIMABOT_DISCORD_TOKEN": "prefixed"}
+    assert load_config(environ=both).discord.token == "prefixed"

@@ -9,7 +9,7 @@ import pytest
 
 from engine.config import SECTIONS, Config, LoraTable, ModelTable, load_config
 from engine.request import params
-from engine.request.validation import allowed, field_types, unwrap
+from engine.request.validation import allowed, description, field_types
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "config.example.toml"
 
@@ -45,8 +45,8 @@ def _example() -> dict[tuple[str, str], str]:
 
 def _described(annotation) -> str:
     """What the example must say about a key: its description, then what it allows in brackets."""
-    description = next(m.description for m in unwrap(annotation)[1] if getattr(m, "description", None))
-    return f"{description} ({allowed(annotation)})" if allowed(annotation) else description
+    assert description(annotation), "every key of the schema has a description"
+    return f"{description(annotation)} ({allowed(annotation)})" if allowed(annotation) else description(annotation)
 
 
 def _schema() -> dict[str, dict]:

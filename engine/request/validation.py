@@ -1,15 +1,16 @@
 """How the project declares a pydantic schema, and how its errors read: no torch, no discord.
 
-The config file (``engine.config``) and the words of a request are pydantic schemas. Each one:
+The config file (``engine.config``) is a pydantic schema, and the words of a request are to be one. Each:
 
 - uses :data:`SCHEMA` as its ``ConfigDict``: an unknown key is refused (a misspelling never passes
   silently), ``inf``/``nan`` are not numbers, defaults are checked too; and is frozen
   (``@dataclass(frozen=True, config=SCHEMA)``: pydantic before 2.9 ignores ``frozen`` in the
   config of a dataclass; a model adds ``frozen=True`` to its config);
-- declares each key once, as ``Annotated[<type>, Field(<range>, description="<one line>")]``; where
-  a person writes the values (a TOML file), the scalar types are pydantic's ``StrictInt``,
-  ``StrictFloat``, ``StrictBool`` and ``StrictStr``, so ``"48"`` is refused as a number rather than
-  guessed at (a quoted number is a mistake the host should see, not one the code should absorb);
+- declares each key once, as ``name: <type> = Field(<default>, <range>, description="<one line>")``
+  (:func:`allowed` words the range, :func:`description` reads the line back). Where a person writes
+  the values (a TOML file), the scalar types are pydantic's ``StrictInt``, ``StrictFloat``,
+  ``StrictBool`` and ``StrictStr``: ``"48"`` is refused as a number rather than guessed at (a quoted
+  number is a mistake the host should see, not one the code should absorb);
 - turns a ``ValidationError`` into sentences with :func:`error_sentences`: one per error, each
   naming where it is and what is allowed, an unknown name with the closest valid one.
 
