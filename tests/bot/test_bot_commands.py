@@ -10,8 +10,7 @@ from support.botharness import command, job_id_in, progress_of
 from support.media import write_wav
 from support.waiting import wait_job, wait_result
 
-from bot.delivery import progress
-from bot.delivery import results as delivery
+from bot.delivery import progress, results
 from bot.guild_limits import GuildLimits, get_limits
 from engine.store.jobs import JobKind, JobStatus
 from engine.store.store import StoreUnavailable
@@ -211,7 +210,7 @@ async def test_an_unexpected_error_is_logged_with_a_reference_and_the_user_gets_
         raise RuntimeError("database on fire")
 
     monkeypatch.setattr(bot.bot.store, "usage", broken)
-    with caplog.at_level(logging.ERROR, logger="bot.client"):
+    with caplog.at_level(logging.ERROR, logger="bot.answers"):
         answer = await command(
             fake, "animate", {"prompt": "a cat"}, user_id=world.member_id, channel_id=world.channel_id
         )
@@ -227,7 +226,7 @@ async def test_a_delivery_bug_is_logged_with_the_job_id_and_the_channel_gets_an_
     async def broken(source, limit):
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr(delivery, "fit", broken)
+    monkeypatch.setattr(results, "fit", broken)
     with caplog.at_level(logging.ERROR, logger="bot.delivery.progress"):
         answer = await command(
             fake, "animate", {"prompt": "a cat"}, user_id=world.member_id, channel_id=world.channel_id
