@@ -254,6 +254,7 @@ async def test_a_store_outage_while_delivering_is_waited_out_and_the_video_is_po
     answer = await command(fake, "animate", {"prompt": "a cat"}, user_id=world.member_id, channel_id=world.channel_id)
     job_id = job_id_in(answer.content)
     done = await wait_job(bot, job_id, lambda job: job.result_post_id is not None)
-    posts = [m for m in fake.bot_messages(world.channel_id) if m.attachments]
+    # the videos posted (not the progress message, which may still show its last preview frame)
+    posts = [m for m in fake.bot_messages(world.channel_id) if any(a.filename.endswith(".mp4") for a in m.attachments)]
     assert failed == [job_id] and [m.id for m in posts] == [done.result_post_id]
     assert not any("Sorry" in m.content for m in fake.bot_messages(world.channel_id))
