@@ -1,9 +1,10 @@
 """The Discord client: settings, store and runtime are passed in; cogs do the rest.
 
-The bot builds what its helpers share, each from what it uses: the job actions (``bot.actions``),
-the result poster and the progress watcher (``bot.delivery``). Only the cogs (and the command line
-that starts the bot) know :class:`AnimaBot`; the helpers get the store, the config, the HTTP
-session or the Discord client itself.
+The bot builds the helpers its cogs share, each from what it uses: the job actions
+(``bot.actions.JobActions``), the result poster (``bot.delivery.results.ResultPoster``) and the
+progress watcher (``bot.delivery.progress``). Only the cogs (and the command line that starts the
+bot) know :class:`AnimaBot`; a helper gets the store, the config, the HTTP session or the Discord
+client, whichever it uses (``tests/bot/test_bot_imports.py`` keeps it so).
 
 ``setup_hook`` opens the bot's one HTTP session for downloads (``close`` closes it), loads one cog
 per concern, registers the persistent buttons (one ``DynamicItem`` template carrying the action and
