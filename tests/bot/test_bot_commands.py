@@ -1,5 +1,5 @@
 """End to end, one behaviour per test: /limits (admins only), limits refusing a request, /mux,
-/queue, /cancel and the apology for an unexpected error."""
+/queue, /cancel and the apology for an unexpected error (in a command or behind a button)."""
 
 from __future__ import annotations
 
@@ -219,6 +219,25 @@ async def test_an_unexpected_error_is_logged_with_a_reference_and_the_user_gets_
     assert "database on fire" not in answer.content
     [record] = [r for r in caplog.records if "/animate failed" in r.getMessage()]
     assert str(interaction.id) in record.getMessage() and record.exc_info[1].args == ("database on fire",)
+
+
+async def test_an_unexpected_error_behind_a_button_is_answered_as_one_in_a_command(fake, world, bot,
+                                                                                   monkeypatch, caplog):  # fmt: skip
+    channel, member = world.channel_id, world.member_id
+    job_id = job_id_in((await command(fake, "animate", LONG, user_id=member, channel_id=channel)).content)
+    progress = await fake.wait_for(lambda: progress_of(fake, channel, job_id), 10)
+
+    async def broken(*args, **kwargs):
+        raise RuntimeError("database on fire")
+
+    monkeypatch.setattr(bot.bot.actions, "cancel_or_delete", broken)
+    with caplog.at_level(logging.ERROR, logger="bot.answers"):
+        click = await fake.click(progress.id, f"animabot:cancel:{job_id}", user_id=member)
+        [answer] = await click.wait_followups(1, 10)
+    assert answer.ephemeral and answer.content.startswith("Sorry, something went wrong")
+    assert f"reference {job_id}" in answer.content and "database on fire" not in answer.content
+    [record] = [r for r in caplog.records if "on_job_cancel failed" in r.getMessage()]
+    assert f"job {job_id}" in record.getMessage() and record.exc_info[1].args == ("database on fire",)
 
 
 async def test_a_delivery_bug_is_logged_with_the_job_id_and_the_channel_gets_an_apology(fake, world, bot,
