@@ -1,9 +1,9 @@
 """Who may do what: pure predicates on a job and permissions, and the slash commands' checks.
 
-The predicates are plain functions, so buttons and reactions (which are not app commands) call
-them directly. The slash commands use the ``app_commands`` checks at the bottom instead: a check
-that fails raises :class:`Refused` with the sentence the member reads, and the command tree's
-``on_error`` (``bot.client.AnimaTree``) answers it, once for every command.
+The predicates are plain functions, so reactions (which are not interactions) call them directly.
+Commands and context menus use the ``app_commands`` checks at the bottom: a check that fails raises
+:class:`Refused` with the sentence the member reads, and the command tree's ``on_error`` answers it
+(``bot.answers.answer_error``, the one error responder, which buttons and forms use too).
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ from discord import app_commands
 
 from engine.store.jobs import Job
 
-CANNOT_POST = "I can't post videos in this channel; ask an admin to let me send messages and attach files here."
 NO_REACTIONS = "I can't add reactions here (Add Reactions permission), so use the buttons on the result."
 NOT_MANAGER = "Only members with the Manage Server permission can view or change the limits."
 
@@ -65,28 +64,28 @@ def cannot_post_text(missing: list[str], channel_id: int | None) -> str:
     return f"I can't {doing} in {where} — ask a server admin to give me the {names} {plural} there."
 
 
-def bot_can_post(interaction: discord.Interaction) -> bool:
-    """Whether the bot may post progress and videos in the interaction's channel (or thread)."""
-    in_thread = isinstance(interaction.channel, discord.Thread)
-    return can_post_videos(interaction.app_permissions, in_thread=in_thread)
-
-
 # -- app_commands checks --------------------------------------------------------------------------
 class Refused(app_commands.CheckFailure):
-    """A command's check failed; the message is the one sentence the member reads."""
+    """A check failed; the message is the one sentence the member reads."""
+
+
+def bot_can_post(interaction: discord.Interaction) -> bool:
+    """The check of everything that queues a job: ``True``, or :class:`Refused` naming what the bot
+    lacks to post progress and videos in the interaction's channel (or thread).
+
+    Commands and context menus carry it (:func:`bot_may_post`, ``ContextMenu.add_check``); the
+    Re-roll button calls it before queueing.
+    """
+    in_thread = isinstance(interaction.channel, discord.Thread)
+    missing = missing_for_posting(interaction.app_permissions, in_thread=in_thread)
+    if missing:
+        raise Refused(cannot_post_text(missing, getattr(interaction, "channel_id", None)))
+    return True
 
 
 def bot_may_post():
     """The command queues a job whose progress and video the bot must be able to post here."""
-
-    def predicate(interaction: discord.Interaction) -> bool:
-        in_thread = isinstance(interaction.channel, discord.Thread)
-        missing = missing_for_posting(interaction.app_permissions, in_thread=in_thread)
-        if missing:
-            raise Refused(cannot_post_text(missing, getattr(interaction, "channel_id", None)))
-        return True
-
-    return app_commands.check(predicate)
+    return app_commands.check(bot_can_post)
 
 
 def manages_server():

@@ -1,9 +1,19 @@
 """The Discord client: settings, store and runtime are passed in; cogs do the rest.
 
+The bot builds the helpers its cogs share, each from what it uses: the job actions
+(``bot.actions.JobActions``), the result poster (``bot.delivery.results.ResultPoster``) and the
+progress watcher (``bot.delivery.progress``). Only the cogs (and the command line that starts the
+bot) know :class:`AnimaBot`; a helper gets the store, the config, the HTTP session or the Discord
+client, whichever it uses (``tests/bot/test_bot_imports.py`` keeps it so).
+
 ``setup_hook`` opens the bot's one HTTP session for downloads (``close`` closes it), loads one cog
 per concern, registers the persistent buttons (one ``DynamicItem`` template carrying the action and
 the job id, so buttons on old messages work after a restart), syncs the slash commands and starts
 the progress watcher. Only non-privileged intents are used.
+
+Everything a member does ends in one error responder, ``bot.answers.answer_error``: the command
+tree's ``on_error`` calls it for slash commands and context menus (refused checks included), the
+bot's ``on_error`` for the listeners that handle buttons and forms.
 """
 
 from __future__ import annotations
@@ -13,7 +23,8 @@ import contextlib
 import hashlib
 import json
 import logging
-from typing import TYPE_CHECKING
+import sys
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 import discord
@@ -21,13 +32,14 @@ import yarl
 from discord import app_commands
 from discord.ext import commands
 
+from bot.actions import JobActions
+from bot.answers import answer_error
 from bot.checks import Refused
 from bot.delivery.progress import ProgressWatcher
+from bot.delivery.results import ResultPoster
 from bot.job_buttons import JobButton
-from bot.replies import NO_MENTIONS, reply
-from bot.text.messages import apology
+from bot.replies import NO_MENTIONS
 from engine.config import Config, DiscordConfig
-from engine.errors import UserError
 from engine.store.store import JobStore
 
 if TYPE_CHECKING:
@@ -44,6 +56,7 @@ COGS = (
     "bot.cogs.deliver",
     "bot.cogs.models",
     "bot.cogs.remix",
+    "bot.cogs.info",
 )
 
 
@@ -68,25 +81,21 @@ def intents() -> discord.Intents:
 
 
 class AnimaTree(app_commands.CommandTree):
-    """Shows the text of a refused check or a ``UserError`` as-is; logs anything else and apologises."""
+    """Answers what a slash command or a context menu raised (a refused check included) with
+    :func:`bot.answers.answer_error`."""
 
     async def on_error(self, interaction: discord.Interaction, error: app_commands.AppCommandError) -> None:
-        if isinstance(error, Refused):
+        if isinstance(error, Refused) and not interaction.response.is_done():
             # Checks run before the command could defer; every command answers the same way on the
             # wire (a private "thinking…", then the text), so a refusal defers first too.
-            if not interaction.response.is_done():
-                with contextlib.suppress(discord.HTTPException):  # reply() logs an expired token
-                    await interaction.response.defer(ephemeral=True, thinking=True)
-            await reply(interaction, str(error))
-            return
-        original = getattr(error, "original", error)
-        if isinstance(original, UserError):
-            await reply(interaction, str(original))
-            return
-        reference = interaction.extras.get("job_id") or interaction.id
-        name = interaction.command.qualified_name if interaction.command else "?"
-        log.error("/%s failed (job %s)", name, reference, exc_info=original)
-        await reply(interaction, apology(reference))
+            with contextlib.suppress(discord.HTTPException):  # reply() logs an expired token
+                await interaction.response.defer(ephemeral=True, thinking=True)
+        command = interaction.command
+        if isinstance(command, app_commands.ContextMenu):
+            what = f"the {command.name} menu"
+        else:
+            what = f"/{command.qualified_name}" if command is not None else "a command"
+        await answer_error(interaction, error, what)
 
 
 class AnimaBot(commands.Bot):
@@ -114,7 +123,11 @@ class AnimaBot(commands.Bot):
         self.runtime = runtime
         self.identify_delay = identify_delay
         self.session: aiohttp.ClientSession | None = None  # opened in setup_hook, inside the event loop
-        self.watcher = ProgressWatcher(self, poll_interval=poll_interval, edit_interval=edit_interval)
+        self.actions = JobActions(self, store, config, wake=self.jobs_changed)
+        self.poster = ResultPoster(self, store, config)
+        self.watcher = ProgressWatcher(
+            store, self.poster, runtime, poll_interval=poll_interval, edit_interval=edit_interval
+        )
         point_at(config.discord)
 
     async def setup_hook(self) -> None:
@@ -162,6 +175,16 @@ class AnimaBot(commands.Bot):
 
     async def on_ready(self) -> None:
         log.info("logged in as %s (%d guilds)", self.user, len(self.guilds))
+
+    async def on_error(self, event_method: str, /, *args: Any, **kwargs: Any) -> None:
+        """A listener failed. One that handled an interaction (a button's ``on_job_reroll``, the
+        Remix form's ``on_interaction``) owes the member an answer: :func:`bot.answers.answer_error`."""
+        error = sys.exc_info()[1]
+        interaction = next((arg for arg in args if isinstance(arg, discord.Interaction)), None)
+        if interaction is None or error is None:
+            await super().on_error(event_method, *args, **kwargs)
+            return
+        await answer_error(interaction, error, event_method)
 
     async def close(self) -> None:
         await self.watcher.stop()

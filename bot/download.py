@@ -1,21 +1,17 @@
 """A member's attachment, downloaded: streamed with the bot's one aiohttp session, and cut off past a cap.
 
 Not ``Attachment.read()``: that reads the whole response into memory before it could be checked.
-The pictures of ``/animate``, the audio of ``/mux`` and the videos Remix reads its recipe from all
-come this way.
+The pictures of ``/animate`` and the Animate menu, the audio of ``/mux`` and the videos Remix reads
+its recipe from all come this way, and nothing else in the bot reads an attachment.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
 
 import aiohttp
 
 from engine.errors import UserError
-
-if TYPE_CHECKING:
-    from bot.client import AnimaBot
 
 log = logging.getLogger(__name__)
 
@@ -23,7 +19,7 @@ CHUNK_BYTES = 64 * 1024
 
 
 async def download_capped(
-    bot: AnimaBot, url: str, *, cap: int, seconds: float, what: str, too_big: str, again: str
+    session: aiohttp.ClientSession, url: str, *, cap: int, seconds: float, what: str, too_big: str, again: str
 ) -> bytes:
     """The file at ``url``, at most ``cap`` bytes whatever its declared size, within ``seconds``.
 
@@ -31,10 +27,9 @@ async def download_capped(
     (``"picture"``) that ends with ``again`` (what the member does next: ``"attach it again"``).
     """
     data = bytearray()
-    http = bot.http
     timeout = aiohttp.ClientTimeout(total=seconds)
     try:
-        async with bot.session.get(url, proxy=http.proxy, proxy_auth=http.proxy_auth, timeout=timeout) as response:
+        async with session.get(url, timeout=timeout) as response:
             if response.status != 200:
                 raise UserError(f"Discord did not hand over that {what} (HTTP {response.status}); {again}.")
             async for chunk in response.content.iter_chunked(CHUNK_BYTES):

@@ -1,4 +1,4 @@
-"""Guild settings: per-guild limits, kept in the store, and the check of one request against them.
+"""Guild limits: what each guild allows, kept in the store, and the check of one request against them.
 
 The store keeps each guild's overrides as a neutral JSON object (``get_settings``/``update_settings``)
 and counts usage; this module turns the overrides and the configured defaults

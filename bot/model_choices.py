@@ -7,14 +7,12 @@ is queued, re-rolls included), ``/models`` and ``/limits set``. Torch-free: the 
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING
 
 from bot.guild_limits import GuildLimits, get_limits
+from engine.config import Config
 from engine.request.catalog import Catalog
 from engine.request.params import RenderParams
-
-if TYPE_CHECKING:
-    from bot.client import AnimaBot
+from engine.store.store import JobStore
 
 
 def allowed_models(catalog: Catalog, limits: GuildLimits) -> list[str]:
@@ -26,20 +24,21 @@ def allowed_loras(catalog: Catalog, limits: GuildLimits) -> list[str]:
     return [name for name in catalog.loras if not limits.allowed_loras or name in limits.allowed_loras]
 
 
-async def guild_choices(bot: AnimaBot, guild_id: int | None) -> tuple[list[str], list[str]]:
-    """``(models, loras)`` a member of ``guild_id`` may pick."""
-    catalog = bot.config.catalog
+async def guild_choices(store: JobStore, config: Config, guild_id: int | None) -> tuple[list[str], list[str]]:
+    """``(models, loras)`` a member of ``guild_id`` may pick: ``config``'s catalog, narrowed by the
+    guild's limits in ``store`` (``config.limits`` where the guild set none)."""
+    catalog = config.catalog
     if guild_id is None:
         return list(catalog.models), list(catalog.loras)
-    limits = await get_limits(bot.store, guild_id, defaults=bot.config.limits)
+    limits = await get_limits(store, guild_id, defaults=config.limits)
     return allowed_models(catalog, limits), allowed_loras(catalog, limits)
 
 
-async def check_params(bot: AnimaBot, params: RenderParams, guild_id: int | None) -> None:
+async def check_params(store: JobStore, config: Config, params: RenderParams, guild_id: int | None) -> None:
     """``UserError`` naming what exists when ``params`` names a model or LoRA that is not configured
     (or was removed since: a re-roll) or that this guild does not allow."""
-    models, loras = await guild_choices(bot, guild_id)
-    bot.config.catalog.check(params.model, params.loras, allowed_models=models, allowed_loras=loras)
+    models, loras = await guild_choices(store, config, guild_id)
+    config.catalog.check(params.model, params.loras, allowed_models=models, allowed_loras=loras)
 
 
 def check_admin_names(catalog: Catalog, models: list[str] | None, loras: list[str] | None) -> None:

@@ -13,19 +13,18 @@ import asyncio
 import dataclasses
 import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
+import aiohttp
 import discord
 
-from bot import actions
+from bot.actions import check_limits
 from bot.download import download_capped
+from engine.config import Config
 from engine.errors import UserError
 from engine.request.params import RenderParams
 from engine.request.picture import MAX_PICTURE_BYTES, FittedPicture, check_picture_size, prepare_picture
 from engine.store.pictures import save_picture, share_picture
-
-if TYPE_CHECKING:
-    from bot.client import AnimaBot
+from engine.store.store import JobStore
 
 log = logging.getLogger(__name__)
 
@@ -69,27 +68,28 @@ def check_source(source: PictureSource) -> None:
 
 
 async def picture_params(
-    bot: AnimaBot, params: RenderParams, source: PictureSource, *, size_given: bool, user_id: int, guild_id: int | None,
-    channel_id: int | None,
+    store: JobStore, config: Config, session: aiohttp.ClientSession, params: RenderParams, source: PictureSource, *,
+    size_given: bool, user_id: int, guild_id: int | None, channel_id: int | None,
 ) -> tuple[RenderParams, FittedPicture]:  # fmt: skip
-    """``params`` starting from the picture at ``source``: checked, downloaded, fitted and kept.
+    """``params`` starting from the picture at ``source``: checked, downloaded (with ``session``),
+    fitted and kept (in ``config.data_dir``, shared through ``store``).
 
     Without ``size_given`` the size follows the picture's aspect. The guild's limits are checked
     before the download (a server that forbids pictures never fetches one).
     """
     # 1. what we can refuse before downloading: the settings, the guild's limits, the declared file
     placeholder = dataclasses.replace(params, image_key="0" * 64).validate()
-    await actions.check_limits(bot, placeholder, user_id=user_id, guild_id=guild_id, channel_id=channel_id)
+    await check_limits(store, config.limits, placeholder, user_id=user_id, guild_id=guild_id, channel_id=channel_id)
     check_source(source)
     # 2. download (capped), decode and fit, off the event loop
     too_big = f"That picture is larger than {MAX_PICTURE_BYTES // 2**20} MiB; send a smaller one."
-    data = await download_capped(bot, source.url, cap=MAX_PICTURE_BYTES, seconds=DOWNLOAD_SECONDS, what="picture",
-                                 too_big=too_big, again="attach it again")  # fmt: skip
+    data = await download_capped(session, source.url, cap=MAX_PICTURE_BYTES, seconds=DOWNLOAD_SECONDS,
+                                 what="picture", too_big=too_big, again="attach it again")  # fmt: skip
     size = (params.width, params.height) if size_given else None
     picture = await asyncio.to_thread(prepare_picture, data, size)
     # 3. keep it; the job carries its key
-    key = await asyncio.to_thread(save_picture, bot.config.data_dir, picture.png)
-    await share_picture(bot.store, bot.config.data_dir, key)
+    key = await asyncio.to_thread(save_picture, config.data_dir, picture.png)
+    await share_picture(store, config.data_dir, key)
     height, width = picture.pixels.shape[:2]
     log.info("picture %s (%dx%d from %dx%d) for user %d", key[:12], width, height, *picture.source_size, user_id)
     return dataclasses.replace(params, image_key=key, width=width, height=height), picture

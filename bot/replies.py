@@ -6,7 +6,7 @@ import logging
 
 import discord
 
-from bot.text import limits as clip
+from bot.text import limits
 
 log = logging.getLogger(__name__)
 
@@ -15,7 +15,7 @@ NO_MENTIONS = discord.AllowedMentions.none()
 
 async def reply(interaction: discord.Interaction, text: str) -> None:
     """Answer privately, whether or not the interaction was deferred; never pings; within Discord's limits."""
-    text = clip.content(text)
+    text = limits.content(text)
     try:
         if interaction.response.is_done():
             await interaction.followup.send(text, ephemeral=True, allowed_mentions=NO_MENTIONS)

@@ -1,4 +1,5 @@
-"""``/animate`` and the reactions on its messages (🔄 re-roll, ❌ cancel or delete).
+"""``/animate``, and re-roll and cancel on its messages: the 🔄/❌ reactions and the Re-roll and
+Cancel buttons (``bot.job_buttons`` dispatches their clicks here, as ``job_reroll``/``job_cancel``).
 
 ``/animate image:`` starts the video from the member's picture (``bot.pictures``); the Animate
 context menu on a message with a picture is ``bot.cogs.animate_picture``.
@@ -13,16 +14,16 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot import actions, checks, pictures
-from bot import model_choices as weights
-from bot.delivery import notify
+from bot import checks, model_choices, pictures
+from bot.actions import job_on_server
+from bot.answers import answer_queued
 from bot.replies import NO_MENTIONS, reply
-from bot.text import limits as clip
-from bot.text.messages import CANCEL_EMOJI, REROLL_EMOJI, queued_reply, user_ref
+from bot.text import limits
+from bot.text.messages import CANCEL_EMOJI, REROLL_EMOJI, user_ref
 from engine.errors import UserError
 from engine.request.params import CONTROLS, FORMATS, LOOPS, MAX_FPS, MAX_FRAMES, MAX_SEED, MAX_STEPS, MOTIONS
 from engine.request.picture import SIZES
-from engine.store.jobs import Job, JobKind
+from engine.store.jobs import JobKind
 
 if TYPE_CHECKING:
     from bot.client import AnimaBot
@@ -101,7 +102,7 @@ class Animate(commands.Cog):
     ) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
         width, height = SIZES[size.value] if size is not None else (None, None)
-        loras = weights.parse_lora_option(self.bot.config.catalog, lora)
+        loras = model_choices.parse_lora_option(self.bot.config.catalog, lora)
         params = self.bot.config.defaults(
             prompt, negative_prompt=negative, frames=frames, fps=fps, seed=seed, steps=steps,
             guidance=guidance, strength=strength, motion=motion.value if motion else None,
@@ -112,29 +113,52 @@ class Animate(commands.Cog):
         notes: list[str] = []
         if image is not None:
             params, picture = await pictures.picture_params(
-                self.bot, params, pictures.from_attachment(image), size_given=size is not None,
-                user_id=interaction.user.id, guild_id=interaction.guild_id, channel_id=interaction.channel_id,
+                self.bot.store, self.bot.config, self.bot.session, params, pictures.from_attachment(image),
+                size_given=size is not None, user_id=interaction.user.id, guild_id=interaction.guild_id,
+                channel_id=interaction.channel_id,
             )  # fmt: skip
             notes += [picture.note] if picture.note else []
-        job = await actions.queue_render(
-            self.bot, JobKind.ANIMATE, params,
+        job = await self.bot.actions.queue_render(
+            JobKind.ANIMATE, params,
             user_id=interaction.user.id, guild_id=interaction.guild_id, channel_id=interaction.channel_id, notes=notes,
         )  # fmt: skip
-        await answer_queued(self.bot, interaction, job, " ".join(notes) or None)
+        await answer_queued(interaction, self.bot.store, job, notes)
 
     @animate.autocomplete("model")
     async def model_autocomplete(
         self, interaction: discord.Interaction, current: str
     ) -> list[app_commands.Choice[str]]:
-        models, _ = await weights.guild_choices(self.bot, interaction.guild_id)
+        models, _ = await model_choices.guild_choices(self.bot.store, self.bot.config, interaction.guild_id)
         names = self.bot.config.catalog.model_choices(current, models)
         return [app_commands.Choice(name=name, value=name) for name in names]
 
     @animate.autocomplete("lora")
     async def lora_autocomplete(self, interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
-        _, loras = await weights.guild_choices(self.bot, interaction.guild_id)
+        _, loras = await model_choices.guild_choices(self.bot.store, self.bot.config, interaction.guild_id)
         values = self.bot.config.catalog.lora_choices(current, loras)
         return [app_commands.Choice(name=value, value=value) for value in values]
+
+    # -- the buttons ---------------------------------------------------------------------------
+    @commands.Cog.listener()
+    async def on_job_reroll(self, interaction: discord.Interaction, job_id: int) -> None:
+        """The Re-roll button: the job again with a new seed, as the clicking member's request here."""
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        checks.bot_can_post(interaction)
+        job = await job_on_server(self.bot.store, job_id, interaction.guild_id)
+        new = await self.bot.actions.reroll(
+            job, user_id=interaction.user.id, guild_id=interaction.guild_id, channel_id=interaction.channel_id
+        )
+        await answer_queued(interaction, self.bot.store, new)
+
+    @commands.Cog.listener()
+    async def on_job_cancel(self, interaction: discord.Interaction, job_id: int) -> None:
+        """The Cancel button: cancel the job, or delete its post once finished, if the member may."""
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        job = await job_on_server(self.bot.store, job_id, interaction.guild_id)
+        text = await self.bot.actions.cancel_or_delete(
+            job, user_id=interaction.user.id, permissions=interaction.permissions
+        )
+        await reply(interaction, text)
 
     # -- reactions ----------------------------------------------------------------------------
     @commands.Cog.listener()
@@ -151,13 +175,13 @@ class Animate(commands.Cog):
             return
         try:
             if emoji == REROLL_EMOJI:
-                new = await actions.reroll(
-                    self.bot, job, user_id=payload.user_id, guild_id=payload.guild_id, channel_id=payload.channel_id
+                new = await self.bot.actions.reroll(
+                    job, user_id=payload.user_id, guild_id=payload.guild_id, channel_id=payload.channel_id
                 )
                 log.info("job %d queued by a %s reaction on message %d", new.id, emoji, payload.message_id)
             else:
-                await actions.cancel_or_delete(
-                    self.bot, job, user_id=payload.user_id, permissions=self._permissions(payload)
+                await self.bot.actions.cancel_or_delete(
+                    job, user_id=payload.user_id, permissions=self._permissions(payload)
                 )
         except UserError as err:
             await self._explain(payload, str(err))
@@ -175,24 +199,12 @@ class Animate(commands.Cog):
         channel = self.bot.get_partial_messageable(payload.channel_id, guild_id=payload.guild_id)
         try:
             await channel.send(
-                clip.fill("{who} {text}", who=user_ref(payload.user_id), text=text),
+                limits.fill("{who} {text}", who=user_ref(payload.user_id), text=text),
                 allowed_mentions=NO_MENTIONS,
                 delete_after=REFUSAL_SECONDS,
             )
         except discord.HTTPException:
             log.warning("could not explain a refused reaction in channel %d", payload.channel_id)
-
-
-async def answer_queued(bot: AnimaBot, interaction: discord.Interaction, job: Job, note: str | None = None) -> None:
-    """The private answer once a render is queued: its id and queue position (and a note, if any)."""
-    interaction.extras["job_id"] = job.id
-    await notify.remember(bot, job.id, interaction)
-    text = queued_reply(job, (await bot.store.queue_positions([job.id]))[job.id])
-    if note:
-        text += f" {note}"
-    if checks.missing_reactions(interaction.app_permissions):
-        text += f" {checks.NO_REACTIONS}"
-    await reply(interaction, text)
 
 
 async def setup(bot: AnimaBot) -> None:

@@ -15,11 +15,8 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot import actions, checks, pictures
-from bot.cogs.animate import answer_queued
-from bot.replies import reply
-from bot.text.messages import apology
-from engine.errors import UserError
+from bot import checks, pictures
+from bot.answers import answer_error, answer_queued
 from engine.store.jobs import JobKind
 
 if TYPE_CHECKING:
@@ -29,6 +26,8 @@ log = logging.getLogger(__name__)
 
 
 class AnimateModal(discord.ui.Modal, title="Animate this picture"):
+    """The prompt for a picture; submitting it downloads the picture and queues the render."""
+
     prompt = discord.ui.TextInput(
         label="Prompt",
         placeholder="What the video shows, e.g. the portrait smiles and blinks",
@@ -51,23 +50,20 @@ class AnimateModal(discord.ui.Modal, title="Animate this picture"):
     async def on_submit(self, interaction: discord.Interaction) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
         user_id, guild_id, channel_id = interaction.user.id, interaction.guild_id, interaction.channel_id
-        params = self.bot.config.defaults(self.prompt.value, negative_prompt=self.negative.value or None)
+        bot = self.bot
+        params = bot.config.defaults(self.prompt.value, negative_prompt=self.negative.value or None)
         params, picture = await pictures.picture_params(
-            self.bot, params, self.source, size_given=False, user_id=user_id, guild_id=guild_id, channel_id=channel_id
-        )
-        job = await actions.queue_render(
-            self.bot, JobKind.ANIMATE, params, user_id=user_id, guild_id=guild_id, channel_id=channel_id
+            bot.store, bot.config, bot.session, params, self.source,
+            size_given=False, user_id=user_id, guild_id=guild_id, channel_id=channel_id,
+        )  # fmt: skip
+        job = await bot.actions.queue_render(
+            JobKind.ANIMATE, params, user_id=user_id, guild_id=guild_id, channel_id=channel_id
         )
         log.info("job %d queued from the Animate menu by user %d", job.id, user_id)
-        await answer_queued(self.bot, interaction, job, picture.note)
+        await answer_queued(interaction, bot.store, job, [picture.note])
 
     async def on_error(self, interaction: discord.Interaction, error: Exception) -> None:  # type: ignore[override]
-        if isinstance(error, UserError):
-            await reply(interaction, str(error))
-            return
-        reference = interaction.extras.get("job_id") or interaction.id
-        log.error("the Animate modal failed (job %s)", reference, exc_info=error)
-        await reply(interaction, apology(reference))
+        await answer_error(interaction, error, "the Animate form")
 
 
 class AnimatePicture(commands.Cog):
@@ -75,7 +71,7 @@ class AnimatePicture(commands.Cog):
         self.bot = bot
         self.menu = app_commands.ContextMenu(name="Animate", callback=self.animate_message)
         self.menu.guild_only = True
-        self.menu.add_check(_bot_may_post)
+        self.menu.add_check(checks.bot_can_post)
         bot.tree.add_command(self.menu)
 
     async def cog_unload(self) -> None:
@@ -85,12 +81,6 @@ class AnimatePicture(commands.Cog):
         source = pictures.in_message(message)  # UserError (answered by the tree) when it has none
         pictures.check_source(source)
         await interaction.response.send_modal(AnimateModal(self.bot, source))
-
-
-def _bot_may_post(interaction: discord.Interaction) -> bool:
-    if not checks.bot_can_post(interaction):
-        raise checks.Refused(checks.CANNOT_POST)
-    return True
 
 
 async def setup(bot: AnimaBot) -> None:

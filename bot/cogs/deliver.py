@@ -1,9 +1,9 @@
 """``/deliver job:N``: post a finished video that Discord refused before, once that is fixed.
 
 A post refused for good (missing permissions, the channel deleted) holds the job back in the
-store (``bot.delivery.results.hold_and_tell``); the video stays on the host for the retention period.
-``/deliver`` posts it in the channel it is used in, records that post (the job is delivered) and
-releases the hold. A video that is posted already is not posted again.
+store (``bot.delivery.results.ResultPoster.hold_and_tell``); the video stays on the host for the
+retention period. ``/deliver`` posts it in the channel it is used in, records that post (the job is
+delivered) and releases the hold. A video that is posted already is not posted again.
 """
 
 from __future__ import annotations
@@ -16,8 +16,9 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot import actions, checks
-from bot.delivery import results as delivery
+from bot import checks
+from bot.actions import job_on_server
+from bot.delivery.results import decorate, is_permanent
 from bot.replies import reply
 from bot.text.messages import not_posted_reason
 from engine.errors import UserError
@@ -39,7 +40,7 @@ class Deliver(commands.Cog):
     @app_commands.describe(job="The job id (/queue lists your videos that are kept but not posted)")
     async def deliver(self, interaction: discord.Interaction, job: app_commands.Range[int, 1]) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
-        target = await actions.job_on_server(self.bot, job, interaction.guild_id)
+        target = await job_on_server(self.bot.store, job, interaction.guild_id)
         interaction.extras["job_id"] = target.id
         if not checks.can_cancel(target, interaction.user.id, interaction.permissions):
             raise UserError(f"Only the person who asked for job {job} or a member with Manage Messages can post it.")
@@ -54,16 +55,16 @@ class Deliver(commands.Cog):
         channel = self.bot.get_partial_messageable(interaction.channel_id, guild_id=interaction.guild_id)
         try:
             # The interaction's id as the nonce: a retried /deliver posts once.
-            message = await delivery.post_result(self.bot, target, channel, once=str(interaction.id))
+            message = await self.bot.poster.post_result(target, channel, once=str(interaction.id))
         except discord.HTTPException as err:
-            if not delivery.is_permanent(err):
+            if not is_permanent(err):
                 raise
-            missing = delivery.missing_in(self.bot, interaction.channel_id, interaction.guild_id)
+            missing = self.bot.poster.missing_in(interaction.channel_id, interaction.guild_id)
             raise UserError(not_posted_reason(err.code, interaction.channel_id, missing)) from None
-        await delivery.record_result(self.bot, target.id, message.id)
+        await self.bot.poster.record_result(target.id, message.id)
         await self.bot.store.release(target.id)
         log.info("job %d: posted by /deliver as message %d in channel %d", target.id, message.id, channel.id)
-        await delivery.decorate(target, message)
+        await decorate(target, message)
         await reply(interaction, f"Posted job {target.id}'s video in <#{interaction.channel_id}>.")
 
 

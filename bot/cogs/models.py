@@ -8,7 +8,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot import model_choices as weights
+from bot import model_choices
 from bot.replies import reply
 
 if TYPE_CHECKING:
@@ -23,8 +23,8 @@ class Models(commands.Cog):
     @app_commands.guild_only()
     async def models(self, interaction: discord.Interaction) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
-        models, loras = await weights.guild_choices(self.bot, interaction.guild_id)
-        await reply(interaction, weights.models_text(self.bot.config.catalog, models, loras))
+        models, loras = await model_choices.guild_choices(self.bot.store, self.bot.config, interaction.guild_id)
+        await reply(interaction, model_choices.models_text(self.bot.config.catalog, models, loras))
 
 
 async def setup(bot: AnimaBot) -> None:

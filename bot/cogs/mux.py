@@ -16,11 +16,11 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot import actions, checks
-from bot.delivery import notify
+from bot import checks
+from bot.actions import check_limits, job_on_server
+from bot.answers import answer_queued
 from bot.download import download_capped
-from bot.replies import reply
-from bot.text.messages import format_bytes, format_duration, queued_reply
+from bot.text.messages import format_bytes, format_duration
 from engine.errors import UserError
 from engine.store.jobs import Job, JobKind, JobStatus
 
@@ -77,7 +77,9 @@ class Mux(commands.Cog):
         extension = check_attachment(audio.filename, audio.content_type, audio.size)
         target = await self._target(interaction, job)
         user_id, guild_id, channel_id = interaction.user.id, interaction.guild_id, interaction.channel_id
-        await actions.check_limits(self.bot, None, user_id=user_id, guild_id=guild_id, channel_id=channel_id)
+        await check_limits(
+            self.bot.store, self.bot.config.limits, None, user_id=user_id, guild_id=guild_id, channel_id=channel_id
+        )
         # 2. download (capped) and check that it is audio of a sane length
         path = upload_path(self.bot.config.data_dir / "uploads", interaction.id, extension)
         await self._download(audio, path)
@@ -98,13 +100,9 @@ class Mux(commands.Cog):
         except BaseException:
             path.unlink(missing_ok=True)
             raise
-        interaction.extras["job_id"] = mux_job.id
-        await notify.remember(self.bot, mux_job.id, interaction)
         self.bot.jobs_changed()
         log.info("job %d: %.1f s of audio from user %d for job %d", mux_job.id, seconds, user_id, target.id)
-        await reply(
-            interaction, queued_reply(mux_job, (await self.bot.store.queue_positions([mux_job.id]))[mux_job.id])
-        )
+        await answer_queued(interaction, self.bot.store, mux_job)
 
     async def _target(self, interaction: discord.Interaction, job_id: int | None) -> Job:
         if job_id is None:
@@ -112,7 +110,7 @@ class Mux(commands.Cog):
             if target is None:
                 raise UserError("You have no finished video here yet; make one with /animate first.")
         else:
-            target = await actions.job_on_server(self.bot, job_id, interaction.guild_id)
+            target = await job_on_server(self.bot.store, job_id, interaction.guild_id)
             if target.status is not JobStatus.DONE or target.kind is JobKind.MUX:
                 raise UserError(f"Job {job_id} has no finished video to put audio on; pick a finished /animate job.")
         if target.params is not None and target.params.format != "mp4":
@@ -131,7 +129,7 @@ class Mux(commands.Cog):
     async def _download(self, audio: discord.Attachment, path: Path) -> None:
         """Save the attachment, reading at most ``MAX_AUDIO_BYTES`` whatever its declared size was."""
         too_big = f"That file is larger than {format_bytes(MAX_AUDIO_BYTES)}; send a smaller one."
-        data = await download_capped(self.bot, audio.url, cap=MAX_AUDIO_BYTES, seconds=DOWNLOAD_SECONDS,
+        data = await download_capped(self.bot.session, audio.url, cap=MAX_AUDIO_BYTES, seconds=DOWNLOAD_SECONDS,
                                      what="file", too_big=too_big, again="attach it again")  # fmt: skip
         path.parent.mkdir(parents=True, exist_ok=True)
         await asyncio.to_thread(path.write_bytes, data)

@@ -8,7 +8,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot import actions
+from bot.actions import job_on_server, latest_active
 from bot.replies import reply
 from bot.text.messages import held_lines, queue_text
 from engine.errors import UserError
@@ -38,16 +38,16 @@ class Queue(commands.Cog):
     async def cancel(self, interaction: discord.Interaction, job: app_commands.Range[int, 1] | None = None) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
         if job is None:
-            target = await actions.latest_active(self.bot, interaction.user.id, interaction.guild_id)
+            target = await latest_active(self.bot.store, interaction.user.id, interaction.guild_id)
             if target is None:
                 raise UserError("You have no queued or running job here.")
         else:
-            target = await actions.job_on_server(self.bot, job, interaction.guild_id)
+            target = await job_on_server(self.bot.store, job, interaction.guild_id)
             if target.status.finished:
                 raise UserError(f"Job {job} has already finished ({target.status.value}).")
         interaction.extras["job_id"] = target.id
-        text = await actions.cancel_or_delete(
-            self.bot, target, user_id=interaction.user.id, permissions=interaction.permissions
+        text = await self.bot.actions.cancel_or_delete(
+            target, user_id=interaction.user.id, permissions=interaction.permissions
         )
         await reply(interaction, text)
 

@@ -1,34 +1,120 @@
-"""Remix from anywhere: the message context-menu **Remix**, and every Remix form's submission.
+"""Remix: the same seed and settings with an edited prompt, from a result's Remix button or from any
+video's recipe (the message context menu **Remix**).
 
-The context menu works on any message with an animabot video, even one re-uploaded by someone
-else: the attachment is downloaded (capped) and the recipe read from the file, and the Remix form
-opens with its prompt and seed. Submissions of the form (from this menu or from a result's Remix
-button) arrive here through ``on_interaction``, matched by the form's ``custom_id``, so they need
-nothing kept in memory and work after a restart.
+One form, :class:`RemixModal`, prefilled with the prompt, the negative prompt and the other
+settings (as JSON, the seed among them), and both ways of opening it:
+
+- the Remix button on a result (``bot.job_buttons`` dispatches its click here as ``job_remix``)
+  opens it with the job's parameters;
+- the context menu works on any message with an animabot video, even one re-uploaded by someone
+  else: the attachment is downloaded (capped) and the recipe read from the file itself.
+
+The form's ``custom_id`` (``animabot:remix-form:42``; ``0`` when the video's job is not on this
+server) is all a submission needs besides the typed values, so submissions arrive through
+``on_interaction``, matched by that id: they need nothing kept in memory and work after a restart.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import re
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot import remix
-from bot.replies import reply
-from bot.text.messages import apology
+from bot.actions import job_on_server
+from bot.answers import answer_queued
+from bot.download import download_capped
+from bot.text import limits
 from engine.errors import UserError
+from engine.request.params import RenderParams
 from engine.request.recipe import is_recipe, recipe_params
+from engine.store.jobs import JobKind
 
 if TYPE_CHECKING:
     from bot.client import AnimaBot
 
 log = logging.getLogger(__name__)
+
+FORM_ID = re.compile(r"animabot:remix-form:(?P<parent>\d+)")
+TEXT_LIMIT = 1000  # as /animate's prompt option
+TEXT_FIELDS = ("prompt", "negative_prompt")
+MAX_VIDEO_BYTES = 25 * 1024 * 1024  # the largest attachment a context-menu Remix downloads
+DOWNLOAD_SECONDS = 2.5  # a modal must open within Discord's 3 s
+VIDEO_SUFFIXES = (".mp4", ".gif", ".webp")
+
+
+def settings_text(params: RenderParams) -> str:
+    """Every setting but the two texts, as one line of JSON."""
+    data = {k: v for k, v in params.to_dict().items() if k not in TEXT_FIELDS}
+    return json.dumps(data, separators=(", ", ": "))
+
+
+def parse_settings(text: str) -> dict[str, Any]:
+    """The settings a member left (or edited) in the form; ``UserError`` when they do not read."""
+    try:
+        data = json.loads(text)
+    except ValueError:
+        data = None
+    if not isinstance(data, dict):
+        raise UserError('The settings must stay a JSON object like {"seed": 42, "frames": 16}; open Remix again.')
+    known = set(RenderParams.__dataclass_fields__) - set(TEXT_FIELDS)
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise UserError(f"Unknown setting(s) {', '.join(unknown)}; choose from: {', '.join(sorted(known))}.")
+    return data
+
+
+class RemixModal(discord.ui.Modal):
+    """The Remix form. Submissions are handled by the cog's ``on_interaction``, which also sees those
+    sent after a restart; ``on_submit`` is left as discord.py's no-op."""
+
+    def __init__(self, params: RenderParams, parent_id: int | None, title: str) -> None:
+        super().__init__(
+            title=limits.shorten(title, limits.MODAL_TITLE),
+            custom_id=f"animabot:remix-form:{parent_id or 0}",
+            timeout=900,
+        )
+        self.add_item(discord.ui.TextInput(
+            label="Prompt", custom_id="prompt", style=discord.TextStyle.paragraph,
+            default=limits.shorten(params.prompt, TEXT_LIMIT), max_length=TEXT_LIMIT,
+        ))  # fmt: skip
+        self.add_item(discord.ui.TextInput(
+            label="Negative prompt", custom_id="negative_prompt", style=discord.TextStyle.paragraph,
+            default=limits.shorten(params.negative_prompt, TEXT_LIMIT) or None, max_length=TEXT_LIMIT, required=False,
+        ))  # fmt: skip
+        self.add_item(discord.ui.TextInput(
+            label="Settings (JSON; the seed stays the same)", custom_id="settings", style=discord.TextStyle.paragraph,
+            default=settings_text(params), max_length=limits.TEXT_INPUT_VALUE,
+        ))  # fmt: skip
+
+
+def submitted_values(data: dict) -> dict[str, str]:
+    """``custom_id → value`` of a form submission's text inputs (in action rows or labels)."""
+    values: dict[str, str] = {}
+    stack = list(data.get("components") or [])
+    while stack:
+        component = stack.pop()
+        if "custom_id" in component and "value" in component:
+            values[component["custom_id"]] = component["value"]
+        stack.extend(component.get("components") or [])
+        if isinstance(component.get("component"), dict):
+            stack.append(component["component"])
+    return values
+
+
+def video_attachment(message: discord.Message) -> discord.Attachment:
+    """The message's first MP4, GIF or WebP; ``UserError`` when it has none."""
+    for attachment in message.attachments:
+        if attachment.filename.lower().endswith(VIDEO_SUFFIXES):
+            return attachment
+    raise UserError("That message has no MP4, GIF or WebP; use Remix on a message with an animabot video.")
 
 
 class Remix(commands.Cog):
@@ -43,23 +129,33 @@ class Remix(commands.Cog):
     async def cog_unload(self) -> None:
         self.bot.tree.remove_command(self.menu.name, type=self.menu.type)
 
+    # -- opening the form ---------------------------------------------------------------------
+    @commands.Cog.listener()
+    async def on_job_remix(self, interaction: discord.Interaction, job_id: int) -> None:
+        """The Remix button: the form, with the job's settings (a form must be the first answer: no defer)."""
+        job = await job_on_server(self.bot.store, job_id, interaction.guild_id)
+        if job.params is None:
+            raise UserError(f"Job {job.id} only added audio; remix the video it used (job {job.parent_id}).")
+        await interaction.response.send_modal(RemixModal(job.params, job.id, f"Remix job {job.id}"))
+
     async def remix_message(self, interaction: discord.Interaction, message: discord.Message) -> None:
-        """Read the recipe inside the message's video and open the Remix form with it."""
-        try:
-            attachment = remix.video_attachment(message)
-            recipe = await self._read_recipe(attachment)
-            if not is_recipe(recipe):
-                raise UserError("That video carries no animabot recipe; Remix works on videos animabot rendered.")
-            params = recipe_params(recipe)
-            parent = await self._parent(recipe, params.seed, interaction.guild_id)
-            await interaction.response.send_modal(remix.RemixModal(params, parent, "Remix this video"))
-        except UserError as err:
-            await reply(interaction, str(err))
+        """The context menu: read the recipe inside the message's video and open the form with it."""
+        recipe = await self._read_recipe(video_attachment(message))
+        if not is_recipe(recipe):
+            raise UserError("That video carries no animabot recipe; Remix works on videos animabot rendered.")
+        params = recipe_params(recipe)
+        parent = await self._parent(recipe, params.seed, interaction.guild_id)
+        await interaction.response.send_modal(RemixModal(params, parent, "Remix this video"))
 
     async def _read_recipe(self, attachment: discord.Attachment) -> dict | None:
+        """The recipe inside the attachment, refused past ``MAX_VIDEO_BYTES`` whether declared or streamed."""
         from engine.video.read import read_recipe  # ffmpeg side; imported only when needed
 
-        data = await remix.download(self.bot, attachment)
+        too_big = "That video is too large to read a recipe from; Remix works on animabot's own uploads."
+        if attachment.size > MAX_VIDEO_BYTES:
+            raise UserError(too_big)
+        data = await download_capped(self.bot.session, attachment.url, cap=MAX_VIDEO_BYTES, seconds=DOWNLOAD_SECONDS,
+                                     what="video", too_big=too_big, again="try Remix again")  # fmt: skip
         folder = self.bot.config.data_dir / "uploads"
         folder.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=folder) as tmp:
@@ -75,21 +171,35 @@ class Remix(commands.Cog):
         job = await self.bot.store.get(job_id)
         return job.id if job is not None and job.guild_id == guild_id and job.seed == seed else None
 
+    # -- a submitted form ---------------------------------------------------------------------
     @commands.Cog.listener()
     async def on_interaction(self, interaction: discord.Interaction) -> None:
         if interaction.type is not discord.InteractionType.modal_submit:
             return
-        match = remix.FORM_ID.fullmatch((interaction.data or {}).get("custom_id", ""))
-        if match is None:
-            return
+        match = FORM_ID.fullmatch((interaction.data or {}).get("custom_id", ""))
+        if match is not None:
+            await self.submit(interaction, int(match["parent"]))
+
+    async def submit(self, interaction: discord.Interaction, parent_id: int) -> None:
+        """Queue the remix a member submitted: their texts, the settings they kept, linked to ``parent_id``."""
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        values = submitted_values(interaction.data or {})
+        settings = parse_settings(values.get("settings", ""))
         try:
-            await remix.submit(interaction, int(match["parent"]))
-        except UserError as err:
-            await reply(interaction, str(err))
-        except Exception:
-            reference = interaction.extras.get("job_id") or interaction.id
-            log.exception("remix form %s failed", reference)
-            await reply(interaction, apology(reference))
+            params = RenderParams(prompt=values.get("prompt", ""), negative_prompt=values.get("negative_prompt", ""),
+                                  **settings)  # fmt: skip
+        except TypeError as err:
+            raise UserError(f"The settings could not be used ({err}); open Remix again.") from None
+        parent = await self.bot.store.get(parent_id) if parent_id else None
+        if parent is not None and parent.guild_id != interaction.guild_id:
+            parent = None
+        notes: list[str] = []
+        job = await self.bot.actions.queue_render(
+            JobKind.ANIMATE, params, user_id=interaction.user.id, guild_id=interaction.guild_id,
+            channel_id=interaction.channel_id, parent_id=parent.id if parent else None, notes=notes,
+        )  # fmt: skip
+        log.info("job %d is a remix of %s by user %d", job.id, f"job {parent.id}" if parent else "a video", job.user_id)
+        await answer_queued(interaction, self.bot.store, job, notes)
 
 
 async def setup(bot: AnimaBot) -> None:

@@ -14,17 +14,14 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import TYPE_CHECKING
 
 import discord
 
 from bot.replies import NO_MENTIONS
-from bot.text import limits as clip
+from bot.text import limits
 from bot.text.messages import user_ref
 from engine.store.jobs import Job
-
-if TYPE_CHECKING:
-    from bot.client import AnimaBot
+from engine.store.store import JobStore
 
 log = logging.getLogger(__name__)
 
@@ -32,18 +29,20 @@ TOKEN_SECONDS = 15 * 60  # an interaction token's life
 TOKEN_MARGIN = 60  # not in its last minute: a follow-up sent then could arrive after it expired
 
 
-async def remember(bot: AnimaBot, job_id: int, interaction: discord.Interaction) -> None:
+async def remember(store: JobStore, job_id: int, interaction: discord.Interaction) -> None:
     """Keep the interaction's follow-up webhook for ``job_id`` (best effort: logged if it fails)."""
     try:
         handle = f"{interaction.application_id}:{interaction.token}"
-        await bot.store.set_reply_handle(job_id, handle, now=interaction.created_at.timestamp())
+        await store.set_reply_handle(job_id, handle, now=interaction.created_at.timestamp())
     except Exception:
         log.exception("job %d: could not keep the interaction's token", job_id)
 
 
-async def followup(bot: AnimaBot, job_id: int, now: float | None = None) -> discord.Webhook | None:
+async def followup(
+    client: discord.Client, store: JobStore, job_id: int, now: float | None = None
+) -> discord.Webhook | None:
     """The follow-up webhook of the interaction that queued ``job_id``, if its token still lives."""
-    stored = await bot.store.reply_handle(job_id)
+    stored = await store.reply_handle(job_id)
     if stored is None:
         return None
     handle, given_at = stored
@@ -53,13 +52,13 @@ async def followup(bot: AnimaBot, job_id: int, now: float | None = None) -> disc
     # What discord.py's own ``Interaction.followup`` builds (type 3, an application webhook, which
     # may send ephemeral messages); ``Webhook.partial`` would make an incoming one, which may not.
     data = {"id": int(application_id), "type": 3, "token": token}
-    return discord.Webhook.from_state(data=data, state=bot._connection)
+    return discord.Webhook.from_state(data=data, state=client._connection)
 
 
-async def tell(bot: AnimaBot, job: Job, text: str) -> str | None:
+async def tell(client: discord.Client, store: JobStore, job: Job, text: str) -> str | None:
     """Tell ``job``'s member ``text``; returns ``"followup"``, ``"channel"``, ``"dm"`` or ``None``."""
-    text = clip.content(text)
-    webhook = await followup(bot, job.id)
+    text = limits.content(text)
+    webhook = await followup(client, store, job.id)
     if webhook is not None:
         try:
             await webhook.send(text, ephemeral=True, allowed_mentions=NO_MENTIONS)
@@ -67,17 +66,17 @@ async def tell(bot: AnimaBot, job: Job, text: str) -> str | None:
         except discord.HTTPException as err:
             log.info("job %d: the follow-up webhook refused the notice (%s)", job.id, err)
     if job.origin_id is not None:
-        channel = bot.get_partial_messageable(job.origin_id, guild_id=job.guild_id)
+        channel = client.get_partial_messageable(job.origin_id, guild_id=job.guild_id)
         try:
             await channel.send(
-                clip.fill("{who} {text}", who=user_ref(job.user_id), text=text),
+                limits.fill("{who} {text}", who=user_ref(job.user_id), text=text),
                 allowed_mentions=discord.AllowedMentions(users=[discord.Object(job.user_id)]),
             )
             return "channel"
         except discord.HTTPException as err:
             log.info("job %d: the channel refused the notice (%s)", job.id, err)
     try:
-        user = bot.get_user(job.user_id) or await bot.fetch_user(job.user_id)
+        user = client.get_user(job.user_id) or await client.fetch_user(job.user_id)
         await user.send(text, allowed_mentions=NO_MENTIONS)
         return "dm"
     except discord.HTTPException as err:

@@ -7,15 +7,15 @@ commands only wake it sooner). Each job with a channel gets a tracker task that
 1. posts the job's progress message (or finds it again after a restart: its id is in the store),
 2. edits it as the job moves, at most once per ``edit_interval`` per message, the latest state
    winning: queue position, then a bar, frame k/N, ETA and the newest preview frame,
-3. when the job finishes, has ``bot.delivery.results`` post the outcome (the MP4 fitted to the upload
-   limit, or the readable error) and record the result message in the store, which is what marks
-   the job delivered; then shows the final state on the progress message.
+3. when the job finishes, has the :class:`~bot.delivery.results.ResultPoster` post the outcome (the
+   MP4 fitted to the upload limit, or the readable error) and record the result message in the
+   store, which is what marks the job delivered; then shows the final state on the progress message.
 
 A job is never delivered twice by one process; after a restart, finished jobs without a result
 message are delivered then (the post's nonce makes Discord answer a post made just before the
 stop with that message instead of a second one). A post Discord refuses for good (missing
-permissions, the channel deleted) is not retried: the job is held and its member told
-(``bot.delivery.results.hold_and_tell``); held jobs are skipped until ``/deliver`` posts them.
+permissions, the channel deleted) is not retried: the job is held back and its member told
+(``ResultPoster.hold_and_tell``); held jobs are skipped until ``/deliver`` posts them.
 """
 
 from __future__ import annotations
@@ -33,15 +33,15 @@ from typing import TYPE_CHECKING
 
 import discord
 
-from bot.delivery import results as delivery
+from bot.delivery.results import ResultPoster, decorate, is_permanent
 from bot.job_buttons import progress_view
 from bot.replies import NO_MENTIONS
 from bot.text.messages import progress_text
 from engine.store.jobs import Job, JobKind, JobStatus
-from engine.store.store import StoreUnavailable
+from engine.store.store import JobStore, StoreUnavailable
 
 if TYPE_CHECKING:
-    from bot.client import AnimaBot
+    from engine.runtime.worker import Runtime  # only its progress events; the bot loads it lazily
 
 log = logging.getLogger(__name__)
 
@@ -80,10 +80,24 @@ async def load_preview(store, ref: str) -> bytes | None:
 
 
 class ProgressWatcher:
-    """Polls the store and keeps one :class:`Tracker` per job that has a channel to report to."""
+    """Polls the store and keeps one :class:`Tracker` per job that has a channel to report to.
 
-    def __init__(self, bot: AnimaBot, *, poll_interval: float = 1.0, edit_interval: float = 3.0) -> None:
-        self.bot = bot
+    ``poster`` posts each finished job's outcome; ``runtime`` (when it runs in this process) wakes the
+    watcher as soon as it has news, rather than at the next poll.
+    """
+
+    def __init__(
+        self,
+        store: JobStore,
+        poster: ResultPoster,
+        runtime: Runtime | None = None,
+        *,
+        poll_interval: float = 1.0,
+        edit_interval: float = 3.0,
+    ) -> None:
+        self.store = store
+        self.poster = poster
+        self.runtime = runtime
         self.poll_interval = poll_interval
         self.edit_interval = edit_interval
         self._trackers: dict[int, Tracker] = {}
@@ -97,8 +111,8 @@ class ProgressWatcher:
         if self._tasks:
             return
         self._tasks.append(asyncio.create_task(self._poll_loop(), name="animabot-progress"))
-        if self.bot.runtime is not None:
-            self._queue = self.bot.runtime.subscribe()
+        if self.runtime is not None:
+            self._queue = self.runtime.subscribe()
             self._tasks.append(asyncio.create_task(self._listen(self._queue), name="animabot-progress-listen"))
 
     async def stop(self) -> None:
@@ -108,8 +122,8 @@ class ProgressWatcher:
         await asyncio.gather(*tasks, return_exceptions=True)
         self._tasks = []
         self._trackers.clear()
-        if self._queue is not None and self.bot.runtime is not None:
-            self.bot.runtime.unsubscribe(self._queue)
+        if self._queue is not None and self.runtime is not None:
+            self.runtime.unsubscribe(self._queue)
             self._queue = None
 
     def poke(self) -> None:
@@ -135,7 +149,7 @@ class ProgressWatcher:
 
     # -- one look at the store ----------------------------------------------------------------
     async def tick(self) -> None:
-        store = self.bot.store
+        store = self.store
         undelivered = await store.undelivered()
         if undelivered:  # held back (refused for good): they wait for /deliver
             held = await store.held_jobs()
@@ -159,7 +173,7 @@ class ProgressWatcher:
         self._trackers.pop(tracker.job.id, None)
 
     def channel(self, job: Job) -> discord.PartialMessageable:
-        return delivery.job_channel(self.bot, job)
+        return self.poster.channel(job)
 
 
 class Tracker:
@@ -190,8 +204,12 @@ class Tracker:
             self._finished.set()
 
     @property
-    def store(self):
-        return self.watcher.bot.store
+    def store(self) -> JobStore:
+        return self.watcher.store
+
+    @property
+    def poster(self) -> ResultPoster:
+        return self.watcher.poster
 
     async def run(self) -> None:
         try:
@@ -200,18 +218,18 @@ class Tracker:
                     await self._follow()
                     return
                 except (discord.HTTPException, OSError, StoreUnavailable) as err:  # the store's: an outage
-                    if delivery.is_permanent(err):  # retrying won't fix it: hold the job, tell the member
-                        await delivery.hold_and_tell(self.watcher.bot, self.job, err)
+                    if is_permanent(err):  # retrying won't fix it: hold the job back, tell the member
+                        await self.poster.hold_and_tell(self.job, err)
                         return
                     if delay is None:
                         log.error("job %d: giving up on delivering it after repeated errors", self.job.id, exc_info=err)
-                        await delivery.post_apology(self.watcher.bot, self.job)
+                        await self.poster.post_apology(self.job)
                         return
                     log.warning("job %d: %s; retrying in %g s", self.job.id, _transient(err), delay)
                     await asyncio.sleep(delay)
                 except Exception:
                     log.exception("job %d: progress or delivery failed", self.job.id)
-                    await delivery.post_apology(self.watcher.bot, self.job)
+                    await self.poster.post_apology(self.job)
                     return
         finally:
             self.watcher.forget(self)
@@ -312,19 +330,19 @@ class Tracker:
     async def _deliver(self) -> None:
         """Post the outcome once and record it (that marks the job delivered), then tidy up. A retry
         (the store was unreachable to record it, say) records the post already made."""
-        job, bot = self.job, self.watcher.bot
+        job = self.job
         if self._result_id is None:
             progress_shown = job.progress_post_id is not None and not self._edits_broken
-            self._posted = await delivery.post_outcome(bot, job, progress_shown=progress_shown)
+            self._posted = await self.poster.post_outcome(job, progress_shown=progress_shown)
             self._result_id = self._posted.id if self._posted is not None else job.progress_post_id
         if not self._recorded:
-            await delivery.record_result(bot, job.id, self._result_id)  # first: nothing may fail before it
+            await self.poster.record_result(job.id, self._result_id)  # first: nothing may fail before it
             self._recorded = True
             log.info("job %d: %s, delivered as message %d", job.id, job.status.value, self._result_id)
             if self._posted is not None:
-                await delivery.decorate(job, self._posted)
+                await decorate(job, self._posted)
             if job.kind is JobKind.MUX and job.audio_path:
-                delivery.remove_upload(bot, job.audio_path)
+                self.poster.remove_upload(job.audio_path)
         await self._final_edit()
 
 

@@ -5,15 +5,14 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from bot.text.messages import CONTENT_LIMIT, clip, quote
+from bot.text import limits
+from bot.text.messages import quote
+from engine.config import Config
 from engine.errors import UserError
 from engine.request.recipe import build_recipe, is_recipe, model_ids, recipe_params, render_command
 from engine.store.jobs import Job
-
-if TYPE_CHECKING:
-    from bot.client import AnimaBot
 
 INFO_PROMPT_LIMIT = 300  # the prompt is in the command line too; the quote only reminds
 
@@ -33,12 +32,12 @@ def info_text(recipe: Mapping[str, Any]) -> str:
     head = "\n".join(lines)
     command = render_command(recipe)
     block = f"Render it again:\n```\n{command}\n```"
-    if len(head) + 1 + len(block) > CONTENT_LIMIT:
+    if len(head) + 1 + len(block) > limits.CONTENT:
         block = "The command line is too long to show here; `animabot info VIDEO` prints the whole recipe."
-    return clip(f"{head}\n{block}", CONTENT_LIMIT)
+    return limits.shorten(f"{head}\n{block}", limits.CONTENT)
 
 
-async def job_recipe(bot: AnimaBot, job: Job) -> dict:
+async def job_recipe(config: Config, job: Job) -> dict:
     """The recipe inside the job's video when this host has it, else the one its parameters give."""
     if job.params is None:
         raise UserError(f"Job {job.id} only added audio; use Info on the video it used (job {job.parent_id}).")
@@ -48,5 +47,5 @@ async def job_recipe(bot: AnimaBot, job: Job) -> dict:
         recipe = await asyncio.to_thread(read_recipe, job.result_path)
         if is_recipe(recipe):
             return recipe
-    model, controlnet = model_ids(bot.config.engine)
+    model, controlnet = model_ids(config.engine)
     return build_recipe(job.params, model=model, controlnet=controlnet, job_id=job.id)

@@ -1,15 +1,15 @@
-"""Discord's limits on what a bot sends, and the one place text is clipped to fit them.
+"""Discord's limits on what a bot sends, and the one place text is shortened to fit them.
 
 Discord refuses a message over its limits with 400/50035 and the member's "thinking…" never
 resolves, so every text the bot sends passes through here:
 
 - :func:`fill` builds a message from a template and the parts a member supplied (prompts, file
-  names, error details), clipping those parts, the longest first, so that the whole fits;
+  names, error details), shortening those parts, the longest first, so that the whole fits;
 - :func:`content` is the last guard on any message text (``bot.replies`` and the channel sends
   call it): over 2000 characters it is cut in the middle, keeping its start (what it is about)
   and its end (what to do next);
 - :func:`embed`, :func:`label`, :func:`custom_id` do the same for embeds, button and select
-  labels, and component ids (an id is never clipped: one too long is a bug, so it raises).
+  labels, and component ids (an id is never shortened: one too long is a bug, so it raises).
 
 The limits are Discord's documented ones. The OpenAPI description says 4000 for ``content``, but
 that is the limit for Nitro users; bots get 2000.
@@ -43,12 +43,12 @@ TEXT_INPUT_PLACEHOLDER = 100
 TEXT_INPUT_VALUE = 4000
 
 
-def clip(text: str, limit: int) -> str:
+def shorten(text: str, limit: int) -> str:
     """``text`` cut to at most ``limit`` characters, ending in an ellipsis when cut."""
     return text if len(text) <= limit else text[: max(0, limit - 1)] + ELLIPSIS
 
 
-def clip_middle(text: str, limit: int) -> str:
+def shorten_middle(text: str, limit: int) -> str:
     """``text`` within ``limit`` characters, an ellipsis in place of its middle when cut."""
     if len(text) <= limit:
         return text
@@ -76,9 +76,9 @@ def shares(lengths: list[int], budget: int) -> list[int]:
 
 
 def fill(template: str, limit: int = CONTENT, **parts: str) -> str:
-    """``template.format(**parts)`` with the parts clipped so that the whole is within ``limit``.
+    """``template.format(**parts)`` with the parts shortened so that the whole is within ``limit``.
 
-    Only the parts are clipped (each with an ellipsis), never the template's own words: the
+    Only the parts are shortened (each with an ellipsis), never the template's own words: the
     member still reads what happened and what to do. ``{name}`` fields only, no format specs.
     """
     names = [field for _, field, _, _ in string.Formatter().parse(template) if field]
@@ -91,24 +91,24 @@ def fill(template: str, limit: int = CONTENT, **parts: str) -> str:
     keys = [name for name in parts if uses[name]]
     lengths = [len(parts[name]) * uses[name] for name in keys]
     allowed = shares(lengths, limit - fixed)
-    clipped = dict(parts)
+    fitted = dict(parts)
     for name, room in zip(keys, allowed):
-        clipped[name] = clip(parts[name], room // uses[name])
-    return content(template.format(**clipped), limit)
+        fitted[name] = shorten(parts[name], room // uses[name])
+    return content(template.format(**fitted), limit)
 
 
 def content(text: str, limit: int = CONTENT) -> str:
     """Any message text within Discord's limit (the middle cut out if need be)."""
-    return clip_middle(text, limit)
+    return shorten_middle(text, limit)
 
 
 def label(text: str, limit: int = BUTTON_LABEL) -> str:
     """A button or select-option label (80 and 100 characters)."""
-    return clip(text, limit)
+    return shorten(text, limit)
 
 
 def custom_id(value: str) -> str:
-    """A component's ``custom_id``, checked: ids carry job ids and are never clipped."""
+    """A component's ``custom_id``, checked: ids carry job ids and are never shortened."""
     if len(value) > CUSTOM_ID:
         raise ValueError(f"custom_id {value[:40]!r}… is {len(value)} characters; Discord allows {CUSTOM_ID}")
     return value
@@ -117,16 +117,16 @@ def custom_id(value: str) -> str:
 def embed(item: discord.Embed, budget: int = EMBED_TOTAL) -> discord.Embed:
     """``item`` with each text within its limit and all of them within ``budget`` (6000) together;
     over the total, the longest texts give way first (:func:`shares`)."""
-    fields = [(clip(f.name or "", EMBED_FIELD_NAME), clip(f.value or "", EMBED_FIELD_VALUE), bool(f.inline))
+    fields = [(shorten(f.name or "", EMBED_FIELD_NAME), shorten(f.value or "", EMBED_FIELD_VALUE), bool(f.inline))
               for f in item.fields[:EMBED_FIELDS]]  # fmt: skip
     texts = [
-        clip(item.title or "", EMBED_TITLE),
-        clip(item.description or "", EMBED_DESCRIPTION),
-        clip(item.footer.text or "", EMBED_FOOTER) if item.footer else "",
-        clip(item.author.name or "", EMBED_AUTHOR) if item.author else "",
+        shorten(item.title or "", EMBED_TITLE),
+        shorten(item.description or "", EMBED_DESCRIPTION),
+        shorten(item.footer.text or "", EMBED_FOOTER) if item.footer else "",
+        shorten(item.author.name or "", EMBED_AUTHOR) if item.author else "",
         *(text for name, value, _ in fields for text in (name, value)),
     ]
-    texts = [clip(text, room) for text, room in zip(texts, shares([len(t) for t in texts], budget))]
+    texts = [shorten(text, room) for text, room in zip(texts, shares([len(t) for t in texts], budget))]
     title, description, footer, author, *pairs = texts
     item.title = title or None
     item.description = description or None
@@ -136,7 +136,7 @@ def embed(item: discord.Embed, budget: int = EMBED_TOTAL) -> discord.Embed:
         item.set_author(name=author, url=item.author.url, icon_url=item.author.icon_url)
     item.clear_fields()
     for index, (_, _, inline) in enumerate(fields):
-        # a field needs a name and a value; a zero-width space stands in for one clipped away
+        # a field needs a name and a value; a zero-width space stands in for one shortened away
         item.add_field(name=pairs[2 * index] or "\u200b", value=pairs[2 * index + 1] or "\u200b", inline=inline)
     return item
 

@@ -1,7 +1,7 @@
 """What the bot writes: pure functions from jobs and limits to message text.
 
 Nothing here sends anything or touches the store, so every line a user reads can be unit-tested.
-Text from users (prompts, file names) is escaped for Markdown and clipped to Discord's limits by
+Text from users (prompts, file names) is escaped for Markdown and shortened to Discord's limits by
 ``bot.text.limits``, the one place that knows them; pings are prevented separately, by
 ``allowed_mentions`` on every send and edit.
 """
@@ -12,13 +12,12 @@ import math
 
 import discord
 
+from bot.checks import cannot_post_text
 from bot.guild_limits import GuildLimits
-from bot.text import limits as limits
-from bot.text.limits import clip
+from bot.text import limits
 from engine import files
 from engine.store.jobs import Job, JobKind, JobStatus
 
-CONTENT_LIMIT = limits.CONTENT  # Discord's cap on a message's text
 PROMPT_LIMIT = 900
 BAR_WIDTH = 20
 
@@ -60,8 +59,8 @@ def format_bytes(n_bytes: int) -> str:
 
 
 def quote(text: str, limit: int = PROMPT_LIMIT) -> str:
-    """User text as a Markdown block quote, its Markdown escaped, clipped to ``limit``."""
-    escaped = discord.utils.escape_markdown(clip(" ".join(text.split()), limit))
+    """User text as a Markdown block quote, its Markdown escaped, shortened to ``limit``."""
+    escaped = discord.utils.escape_markdown(limits.shorten(" ".join(text.split()), limit))
     return f"> {escaped}" if escaped else "> (empty)"
 
 
@@ -92,7 +91,7 @@ def _title(job: Job) -> str:
 
 
 def is_remix(job: Job) -> bool:
-    """A remix is an animate job with a parent: the job whose video it remixes (see ``bot.remix``)."""
+    """A remix is an animate job with a parent: the job whose video it remixes (see ``bot.cogs.remix``)."""
     return job.kind is JobKind.ANIMATE and job.parent_id is not None
 
 
@@ -193,10 +192,10 @@ LIMIT_LABELS = {
 }
 
 
-def limits_text(limits: GuildLimits, title: str = "Limits on this server") -> str:
+def limits_text(guild: GuildLimits, title: str = "Limits on this server") -> str:
     lines = [f"**{title}**"]
     for name, label in LIMIT_LABELS.items():
-        value = getattr(limits, name)
+        value = getattr(guild, name)
         if name == "upload_limit_bytes":
             shown = format_bytes(value)
         elif name == "allowed_channel_ids":
@@ -240,7 +239,9 @@ def queue_text(jobs: list[Job], positions: dict[int, int], user_id: int) -> str:
 
 def _queue_line(job: Job, user_id: int) -> str:
     who = "you" if job.user_id == user_id else user_ref(job.user_id)
-    what = discord.utils.escape_markdown(clip(job.params.prompt, 60)) if job.params is not None else "audio mux"
+    what = (
+        discord.utils.escape_markdown(limits.shorten(job.params.prompt, 60)) if job.params is not None else "audio mux"
+    )
     return f"job {job.id} by {who}: {what}"
 
 
@@ -253,8 +254,6 @@ def _short_progress(job: Job) -> str:
 # -- results that could not be posted -------------------------------------------------------------
 def not_posted_reason(code: int | None, channel_id: int | None, missing: list[str]) -> str:
     """Why Discord refused a post, as the member reads it (one sentence, what to do included)."""
-    from bot.checks import cannot_post_text  # checks imports nothing from here; kept local all the same
-
     where = f"<#{channel_id}>" if channel_id else "that channel"
     if code == 10003:
         return f"The channel {where} was deleted before I could post there."

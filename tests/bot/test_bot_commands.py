@@ -1,5 +1,5 @@
 """End to end, one behaviour per test: /limits (admins only), limits refusing a request, /mux,
-/queue, /cancel and the apology for an unexpected error."""
+/queue, /cancel and the apology for an unexpected error (in a command or behind a button)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,7 @@ from support.botharness import command, job_id_in, progress_of
 from support.media import write_wav
 from support.waiting import wait_job, wait_result
 
-from bot.delivery import progress
-from bot.delivery import results as delivery
+from bot.delivery import progress, results
 from bot.guild_limits import GuildLimits, get_limits
 from engine.store.jobs import JobKind, JobStatus
 from engine.store.store import StoreUnavailable
@@ -211,7 +210,7 @@ async def test_an_unexpected_error_is_logged_with_a_reference_and_the_user_gets_
         raise RuntimeError("database on fire")
 
     monkeypatch.setattr(bot.bot.store, "usage", broken)
-    with caplog.at_level(logging.ERROR, logger="bot.client"):
+    with caplog.at_level(logging.ERROR, logger="bot.answers"):
         answer = await command(
             fake, "animate", {"prompt": "a cat"}, user_id=world.member_id, channel_id=world.channel_id
         )
@@ -222,12 +221,31 @@ async def test_an_unexpected_error_is_logged_with_a_reference_and_the_user_gets_
     assert str(interaction.id) in record.getMessage() and record.exc_info[1].args == ("database on fire",)
 
 
+async def test_an_unexpected_error_behind_a_button_is_answered_as_one_in_a_command(fake, world, bot,
+                                                                                   monkeypatch, caplog):  # fmt: skip
+    channel, member = world.channel_id, world.member_id
+    job_id = job_id_in((await command(fake, "animate", LONG, user_id=member, channel_id=channel)).content)
+    progress = await fake.wait_for(lambda: progress_of(fake, channel, job_id), 10)
+
+    async def broken(*args, **kwargs):
+        raise RuntimeError("database on fire")
+
+    monkeypatch.setattr(bot.bot.actions, "cancel_or_delete", broken)
+    with caplog.at_level(logging.ERROR, logger="bot.answers"):
+        click = await fake.click(progress.id, f"animabot:cancel:{job_id}", user_id=member)
+        [answer] = await click.wait_followups(1, 10)
+    assert answer.ephemeral and answer.content.startswith("Sorry, something went wrong")
+    assert f"reference {job_id}" in answer.content and "database on fire" not in answer.content
+    [record] = [r for r in caplog.records if "on_job_cancel failed" in r.getMessage()]
+    assert f"job {job_id}" in record.getMessage() and record.exc_info[1].args == ("database on fire",)
+
+
 async def test_a_delivery_bug_is_logged_with_the_job_id_and_the_channel_gets_an_apology(fake, world, bot,
                                                                                        monkeypatch, caplog):  # fmt: skip
     async def broken(source, limit):
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr(delivery, "fit", broken)
+    monkeypatch.setattr(results, "fit", broken)
     with caplog.at_level(logging.ERROR, logger="bot.delivery.progress"):
         answer = await command(
             fake, "animate", {"prompt": "a cat"}, user_id=world.member_id, channel_id=world.channel_id
@@ -255,6 +273,7 @@ async def test_a_store_outage_while_delivering_is_waited_out_and_the_video_is_po
     answer = await command(fake, "animate", {"prompt": "a cat"}, user_id=world.member_id, channel_id=world.channel_id)
     job_id = job_id_in(answer.content)
     done = await wait_job(bot, job_id, lambda job: job.result_post_id is not None)
-    posts = [m for m in fake.bot_messages(world.channel_id) if m.attachments]
+    # the videos posted (not the progress message, which may still show its last preview frame)
+    posts = [m for m in fake.bot_messages(world.channel_id) if any(a.filename.endswith(".mp4") for a in m.attachments)]
     assert failed == [job_id] and [m.id for m in posts] == [done.result_post_id]
     assert not any("Sorry" in m.content for m in fake.bot_messages(world.channel_id))

@@ -18,7 +18,7 @@ from bot.delivery.progress import read_preview
 from bot.delivery.results import upload_too_large
 from bot.guild_limits import GuildLimits
 from bot.job_buttons import JobButton, progress_view, result_view
-from bot.text import messages
+from bot.text import limits, messages
 from engine.errors import UserError
 from engine.request.params import RenderParams
 from engine.store.jobs import Job, JobKind, JobStatus
@@ -126,7 +126,7 @@ def test_progress_text_states(changes, expected):
 def test_texts_fit_discord_limit():
     job = make_job(params=RenderParams(prompt="y " * 3000, seed=1), error="e" * 3000, status=JobStatus.FAILED)
     for text in (messages.progress_text(job), messages.result_text(job), messages.upload_failed_text(job, "z" * 3000)):
-        assert len(text) <= messages.CONTENT_LIMIT
+        assert len(text) <= limits.CONTENT
 
 
 def test_result_text_has_prompt_seed_settings_and_everyone_is_escaped_not_removed():
@@ -307,9 +307,9 @@ async def cdn():
 
 @pytest.fixture
 async def mux():
-    """The /mux cog on a stand-in bot that has only what downloads use: its HTTP proxy settings and session."""
+    """The /mux cog on a stand-in bot that has only what downloads use: its HTTP session."""
     async with aiohttp.ClientSession() as session:  # the bot's one session, opened in its setup_hook
-        yield Mux(SimpleNamespace(http=SimpleNamespace(proxy=None, proxy_auth=None), session=session))
+        yield Mux(SimpleNamespace(session=session))
 
 
 async def test_the_audio_download_stops_at_the_cap_whatever_size_was_declared(cdn, mux, tmp_path):

@@ -6,8 +6,6 @@ import pytest
 from support import tiny_checkpoints
 from support.botharness import command, job_id_in, make_config, start
 
-from bot import actions
-
 MODELS = {f"style{n:02d}": {"model": "test-tiny-2"} for n in range(30)} | {"second": {"model": "test-tiny-2"}}
 
 
@@ -48,8 +46,8 @@ async def test_animate_with_a_model_and_a_lora_queues_them_and_a_reroll_keeps_th
     answer = await command(fake, "animate", options, user_id=world.member_id, channel_id=world.channel_id)
     job = await running.bot.store.get(job_id_in(answer.content))
     assert (job.params.model, job.params.loras) == ("second", (("ink", 0.7), ("pixel", 0.25)))
-    again = await actions.reroll(
-        running.bot, job, user_id=world.member_id, guild_id=world.guild_id, channel_id=world.channel_id
+    again = await running.bot.actions.reroll(
+        job, user_id=world.member_id, guild_id=world.guild_id, channel_id=world.channel_id
     )
     assert (again.params.model, again.params.loras) == ("second", (("ink", 0.7), ("pixel", 0.25)))
 

@@ -13,7 +13,7 @@ import sqlite3
 from support.botharness import command, job_id_in, start
 from support.waiting import wait_job
 
-from bot.delivery import results as delivery
+from bot.delivery import results
 
 
 async def test_a_restart_between_upload_and_record_leaves_the_video_in_the_channel_once(fake, world, config):
@@ -43,9 +43,10 @@ async def test_a_restart_between_upload_and_record_leaves_the_video_in_the_chann
         job = await wait_job(running, job_id, lambda j: j.result_post_id is not None, timeout=30)
     finally:
         await running.stop()
-    videos = [m for m in fake.bot_messages(world.channel_id) if m.attachments]
+    # the videos (not the progress message, which may still show its last preview frame)
+    videos = [m for m in fake.bot_messages(world.channel_id) if any(a.filename.endswith(".mp4") for a in m.attachments)]
     assert [m.id for m in videos] == [job.result_post_id] == failed
     posts = [r for r in fake.requests("POST", rf"/channels/{world.channel_id}/messages$") if r.files]
-    assert [r.json["nonce"] for r in posts] == [delivery.nonce(job)] * 2
+    assert [r.json["nonce"] for r in posts] == [results.nonce(job)] * 2
     assert posts[1].note == "nonce seen: existing message"
     assert sorted(videos[0].reactions) == ["❌", "🔄"]  # added once it was recorded

@@ -8,24 +8,24 @@ import pytest
 from support.botharness import command
 from support.fakediscord import running_bot
 
-from bot.text import limits as clip
+from bot.text import limits
 
 
 # -- bot.text.limits -------------------------------------------------------------------------------------
 def test_fill_clips_only_the_parts_so_the_template_survives():
-    text = clip.fill("I could not read {name}; attach it again as {kind}.", 60, name="x" * 500, kind="WAV")
+    text = limits.fill("I could not read {name}; attach it again as {kind}.", 60, name="x" * 500, kind="WAV")
     assert len(text) == 60
     assert text.startswith("I could not read x") and text.endswith("…; attach it again as WAV.")
 
 
 def test_fill_leaves_a_short_part_whole_and_clips_the_long_one():
-    text = clip.fill("{a} / {b}", 100, a="short", b="y" * 500)
+    text = limits.fill("{a} / {b}", 100, a="short", b="y" * 500)
     assert text.startswith("short / y") and text.endswith("…") and len(text) == 100
 
 
 def test_content_cuts_the_middle_keeping_the_start_and_the_advice_at_the_end():
-    text = clip.content("Start. " + "z" * 3000 + " Do this next.")
-    assert len(text) == clip.CONTENT and text.startswith("Start. ") and text.endswith(" Do this next.")
+    text = limits.content("Start. " + "z" * 3000 + " Do this next.")
+    assert len(text) == limits.CONTENT and text.startswith("Start. ") and text.endswith(" Do this next.")
     assert "…" in text
 
 
@@ -33,21 +33,21 @@ def test_an_embed_is_fitted_field_by_field_and_in_total():
     embed = discord.Embed(title="t" * 300, description="d" * 5000)
     for _ in range(30):
         embed.add_field(name="n" * 300, value="v" * 2000)
-    fitted = clip.embed(embed)
-    assert len(fitted.fields) == clip.EMBED_FIELDS and fitted.title.endswith("…")
+    fitted = limits.embed(embed)
+    assert len(fitted.fields) == limits.EMBED_FIELDS and fitted.title.endswith("…")
     assert all(len(f.name) <= 256 and len(f.value) <= 1024 for f in fitted.fields)
-    assert clip.EMBED_TOTAL - 60 <= len(fitted) <= clip.EMBED_TOTAL  # clipped, but not more than needed
+    assert limits.EMBED_TOTAL - 60 <= len(fitted) <= limits.EMBED_TOTAL  # clipped, but not more than needed
 
 
 def test_a_single_long_embed_text_is_cut_to_its_own_limit_only():
-    fitted = clip.embed(discord.Embed(title="t" * 300, description="short"))
-    assert len(fitted.title) == clip.EMBED_TITLE and fitted.description == "short"
+    fitted = limits.embed(discord.Embed(title="t" * 300, description="short"))
+    assert len(fitted.title) == limits.EMBED_TITLE and fitted.description == "short"
 
 
 def test_a_custom_id_is_checked_never_clipped():
-    assert clip.custom_id("animabot:reroll:42") == "animabot:reroll:42"
+    assert limits.custom_id("animabot:reroll:42") == "animabot:reroll:42"
     with pytest.raises(ValueError):
-        clip.custom_id("animabot:" + "9" * 100)
+        limits.custom_id("animabot:" + "9" * 100)
 
 
 # -- the loopback Discord refuses what Discord refuses --------------------------------------------

@@ -9,7 +9,7 @@ from pathlib import Path
 from support.botharness import command, job_id_in
 from support.fakediscord import FakeDiscord, MessageRecord, World
 from support.fakediscord.models import ATTACH_FILES
-from support.waiting import result_of, until
+from support.waiting import result_of, until, wait_result
 
 from engine.store.jobs import JobStatus
 from engine.video.read import probe
@@ -53,6 +53,25 @@ async def test_missing_attach_files_is_not_retried_and_the_member_is_told_throug
     assert result_of(fake, channel, job_id) is None
 
 
+async def test_a_remix_refused_for_good_is_told_through_the_follow_up_of_its_form(fake, world, bot):
+    """The Remix form's "queued" answer keeps the form's interaction, as every queued answer does."""
+    channel = world.channel_id
+    _, job_id = await animate(fake, world, channel)
+    result = await wait_result(fake, channel, job_id)
+    opened = await fake.click(result.id, f"animabot:remix:{job_id}", user_id=world.member_id)
+    await opened.wait_response(10)
+    form = await fake.submit_modal(opened, {"prompt": "a paper boat at night"})
+    [queued] = await form.wait_followups(1, 15)
+    remix_id = job_id_in(queued.content)
+    await fake.deny(channel, ATTACH_FILES)
+
+    reason = await held(bot, remix_id)
+    [_, notice] = await form.wait_followups(2, 15)
+    assert notice.ephemeral and notice.content.startswith(reason)
+    assert f"`/deliver job:{remix_id}`" in notice.content
+    assert not [m for m in fake.bot_messages(channel) if f"<@{world.member_id}>" in m.content and reason in m.content]
+
+
 async def test_a_held_video_is_listed_by_queue_and_posted_once_by_deliver(fake, world, bot, tmp_path):
     channel = world.channel_id
     _, job_id = await animate(fake, world, channel)
@@ -64,7 +83,8 @@ async def test_a_held_video_is_listed_by_queue_and_posted_once_by_deliver(fake, 
     await fake.deny(channel, 0)  # an admin gives the permission back
     answer = await command(fake, "deliver", {"job": job_id}, user_id=world.member_id, channel_id=channel)
     assert answer.content == f"Posted job {job_id}'s video in <#{channel}>."
-    posted = [m for m in fake.bot_messages(channel) if m.attachments]
+    # the videos (not the progress message, which still shows its last preview frame when it had one)
+    posted = [m for m in fake.bot_messages(channel) if any(a.filename.endswith(".mp4") for a in m.attachments)]
     assert [m.id for m in posted] == [(await bot.bot.store.get(job_id)).result_post_id]
     video = tmp_path / posted[0].attachments[0].filename
     video.write_bytes(posted[0].attachments[0].data)
