@@ -54,6 +54,11 @@ def _render_args(sub) -> None:
     p.add_argument("--image", type=Path, help="start from this picture: it is frame 0 (fitted to --size)")
     p.add_argument("--image-strength", type=float, help="0 keeps the picture as frame 0; up to 1 re-draws it")
     p.add_argument("--control", help="what holds frames together: canny (edges), depth or pose")
+    p.add_argument("--canny-low", type=int, help="the Canny edge thresholds, 0 <= low < high <= 1000")
+    p.add_argument("--canny-high", type=int)
+    p.add_argument(
+        "--color-coherence", action=argparse.BooleanOptionalAction, help="hold each frame's colours to frame 0's"
+    )
     render_cli.add_clip_args(p)  # --loop --smooth --format --from
 
 
@@ -123,6 +128,9 @@ def cmd_render(args, config: Config) -> int:
         model=model,
         loras=loras,
         control=args.control,
+        canny_low=args.canny_low,
+        canny_high=args.canny_high,
+        color_coherence=args.color_coherence,
         image_strength=args.image_strength,
         image_key=picture.key if picture is not None else None,
         **render_cli.clip_overrides(args),

@@ -1,7 +1,8 @@
 """The clip side of ``animabot render`` and the commands that read videos: ``info`` and ``metrics``.
 
 ``bot.cli.main`` builds the parser and the parameters; this module adds the clip flags (``--loop``,
-``--smooth``, ``--format``, ``--from``), decides the output format, and runs the render so that it
+``--smooth``, ``--format``, ``--from``), decides the output format, and runs the render
+(``engine.runtime.render_job.render_job``: the worker's render path, for one job alone) so that it
 reads cleanly in a terminal:
 
 - one header line (``rendering "PROMPT": seed 42, 16 frames @ 8 fps, …``), on stderr;
@@ -16,18 +17,15 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import logging
-import os
 import sys
 import time
 from pathlib import Path
 
 from engine.config import Config
 from engine.errors import UserError
+from engine.request.catalog import Catalog
 from engine.request.params import FORMATS, LOOPS, SMOOTH_FACTORS, RenderParams
-from engine.request.recipe import build_recipe, is_recipe, model_ids, recipe_params
-
-LIBRARY_LOGGERS = ("diffusers", "transformers", "huggingface_hub", "accelerate")
+from engine.request.recipe import is_recipe, recipe_params, recipe_weights
 
 
 # -- arguments ------------------------------------------------------------------------------------
@@ -68,11 +66,25 @@ def apply_recipe(args: argparse.Namespace, config: Config) -> Config:
             f"{args.from_video} carries no animabot recipe; only videos animabot rendered can be re-rendered."
         )
     params = recipe_params(recipe)
+    if params.image_key is not None and args.image is None:
+        raise UserError(
+            f"{args.from_video} started from a picture, which its recipe does not carry; give it with --image."
+        )
     if not args.prompt:
         args.prompt = params.prompt
     if args.model is None:
-        args.model = recipe.get("model")
+        args.model = recipe_model(recipe, config.catalog)
     return dataclasses.replace(config, render=params)
+
+
+def recipe_model(recipe: dict, catalog: Catalog) -> str:
+    """The ``--model`` that renders ``recipe`` again here: its model's catalog name when this host has
+    it, else its hub id. A name the host lacks with no hub id stays, and ``--model``'s own check
+    answers it with the one sentence naming the models there are."""
+    weights = recipe_weights(recipe)
+    if weights.model in catalog.models or weights.model_hub is None:
+        return weights.model
+    return weights.model_hub
 
 
 def output_format(args: argparse.Namespace) -> str | None:
@@ -95,62 +107,36 @@ def header_line(params: RenderParams) -> str:
 
 
 # -- the render -----------------------------------------------------------------------------------
-def quiet_libraries(verbose: bool) -> None:
-    """Hide the libraries' own progress bars and warnings unless ``verbose``."""
-    if verbose:
-        return
-    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    for name in LIBRARY_LOGGERS:
-        logging.getLogger(name).setLevel(logging.ERROR)
-    import diffusers.utils.logging as diffusers_logging
-    import transformers.utils.logging as transformers_logging
-
-    for library in (diffusers_logging, transformers_logging):
-        library.set_verbosity_error()
-        library.disable_progress_bar()
-
-
 def run_render(args: argparse.Namespace, config: Config, params: RenderParams, *, catalog, picture=None) -> int:
-    """Load the model (and its LoRAs, control), render with two bars, mux ``--audio``, print one summary line.
+    """Render with two bars (``render_job``: weights, LoRAs, control, chain, clip), mux ``--audio``,
+    print one summary line.
 
     ``catalog``: the configured models and LoRAs (``engine.request.catalog``); ``picture``: the fitted
     ``--image`` (``engine.request.picture``) or None."""
-    import dataclasses
-
     from tqdm import tqdm
     from tqdm.contrib.logging import logging_redirect_tqdm
 
+    from engine.render.library_logs import quiet_libraries
+
     quiet_libraries(args.verbose)
     from engine.render import accel
-    from engine.render.clip import render_video
-    from engine.render.weights.controls import components_for
     from engine.render.weights.model_cache import ModelCache
-    from engine.request.catalog import DEFAULT_MODEL
+    from engine.runtime.render_job import render_job
 
     out = args.out or Path(f"animabot-seed{params.seed}.{params.format}")
     print(header_line(params), file=sys.stderr, flush=True)
     if picture is not None and picture.note:
         print(picture.note, file=sys.stderr)
     started = time.perf_counter()
-    engine = config.engine
-    if params.model != DEFAULT_MODEL:  # a configured name, a hub id or a folder: the ids it loads
-        entry = catalog.model(params.model)
-        engine = dataclasses.replace(engine, model=entry.model, controlnet=entry.controlnet or engine.controlnet)
-    model, controlnet = model_ids(engine)
 
-    def recipe(final: RenderParams) -> dict:  # the prompt as typed: trigger words are added at render time
-        return build_recipe(dataclasses.replace(final, prompt=params.prompt), model=model, controlnet=controlnet)
+    def prepare(loaded) -> None:  # CUDA layouts only; the compiled step is for long-running workers
+        accel.prepare(loaded.components)
 
     with (
         logging_redirect_tqdm(),
         tqdm(total=params.frames, desc="frames", unit="frame", position=0, file=sys.stderr) as frames_bar,
         tqdm(total=params.steps, desc="steps", unit="step", position=1, leave=False, file=sys.stderr) as steps_bar,
     ):
-        loaded = ModelCache(catalog, config.engine, max_loaded=1).get(params.model)
-        loaded.use_loras(catalog, params.loras)
-        accel.prepare(loaded.components)  # CUDA layouts only; the compiled step is for long-running workers
-        components = components_for(loaded.components, params.control, engine)  # depth/pose: their models
-        prompted = dataclasses.replace(params, prompt=catalog.prompt_with_triggers(params.prompt, params.loras))
 
         def on_step(step: int, total: int) -> None:
             steps_bar.total = total
@@ -161,8 +147,9 @@ def run_render(args: argparse.Namespace, config: Config, params: RenderParams, *
             frames_bar.update(1)
             steps_bar.reset()
 
-        result = render_video(
-            components, prompted, out, on_frame=on_frame, on_step=on_step, recipe=recipe,
+        models = ModelCache(catalog, config.engine, max_loaded=1, on_load=prepare)
+        result = render_job(
+            models, catalog, config.engine, params, out, on_frame=on_frame, on_step=on_step,
             picture=picture.pixels if picture is not None else None,
         )  # fmt: skip
     if args.audio is not None:

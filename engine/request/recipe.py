@@ -1,38 +1,49 @@
 """The recipe inside every video: what it takes to render it again, as a JSON object.
 
-Both render paths (the runtime's encode and ``animabot render``) build it with :func:`build_recipe`
-and hand it to the video layer, which stores it in the file (``engine.video.embedded_recipe`` says where).
-:func:`recipe_params` turns a recipe read back from a file into :class:`RenderParams` again, and
-:func:`render_command` spells it as one ``animabot render`` command line.
+One function writes it (``engine.runtime.render_job``, for the worker and ``animabot render`` alike)
+with :func:`build_recipe`; the video layer stores it in the file (``engine.video.embedded_recipe``
+says where). :func:`recipe_params` turns a recipe read back from a file into :class:`RenderParams`
+again, :func:`recipe_weights` says which weights drew it, and :func:`render_command` spells it as
+one ``animabot render`` command line.
 
-A recipe looks like::
+A recipe (version 2) looks like::
 
-    {"animabot": "0.1.0", "recipe": 1, "job": 42, "params": {...RenderParams.to_dict()...},
-     "model": "stable-diffusion-v1-5/stable-diffusion-v1-5", "model_revision": null,
-     "controlnet": "lllyasviel/control_v11p_sd15_canny", "controlnet_revision": null, "picture": false}
+    {"animabot": "0.1.0", "recipe": 2, "job": 42,
+     "params": {...RenderParams.to_dict()...},
+     "model_hub": "stable-diffusion-v1-5/stable-diffusion-v1-5",
+     "controlnet_hub": "lllyasviel/control_v11f1p_sd15_depth", "picture": false}
 
-No torch here: the bot reads recipes too.
+``params`` hold the render as the member asked for it: the prompt as typed (a LoRA's trigger words
+are added at render time), the model by its catalog name (``params.model``), the LoRAs with their
+weights, the control, the Canny thresholds, colour coherence, the scheduler. ``model_hub`` and
+``controlnet_hub`` are the hub ids the host named the model and the control's ControlNet by, or
+``null`` where it named a local path (a host's paths never leave it in a file).
+
+Version 1 (videos already shared) kept ``model``/``controlnet`` as the ids the host configured
+(``[engine] model`` even for a job of another model); :func:`recipe_weights` reads both.
+
+No torch here, and no config: the bot reads recipes too.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import importlib.metadata
+import re
 import shlex
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from engine.errors import UserError
+from engine.request.catalog import DEFAULT_MODEL
 from engine.request.params import RenderParams
 
-if TYPE_CHECKING:
-    from engine.config import EngineConfig
+RECIPE_VERSION = 2
 
-RECIPE_VERSION = 1
-TEST_TINY = "test-tiny"  # engine.render.weights.hub.TEST_TINY (not imported: the bot reads this module)
-
-# RenderParams field → the `animabot render` flag that sets it (size is one flag for two fields).
+# RenderParams field → the `animabot render` flag that sets it. Size, the LoRAs, colour coherence
+# and the prompt are spelled apart (one flag for two fields, a repeated flag, a flag pair, a word).
 CLI_FLAGS = {
     "negative_prompt": "--negative",
     "frames": "--frames",
@@ -45,10 +56,27 @@ CLI_FLAGS = {
     "motion": "--motion",
     "motion_amount": "--motion-amount",
     "scheduler": "--scheduler",
+    "model": "--model",
+    "control": "--control",
+    "canny_low": "--canny-low",
+    "canny_high": "--canny-high",
     "loop": "--loop",
     "smooth": "--smooth",
     "format": "--format",
 }
+
+# owner/name, each part starting with a letter or digit (the hub's rule, less its length limits).
+_HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*")
+
+
+@dataclass(frozen=True)
+class RecipeWeights:
+    """Which weights drew a recipe's clip: the model by its catalog name, and the hub ids known."""
+
+    model: str  # the catalog name (``default``: the host's [engine] model)
+    model_hub: str | None  # the model's hub id, when the host named it by one
+    control: str  # canny, depth or pose
+    controlnet_hub: str | None  # that control's ControlNet's hub id, when the host named it by one
 
 
 def engine_version() -> str:
@@ -59,39 +87,41 @@ def engine_version() -> str:
         return "unknown"
 
 
-def model_ids(engine_config: EngineConfig) -> tuple[str, str]:
-    """The (model, ControlNet) ids a render with ``engine_config`` loads: test-tiny brings its own ControlNet."""
-    model, controlnet = engine_config.model, engine_config.controlnet
-    if model == TEST_TINY and not Path(controlnet).expanduser().is_dir():
-        controlnet = TEST_TINY
-    return model, controlnet
+def hub_shaped(value: Any) -> bool:
+    """Whether ``value`` reads as a hub id (``owner/name``), not as a file or folder path."""
+    return (
+        isinstance(value, str)
+        and _HUB_ID.fullmatch(value) is not None
+        and ".." not in value
+        and not value.endswith(".safetensors")
+    )
+
+
+def hub_id(named: str | None) -> str | None:
+    """``named`` when it is a hub id, ``None`` when it is a local path (a folder or file here) or empty."""
+    if not hub_shaped(named) or Path(named).expanduser().exists():
+        return None
+    return named
 
 
 def build_recipe(
-    params: RenderParams,
-    *,
-    model: str,
-    controlnet: str,
-    job_id: int | None = None,
-    revisions: Mapping[str, str | None] | None = None,
+    params: RenderParams, *, model: str | None, controlnet: str | None, job_id: int | None = None
 ) -> dict[str, Any]:
-    """The recipe of a render of ``params`` (with a concrete seed) on ``model`` + ``controlnet``.
+    """The recipe of a render of ``params`` (with a concrete seed).
 
-    ``revisions`` may name the commits the weights came from (``{"model": "...", "controlnet": ...}``).
+    ``model`` and ``controlnet`` are what the host named the model and the control's ControlNet by
+    (a hub id or a local path); only hub ids are recorded.
     """
     if params.seed is None:
         raise ValueError("a recipe needs a concrete seed")
     data = params.to_dict()
-    revisions = revisions or {}
     return {
         "animabot": engine_version(),
         "recipe": RECIPE_VERSION,
         "job": job_id,
         "params": data,
-        "model": model,
-        "model_revision": revisions.get("model"),
-        "controlnet": controlnet,
-        "controlnet_revision": revisions.get("controlnet"),
+        "model_hub": hub_id(model),
+        "controlnet_hub": hub_id(controlnet),
         "picture": bool(data.get("image_key")),  # a start picture (issue 11) is not in the file itself
     }
 
@@ -115,20 +145,61 @@ def recipe_params(recipe: Mapping[str, Any] | None, **overrides) -> RenderParams
         raise UserError("This video carries no animabot recipe; only videos animabot rendered can be re-rendered.")
     try:
         params = RenderParams.from_dict(dict(recipe["params"]))
-    except TypeError as err:
+    except (TypeError, ValueError) as err:
         raise UserError(f"The video's recipe could not be read ({err}); it may come from another animabot.") from None
     given = {name: value for name, value in overrides.items() if value is not None}
     return dataclasses.replace(params, **given).validate()
 
 
-def render_command(recipe: Mapping[str, Any]) -> str:
-    """One ``animabot render`` line that renders ``recipe`` again (every setting it has a flag for)."""
+def recipe_weights(recipe: Mapping[str, Any]) -> RecipeWeights:
+    """The weights ``recipe`` names (version 1 or 2), its hub ids checked to be hub ids (files are untrusted)."""
     params = recipe_params(recipe)
-    words = ["animabot", "render", params.prompt]
+    if recipe.get("recipe") == 1:
+        # v1 kept the configured ids: the [engine] model's even for a job of another model, so its
+        # id is the model's only for the default model or a one-off `--model ORG/NAME`.
+        named = recipe.get("model")
+        model_hub = named if params.model in (DEFAULT_MODEL, named) else None
+        controlnet_hub = recipe.get("controlnet") if params.control == "canny" else None  # v1 kept canny's
+    else:
+        model_hub, controlnet_hub = recipe.get("model_hub"), recipe.get("controlnet_hub")
+    return RecipeWeights(
+        model=params.model,
+        model_hub=model_hub if hub_shaped(model_hub) else None,
+        control=params.control,
+        controlnet_hub=controlnet_hub if hub_shaped(controlnet_hub) else None,
+    )
+
+
+def render_command(recipe: Mapping[str, Any]) -> str | None:
+    """One ``animabot render`` line that renders ``recipe`` again with every setting it holds.
+
+    ``None`` for a clip that started from a picture: the recipe does not carry the picture, so no
+    command line can render it again.
+    """
+    params = recipe_params(recipe)
+    if params.image_key is not None or recipe.get("picture"):
+        return None
+    # A prompt that starts with '-' would read as a flag: it goes last, after '--'.
+    dashed = params.prompt.startswith("-")
+    words = ["animabot", "render", *([] if dashed else [params.prompt])]
     for name, flag in CLI_FLAGS.items():
-        value = getattr(params, name)
-        if name == "negative_prompt" and not value:
-            continue
-        words += [flag, f"{value:g}" if isinstance(value, float) else str(value)]
-    words += ["--size", params.size, "--model", str(recipe.get("model"))]
+        words += _option(flag, _word(getattr(params, name)))  # every flag: the host's defaults may differ
+    words += ["--size", params.size]
+    words += ["--color-coherence" if params.color_coherence else "--no-color-coherence"]
+    for name, weight in params.loras:
+        words += _option("--lora", f"{name}:{_word(weight)}")
+    words += ["--", params.prompt] if dashed else []
     return shlex.join(words)
+
+
+def _option(flag: str, value: str) -> list[str]:
+    """``[flag, value]``, or ``[flag=value]`` for a value that would read as a flag of its own."""
+    return [f"{flag}={value}"] if value.startswith("-") else [flag, value]
+
+
+def _word(value: Any) -> str:
+    """A value as the command line spells it: numbers short (7.5, not 7.500000) yet exact."""
+    if isinstance(value, float):
+        short = f"{value:g}"
+        return short if float(short) == value else repr(value)
+    return str(value)

@@ -1,29 +1,30 @@
 """The GPU round: the render jobs one runtime holds, rendered a frame at a time in one batch.
 
-Jobs of one size share the GPU: up to ``max_batch`` of them are claimed, and each round renders the
-next frame of every one with their denoising steps batched (jobs join and leave between frames). The
-models, the compiled step and every round run on the runtime's GPU thread (a single-thread
-executor), so the event loop stays free. A round's new frames are written (PNG and preview JPEG, on
-the batcher's file threads) and recorded (the store, the runtime's subscribers) while the next
-round renders: each job's records go in frame order, a frame is on disk before the store counts it,
-and a job ends only after its last record. A finished chain is encoded on the CPU thread while the
-batch goes on.
+Jobs of one batch key share the GPU: up to ``max_batch`` of them are claimed, and each round renders
+the next frame of every one with their denoising steps batched (jobs join and leave between frames).
+Each job is a ``JobRender`` (``engine.runtime.render_job``, the render path ``animabot render``
+takes too): built on the GPU thread when the job joins, rendered with the others by ``next_frames``,
+and written to its file (loop, smoothing, format, recipe) by its ``finish`` on the CPU thread while
+the batch goes on. The models, the compiled step and every round run on the runtime's GPU thread (a
+single-thread executor), so the event loop stays free. A round's new frames are written (PNG and
+preview JPEG, on the batcher's file threads) and recorded (the store, the runtime's subscribers)
+while the next round renders: each job's records go in frame order, a frame is on disk before the
+store counts it, and a job ends only after its last record.
 
-Jobs of different control types (canny, depth, pose) never share a batch: each control has its own
-ControlNet and annotator, and the control is part of ``RenderParams.batch_key()``, so a round runs
-one control's models (``engine.render.weights.controls.components_for``). The compiled step is built for the
-canny ControlNet; depth and pose rounds run eagerly. A job that starts from a picture gets it from
-``engine.store.pictures`` by its ``image_key`` when its chain is built (so a restart resumes it).
+Jobs of different models, LoRA sets or control types (canny, depth, pose) never share a batch: they
+are part of ``RenderParams.batch_key()``, so a round runs one model with one LoRA set and one
+control's ControlNet and annotator. The compiled step is built for the canny ControlNet; depth and
+pose rounds run eagerly. A job that starts from a picture gets it from ``engine.store.pictures`` by
+its ``image_key`` when its ``JobRender`` is built (so a restart resumes it).
 
-This and ``engine.runtime.gpu_models`` (the models, loaded and compiled) are the places that hand
-work to ``engine.render``; they import it (and so torch) only inside the functions that run on the
-GPU thread.
+This, ``engine.runtime.render_job`` and ``engine.runtime.gpu_models`` (the models, loaded and
+compiled) are the places that hand work to ``engine.render``; they import it (and so torch) only
+inside the functions that run on the GPU thread.
 """
 
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import functools
 import logging
 import time
@@ -37,7 +38,8 @@ from engine.errors import UserError
 from engine.files import result_filename
 from engine.runtime import model_order
 from engine.runtime.gpu_models import HeldModels
-from engine.runtime.in_flight import BatchJob, Finish, Progress, describe_failure, job_dir, write_clip, write_frame
+from engine.runtime.in_flight import BatchJob, Finish, Progress, describe_failure, job_dir, write_frame
+from engine.runtime.render_job import JobRender, next_frames, use_weights
 from engine.store.blobs import job_prefix
 from engine.store.db import until_reachable
 from engine.store.jobs import Job, JobStatus
@@ -190,65 +192,51 @@ class Batcher:
             await self._after_frame(active, frame, elapsed)
 
     def _render_round(self, batch: list[BatchJob]) -> list[np.ndarray | None]:
-        """GPU thread: build missing chains, render one frame of each job, save frames and previews."""
-        from engine.render.chain import FrameChain, render_round
-        from engine.render.frames import load_frames, save_frame
-        from engine.render.weights.controls import components_for
-
+        """GPU thread: build the jobs' missing ``JobRender``s (``engine.runtime.render_job``), then
+        render one frame of each job, their steps batched."""
         loaded = self._weights(batch)
         if loaded is None:
             return [None] * len(batch)
-        control = batch[0].job.params.control  # one control per batch (batch_key)
-        components = components_for(loaded.components, control, self.config.engine)
         for active in batch:
-            if active.chain is None and active.error is None and not active.cancel.is_set():
+            if active.render is None and active.error is None and not active.cancel.is_set():
                 try:
-                    params = active.job.params.validate()
-                    saved = load_frames(active.work_dir, params.frames)
-                    prompted = dataclasses.replace(
-                        params, prompt=self.catalog.prompt_with_triggers(params.prompt, params.loras)
-                    )
+                    params = active.job.params
                     picture = load_picture(self.config.data_dir, params.image_key) if params.image_key else None
-                    active.chain = FrameChain(components, prompted, frames=saved, cancel=active.cancel, picture=picture)
-                    for index in range(len(saved), len(active.chain.frames)):  # frame 0 is the picture itself
-                        save_frame(active.work_dir, index, active.chain.frames[index])
+                    active.render = JobRender(loaded, self.catalog, self.config.engine, params,
+                                              work_dir=active.work_dir, cancel=active.cancel, picture=picture)  # fmt: skip
                 except Exception as err:
                     active.error = err
-        live = [a for a in batch if a.chain is not None and not a.cancel.is_set() and not a.chain.done]
-        predict = loaded.predict if control == "canny" else None  # compiled for the canny ControlNet
-        frames = render_round(components, [a.chain for a in live], predict=predict, vae=loaded.vae) if live else []
+        live = [a for a in batch if a.render is not None and not a.cancel.is_set() and not a.render.done]
+        frames = next_frames([a.render for a in live]) if live else []
         by_job = dict(zip((a.job.id for a in live), frames))
         return [by_job.get(a.job.id) for a in batch]
 
     def _weights(self, batch: list[BatchJob]):
         """GPU thread: the batch's model (one per batch: ``batch_key``) with its LoRAs on, or None when
         it cannot be had; then every job of the batch gets the error (a removed name, a broken file)."""
-        params = batch[0].job.params
         try:
-            loaded = self.held.models.get(params.model)
-            loaded.use_loras(self.catalog, params.loras)
+            return use_weights(self.held.models, self.catalog, batch[0].job.params)
         except Exception as err:
             for active in batch:
                 active.error = err
             return None
-        return loaded
 
     async def _after_frame(self, active: BatchJob, frame: np.ndarray | None, elapsed: float) -> None:
         job = active.job
-        if active.error is not None or active.cancel.is_set() or active.chain is None:
+        if active.error is not None or active.cancel.is_set() or active.render is None:
             await self._end_early(active)
             return
         if frame is not None:
             active.rendered += 1
             active.render_seconds += elapsed
-            done = len(active.chain.frames)
+            done = len(active.render.frames)
             eta = active.render_seconds / active.rendered * (job.frames_total - done)
             record = asyncio.create_task(self._record(active, frame, done, eta, active.recorded),
                                          name=f"animabot-record-{job.id}-{done}")  # fmt: skip
             active.recorded = record
             self.records.add(record)
             record.add_done_callback(self._recorded)
-        if active.chain.done:  # also a job that resumed with every frame already on disk
+        if active.render.done:  # also a job that resumed with every frame already on disk
             encode = asyncio.create_task(self._encode(active), name=f"animabot-encode-{job.id}")
             self.encodes.add(encode)
             encode.add_done_callback(self._encoded)
@@ -347,9 +335,9 @@ class Batcher:
             await self._finish(job, JobStatus.FAILED, error=describe_failure(active.error))
             return
         out = active.work_dir.parent / result_filename(job.id, job.seed, ext=job.params.format)
-        loop = asyncio.get_running_loop()
+        finish = functools.partial(active.render.finish, out, job_id=job.id)
         try:
-            await loop.run_in_executor(self._cpu, write_clip, self.config, job, active.chain.frames, out)
+            await asyncio.get_running_loop().run_in_executor(self._cpu, finish)
         except Exception as err:
             log.exception("job %d: encoding failed", job.id)
             await self._finish(job, JobStatus.FAILED, error=describe_failure(err))

@@ -1,8 +1,8 @@
 """A render job a runtime holds, what it publishes about it, and the files it writes for it.
 
-``BatchJob`` is the batcher's state of one claimed job; ``write_frame`` (file threads) and
-``write_clip`` (the CPU thread) are the job's outputs on disk; ``describe_failure`` is the sentence
-its requester reads when it fails.
+``BatchJob`` is the batcher's state of one claimed job; ``write_frame`` (file threads) writes each
+frame and the preview (the finished file is ``JobRender.finish``'s, in ``engine.runtime.render_job``);
+``describe_failure`` is the sentence its requester reads when it fails.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import numpy as np
 from engine.config import Config
 from engine.errors import OutOfMemory, UserError
 from engine.files import write_atomic
+from engine.runtime.render_job import JobRender
 from engine.store.jobs import Job, JobStatus
 
 
@@ -63,7 +64,7 @@ class BatchJob:
     job: Job
     work_dir: Path
     cancel: threading.Event = field(default_factory=threading.Event)
-    chain: object = None  # engine.render.chain.FrameChain, built on the GPU thread
+    render: JobRender | None = None  # its frame chain and weights, built on the GPU thread
     claimed_at: float = field(default_factory=time.monotonic)
     render_seconds: float = 0.0
     rendered: int = 0
@@ -85,15 +86,3 @@ def write_frame(active: BatchJob, index: int, frame: np.ndarray) -> None:
 
     save_frame(active.work_dir, index, frame)
     write_atomic(active.work_dir.parent / "preview.jpg", preview_jpeg(frame))
-
-
-def write_clip(config: Config, job: Job, frames: list[np.ndarray], out: Path) -> Path:
-    """CPU thread: loop, smooth and write the clip in the job's format, its recipe inside."""
-    from engine.request.recipe import build_recipe, model_ids
-    from engine.video.finish import finish_clip
-
-    params = job.params
-    model, controlnet = model_ids(config.engine)
-    recipe = build_recipe(params, model=model, controlnet=controlnet, job_id=job.id)
-    return finish_clip(frames, out, params.fps, loop=params.loop, smooth=params.smooth, fmt=params.format,
-                       recipe=recipe)  # fmt: skip

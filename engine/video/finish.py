@@ -1,7 +1,7 @@
 """From rendered frames to the shared clip: loop, smooth, write in a format with the recipe inside.
 
-The one place both render paths (the runtime's encode and ``animabot render``) turn a job's frames
-into its file, so the two can never differ:
+The one place a job's frames become its file (``engine.runtime.render_job.JobRender.finish``, which
+the worker and ``animabot render`` both call):
 
 1. ``loop="pingpong"`` plays the clip forward then backward (:func:`engine.video.loops.pingpong`);
    ``seamless`` is made while rendering (``engine.render.chain``) and needs nothing here;

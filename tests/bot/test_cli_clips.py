@@ -7,6 +7,8 @@ import numpy as np
 from support.clips import moving_square_frames
 from test_cli import animabot
 
+from engine.request.params import RenderParams
+from engine.request.recipe import build_recipe
 from engine.video.formats import write_clip
 from engine.video.read import decode_frames, probe
 
@@ -27,7 +29,8 @@ def test_a_gif_pingpong_smooth_render_carries_its_recipe_and_renders_again_from_
     assert recipe["params"]["prompt"] == "a cat on a wall" and recipe["params"]["seed"] == 5
     assert recipe["params"]["loop"] == "pingpong" and recipe["params"]["smooth"] == 2
     assert recipe["params"]["format"] == "gif"
-    assert (recipe["model"], recipe["controlnet"], recipe["picture"]) == ("test-tiny", "test-tiny", False)
+    assert recipe["params"]["model"] == "test-tiny" and recipe["model_hub"] is None  # a built-in model: no hub id
+    assert recipe["picture"] is False
     assert recipe["animabot"] == "0.1.0"
 
     again = tmp_path / "again.gif"
@@ -67,3 +70,18 @@ def test_info_on_a_video_without_a_recipe_and_metrics_of_a_moving_square(tmp_pat
     metrics = json.loads(done.stdout)
     assert set(metrics) == {"frames", "fps", "warp_error_mean", "warp_error_max", "frame_diff_mean", "flicker_index"}
     assert metrics["frames"] == 8 and metrics["fps"] == 8
+
+
+def test_render_from_a_recipe_this_host_cannot_follow_is_one_line(tmp_path):
+    asked = RenderParams(prompt="a kite", seed=3, model="gone")
+    for name, params, line in [
+        ("gone.mp4", asked, "There is no model 'gone'"),
+        ("picture.mp4", RenderParams(prompt="a kite", seed=3, image_key="a" * 64), "started from a picture"),
+    ]:
+        video = write_clip(
+            moving_square_frames(2), tmp_path / name, 8, recipe=build_recipe(params, model=None, controlnet=None)
+        )
+        done = animabot("render", "--from", video, "-o", tmp_path / "again.mp4")
+        assert done.returncode == 2 and done.stderr.count("\n") == 1
+        assert done.stderr.startswith("animabot: ") and line in done.stderr
+    assert not (tmp_path / "again.mp4").exists()

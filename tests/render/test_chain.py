@@ -1,4 +1,7 @@
-"""The frame chain on the CPU with test-tiny: sizes, seeds, resume, cancel, keyframes, batching."""
+"""The frame chain on the CPU with test-tiny: sizes, seeds, resume, cancel, keyframes, batching.
+
+The whole job to its file (frames saved, resumed, encoded) is tests/runtime/test_render_job.py's.
+"""
 
 import dataclasses
 import os
@@ -9,10 +12,8 @@ import pytest
 import torch
 
 from engine.render.chain import FrameChain, render_frames, render_round
-from engine.render.clip import render_video
 from engine.render.sampler import Cancelled
 from engine.request.params import RenderParams
-from engine.video.read import probe
 
 BASE = RenderParams(prompt="a cat in a sunflower field", frames=3, steps=3, width=64, height=64, seed=7)
 
@@ -139,20 +140,6 @@ def test_a_cancelled_job_leaves_the_batch_and_the_others_finish(components):
     frames = render_round(components, chains)
     assert frames[0] is None and frames[1] is not None
     assert len(chains[0].frames) == 0 and len(chains[1].frames) == 1
-
-
-def test_render_video_writes_an_h264_mp4_and_resumes_from_its_frames(components, tmp_path):
-    params = RenderParams(prompt="a cat", frames=4, fps=8, steps=2, width=64, height=64, seed=2)
-    work = tmp_path / "frames"
-    result = render_video(components, params, tmp_path / "a.mp4", work_dir=work)
-    info = probe(result.path)
-    assert (info.frames, info.fps, info.video_codec, info.pix_fmt) == (4, 8, "h264", "yuv420p")
-    assert (info.width, info.height) == (64, 64)
-    assert len(list(work.glob("*.png"))) == 4
-    # A rerun finds every frame on disk and renders none.
-    steps = []
-    render_video(components, params, tmp_path / "b.mp4", work_dir=work, on_step=lambda s, t: steps.append(s))
-    assert steps == [] and probe(tmp_path / "b.mp4").frames == 4
 
 
 def test_a_compiled_step_runs_sizes_it_has_not_compiled_eagerly(components):

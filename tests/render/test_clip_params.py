@@ -48,10 +48,10 @@ def test_smoothing_is_lowered_to_the_guild_max_fps():
 
 def test_the_recipe_round_trips_and_spells_a_render_command():
     params = dataclasses.replace(BASE, negative_prompt="fog", smooth=2, format="webp")
-    recipe = build_recipe(params, model="test-tiny", controlnet="test-tiny", job_id=5)
+    recipe = build_recipe(params, model="org/sd", controlnet="org/cn", job_id=5)
     assert recipe_params(recipe) == params and recipe["picture"] is False and recipe["job"] == 5
     line = render_command(recipe)
     assert line.startswith("animabot render 'a kite' --negative fog --frames 16")
-    assert "--seed 3" in line and "--smooth 2 --format webp --size 512x512 --model test-tiny" in line
+    assert "--seed 3" in line and "--model default" in line and "--smooth 2 --format webp --size 512x512" in line
     with pytest.raises(UserError):
         recipe_params({"comment": "someone else's"})
