@@ -23,7 +23,7 @@ from bot.text.messages import smooth_lowered_note
 from engine.config import Config, LimitsConfig
 from engine.errors import UserError
 from engine.request.params import RenderParams
-from engine.store.jobs import Job, JobKind, JobStatus
+from engine.store.jobs import Job, JobKind, JobStatus, Usage
 from engine.store.pictures import keep_picture
 from engine.store.store import JobStore
 
@@ -62,16 +62,18 @@ class JobActions:
         params = params.validate()
         await check_params(self.store, self.config, params, guild_id)  # the model and LoRAs: configured, allowed here
         params = await self._fit_smoothing(params, guild_id, notes)
-        await check_limits(
+        within_limits = await limits_check(
             self.store, self.config.limits, params, user_id=user_id, guild_id=guild_id, channel_id=channel_id
         )
+        within_limits(await self.store.usage(guild_id, user_id))  # answered before the picture is renewed
         if params.image_key is not None and not await asyncio.to_thread(
             keep_picture, self.config.data_dir, params.image_key
         ):
             raise UserError("The picture this video started from is no longer kept; start again with /animate image:.")
+        # Checked again on the usage the insert's own transaction reads: simultaneous requests take turns.
         job = await self.store.enqueue(
             kind, params.with_seed(params.seed), user_id=user_id, guild_id=guild_id, origin_id=channel_id,
-            parent_id=parent_id,
+            parent_id=parent_id, check=within_limits,
         )  # fmt: skip
         self.wake()
         return job
@@ -128,6 +130,32 @@ class JobActions:
         return f"Job {job.id} has already finished ({job.status.value})."
 
 
+async def limits_check(
+    store: JobStore,
+    defaults: LimitsConfig,
+    params: RenderParams | None,
+    *,
+    user_id: int,
+    guild_id: int | None,
+    channel_id: int | None,
+) -> Callable[[Usage], None]:
+    """This request's check against its guild's limits (``defaults``: the host's, under the guild's
+    own), for the member's usage: it raises ``UserError`` with the sentence when the request is over
+    a limit. ``store.enqueue(check=...)`` runs it on the usage read in the insert's transaction;
+    ``params=None`` is a request that renders nothing."""
+    if guild_id is None:
+        raise UserError("Renders only work in a server channel, not in direct messages.")
+    limits = await get_limits(store, guild_id, defaults=defaults)
+
+    def within_limits(usage: Usage) -> None:
+        reason = check_request(limits, params, usage, channel_id=channel_id, now=time.time())
+        if reason is not None:
+            log.info("user %d in guild %d refused: %s", user_id, guild_id, reason)
+            raise UserError(reason)
+
+    return within_limits
+
+
 async def check_limits(
     store: JobStore,
     defaults: LimitsConfig,
@@ -137,16 +165,12 @@ async def check_limits(
     guild_id: int | None,
     channel_id: int | None,
 ) -> None:
-    """``UserError`` with the limits check's sentence when this request is over a limit of its guild
-    (``defaults``: the host's, under the guild's own); ``params=None`` is a request that renders nothing."""
-    if guild_id is None:
-        raise UserError("Renders only work in a server channel, not in direct messages.")
-    limits = await get_limits(store, guild_id, defaults=defaults)
-    usage = await store.usage(guild_id, user_id)
-    reason = check_request(limits, params, usage, channel_id=channel_id, now=time.time())
-    if reason is not None:
-        log.info("user %d in guild %d refused: %s", user_id, guild_id, reason)
-        raise UserError(reason)
+    """:func:`limits_check` on the member's usage now: an early answer, before work worth sparing
+    (an upload). It binds nothing; the insert checks again (``JobStore.enqueue``'s ``check``)."""
+    within_limits = await limits_check(
+        store, defaults, params, user_id=user_id, guild_id=guild_id, channel_id=channel_id
+    )
+    within_limits(await store.usage(guild_id, user_id))
 
 
 async def job_on_server(store: JobStore, job_id: int, guild_id: int | None) -> Job:

@@ -13,16 +13,18 @@ previews, videos, uploads) in ``engine.store.blobs``.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 from engine.request.params import RenderParams
 from engine.store.blobs import MAX_BLOB_BYTES, DatabaseBlobs, FileBlobs
 from engine.store.claims import LEASE_SECONDS, LeaseLost, WorkerWrites
 from engine.store.db import Listener, StoreUnavailable, connect
-from engine.store.jobs import Job, JobKind, JobStatus
+from engine.store.jobs import Job, JobKind, JobStatus, Usage
 from engine.store.reads import JobReads, now_or
 from engine.store.replies import ReplyRecords
 from engine.store.schema import migrate
@@ -117,11 +119,17 @@ class JobStore(WorkerWrites, JobReads, ReplyRecords):
         origin_id: int | None = None,
         parent_id: int | None = None,
         audio_path: str | None = None,
+        check: Callable[[Usage], None] | None = None,
         now: float | None = None,
     ) -> Job:
         """Queue a job. Render kinds need ``params`` with a concrete seed; mux stores no params.
 
         ``origin_id`` is where the request came from (the front end answers there); ``None`` for none.
+        ``check`` (the front end's limits) is called with the user's :meth:`usage` as read inside the
+        transaction that inserts the job; whatever it raises rolls the insert back and reaches the
+        caller. Requests of one user in one guild take turns (SQLite: the one ``BEGIN IMMEDIATE``
+        writer; PostgreSQL: an advisory lock of theirs), so simultaneous ones cannot all pass a
+        limit on the same count.
         """
         kind = JobKind(kind)
         if kind.renders:
@@ -132,6 +140,9 @@ class JobStore(WorkerWrites, JobReads, ReplyRecords):
             params_json, seed, frames_total = None, None, 0
 
         async def body(tx) -> Job:
+            if check is not None:
+                await tx.lock(usage_lock(guild_id, user_id))
+                check(await self._usage(tx, guild_id, user_id, now))
             job = await self._fetch_job(
                 tx,
                 f"""INSERT INTO jobs (kind, status, params, seed, guild_id, origin_id, user_id, parent_id,
@@ -220,6 +231,13 @@ class JobStore(WorkerWrites, JobReads, ReplyRecords):
         """Forget every setting a guild stored."""
         await self._db.run(lambda tx: tx.execute("DELETE FROM guild_settings WHERE guild_id = ?", (guild_id,)))
         log.info("guild %d settings cleared", guild_id)
+
+
+def usage_lock(guild_id: int | None, user_id: int) -> int:
+    """The advisory lock key (a signed 64-bit integer) that one user's requests in one guild take
+    turns on; a collision with another key only makes two requests wait for each other."""
+    digest = hashlib.blake2b(f"usage {guild_id} {user_id}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
 
 
 async def open_store(config) -> JobStore:
