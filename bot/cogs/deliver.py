@@ -9,7 +9,6 @@ delivered) and releases the hold. A video that is posted already is not posted a
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import discord
@@ -18,7 +17,7 @@ from discord.ext import commands
 
 from bot import checks
 from bot.actions import job_on_server
-from bot.delivery.results import decorate, is_permanent
+from bot.delivery.results import decorate, is_permanent, result_file
 from bot.replies import reply
 from bot.text.messages import not_posted_reason
 from engine.errors import UserError
@@ -49,7 +48,7 @@ class Deliver(commands.Cog):
         held = await self.bot.store.held_jobs(user_id=target.user_id, guild_id=target.guild_id)
         if target.result_post_id is not None and target.id not in held:
             raise UserError(f"Job {job}'s video is posted already; /animate renders a new one.")
-        if not target.result_path or not Path(target.result_path).exists():
+        if await result_file(self.bot.store, target) is None:
             days = self.bot.config.engine.retention_days
             raise UserError(f"Job {job}'s video is no longer kept (videos are kept {days:g} days); render it again.")
         channel = self.bot.get_partial_messageable(interaction.channel_id, guild_id=interaction.guild_id)

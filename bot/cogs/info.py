@@ -25,7 +25,7 @@ class Info(commands.Cog):
     async def on_job_info(self, interaction: discord.Interaction, job_id: int) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
         job = await job_on_server(self.bot.store, job_id, interaction.guild_id)
-        await reply(interaction, info_text(await job_recipe(self.bot.config, job)))
+        await reply(interaction, info_text(await job_recipe(self.bot.config, self.bot.store, job)))
 
 
 async def setup(bot: AnimaBot) -> None:

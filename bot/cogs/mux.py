@@ -19,6 +19,7 @@ from discord.ext import commands
 from bot import checks
 from bot.actions import check_limits, job_on_server
 from bot.answers import answer_queued
+from bot.delivery.results import result_file
 from bot.download import download_capped
 from bot.text.messages import format_bytes, format_duration
 from engine.errors import UserError
@@ -115,7 +116,7 @@ class Mux(commands.Cog):
                 raise UserError(f"Job {job_id} has no finished video to put audio on; pick a finished /animate job.")
         if target.params is not None and target.params.format != "mp4":
             raise UserError(f"Job {target.id} is a {target.params.format.upper()}, which has no sound; /mux an MP4.")
-        if not target.result_path or not Path(target.result_path).exists():
+        if await result_file(self.bot.store, target) is None:
             raise UserError(f"The video of job {target.id} is no longer kept on the host; render it again first.")
         return target
 

@@ -72,6 +72,13 @@ def upload_too_large(err: discord.HTTPException) -> bool:
     return err.status == 413 or err.code == 40005
 
 
+async def result_file(store: JobStore, job: Job) -> Path | None:
+    """The job's video as a file on this host, through the store's blobs (from the database to this
+    host's cache when hosts share only that), or ``None`` when it is no longer kept. Every read of a
+    result goes through here: ``result_path`` is a reference, not a path on this host."""
+    return await store.blobs.fetch(job.result_path)
+
+
 async def fit(source: Path, limit: int) -> tuple[Path, str]:
     """``source`` if it is within ``limit`` bytes, else a re-encoded copy that is (or ``UserError``)."""
     size = source.stat().st_size
@@ -151,8 +158,8 @@ class ResultPoster:
         parent = await self.store.get(job.parent_id) if job.kind is JobKind.MUX and job.parent_id else None
         channel = channel or self.channel(job)
         once = once or nonce(job)
-        source = await self.store.blobs.fetch(job.result_path)  # from the database to this host's cache when shared
-        if source is None or not source.exists():
+        source = await result_file(self.store, job)
+        if source is None:
             log.error("job %d is done but its video %s is missing", job.id, job.result_path)
             return await channel.send(
                 upload_failed_text(job, "the video file is missing on the host."),

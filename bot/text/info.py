@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
+from bot.delivery.results import result_file
 from bot.text import limits
 from bot.text.messages import quote
 from engine.config import Config
 from engine.errors import UserError
 from engine.request.recipe import is_recipe, recipe_params, recipe_weights, render_command
 from engine.store.jobs import Job
+from engine.store.store import JobStore
 
 INFO_PROMPT_LIMIT = 300  # the prompt is in the command line too; the quote only reminds
 FROM_A_PICTURE = (
@@ -44,14 +45,16 @@ def info_text(recipe: Mapping[str, Any]) -> str:
     return limits.shorten(f"{head}\n{block}", limits.CONTENT)
 
 
-async def job_recipe(config: Config, job: Job) -> dict:
-    """The recipe inside the job's video when this host has it, else the one its parameters give here."""
+async def job_recipe(config: Config, store: JobStore, job: Job) -> dict:
+    """The recipe inside the job's video while it is kept (read through the store's blobs, whichever
+    host rendered it), else the one its parameters give here."""
     if job.params is None:
         raise UserError(f"Job {job.id} only added audio; use Info on the video it used (job {job.parent_id}).")
-    if job.result_path and Path(job.result_path).exists():
+    video = await result_file(store, job)
+    if video is not None:
         from engine.video.read import read_recipe  # ffmpeg side; imported only when needed
 
-        recipe = await asyncio.to_thread(read_recipe, job.result_path)
+        recipe = await asyncio.to_thread(read_recipe, video)
         if is_recipe(recipe):
             return recipe
     from engine.runtime.render_job import recipe_for  # torch-free; the one writer of recipes

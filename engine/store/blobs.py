@@ -46,7 +46,7 @@ class FileBlobs:
     local = True  # writers already put the files where readers look: nothing to copy
 
     def __init__(self, root: str | os.PathLike) -> None:
-        self.root = Path(root)
+        self.root = Path(root).absolute()  # a reference stays right whatever folder a process runs in
 
     def path(self, key: str) -> Path:
         return self.root / check_key(key)
@@ -73,11 +73,19 @@ class FileBlobs:
             return None
 
     async def fetch(self, ref: str | None) -> Path | None:
-        """The local file of a reference (a path, or a key), or ``None`` when there is none."""
+        """The local file of a reference (a path, or a key), or ``None`` when there is none.
+
+        A relative path that is not a key is one recorded while the data folder was given relative to
+        the working folder (``data/jobs/1/…``, before the root was made absolute): it is found there.
+        """
         if not ref:
             return None
-        path = Path(ref) if Path(ref).is_absolute() else self.path(ref)
-        return path if path.exists() else None
+        if Path(ref).is_absolute():
+            return Path(ref) if Path(ref).exists() else None
+        for path in (self.path(ref), Path(ref)):
+            if path.exists():
+                return path
+        return None
 
     async def keys(self, prefix: str) -> list[str]:
         base = self.root / prefix

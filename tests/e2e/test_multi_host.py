@@ -4,7 +4,9 @@ the loopback Discord, three ``animabot worker`` processes, each with a data fold
 Six renders from three members; one worker is SIGKILLed mid-render (its job resumes on another from
 its last saved frame), one is SIGSTOPped past its lease and then SIGCONTed (its late writes are
 refused), and the database restarts once. Every job is delivered exactly once, with every frame;
-the bot process never loaded torch or diffusers.
+the bot process never loaded torch or diffusers. Then, with every worker gone and the bot host's
+cached copies removed, Info, ``/mux`` and ``/deliver`` on the bot host reach a video a worker
+rendered: through the database, never a path on the worker's host.
 """
 
 from __future__ import annotations
@@ -12,12 +14,14 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
 from pathlib import Path
 
 from support.botharness import command, job_id_in
+from support.media import write_wav
 from support.waiting import result_of, until
 
 from engine.store.jobs import JobStatus
@@ -104,6 +108,13 @@ async def test_three_workers_one_bot_and_a_database_survive_a_kill_a_pause_and_a
 
         done = await until(lambda: _all_delivered(store, jobs), 240, "every job delivered")
         await until(lambda: _logged(logs[paused], "lost its lease"), 30, "the woken worker to notice")
+
+        # 4. the workers are gone, and the bot host's copies of the videos too: only the database has them
+        for process in workers.values():
+            process.send_signal(signal.SIGTERM)
+            process.wait(timeout=30)
+        shutil.rmtree(tmp_path / "bot" / "data" / "jobs", ignore_errors=True)
+        await _read_on_the_bot_host(fake, world, store, done[0], tmp_path)
     finally:
         for process in [bot, *workers.values()]:
             if process.poll() is None:
@@ -132,6 +143,30 @@ async def test_three_workers_one_bot_and_a_database_survive_a_kill_a_pause_and_a
                       for i in re.findall(rf"job {killed.id} frame (\d+) saved", text[name])]  # fmt: skip
     assert min(rendered_after) >= frames_at_kill, "the resumed job started over instead of from its saved frames"
     assert modules.read_text() == "-", f"the --no-engine bot loaded {modules.read_text()}"
+
+
+async def _read_on_the_bot_host(fake, world, store, job, tmp_path: Path) -> None:
+    """Info, /mux and /deliver on ``job``'s video from the bot host, which never had it but through the database."""
+    cache = tmp_path / "bot" / "data" / "jobs" / str(job.id)
+    result = result_of(fake, world.channel_id, job.id)
+    info = await fake.click(result.id, f"animabot:info:{job.id}", user_id=job.user_id)
+    [shown] = await info.wait_followups(1, 20)
+    assert f"Recipe of job {job.id}" in shown.content and f"--seed {job.seed}" in shown.content
+    assert list(cache.glob("*.mp4")), "Info read the recipe from the video, brought from the database"
+
+    wav = write_wav(tmp_path / "tone.wav", seconds=1.0).read_bytes()
+    muxed = await command(fake, "mux", {"job": job.id}, user_id=job.user_id, channel_id=world.channel_id,
+                          attachments={"audio": ("tone.wav", wav)}, timeout=20)  # fmt: skip
+    assert (await store.get(job_id_in(muxed.content))).parent_id == job.id  # queued: its video was found
+
+    await store.hold(job.id, "the test holds it back")
+    elsewhere = fake.add_channel(world.guild_id, "elsewhere")
+    shutil.rmtree(cache)
+    answer = await command(fake, "deliver", {"job": job.id}, user_id=job.user_id, channel_id=elsewhere, timeout=20)
+    assert answer.content == f"Posted job {job.id}'s video in <#{elsewhere}>."
+    video = tmp_path / f"{job.id}-delivered.mp4"
+    video.write_bytes(result_of(fake, elsewhere, job.id).attachments[0].data)
+    assert probe(video).frames == FRAMES
 
 
 async def _serving(logs, names) -> bool:

@@ -124,16 +124,7 @@ async def test_the_done_job_keeps_its_posts_and_its_video(host):
         assert read_recipe(video)["params"]["prompt"] == "a cat"
 
 
-async def test_the_done_jobs_video_is_found_through_the_stores_blobs(host, request):
-    if host.store.dialect == "sqlite":
-        request.applymarker(
-            pytest.mark.xfail(
-                strict=True,
-                reason="FileBlobs.fetch reads a relative reference as a key under data_dir, but releases recorded "
-                "paths relative to the working folder ('data/jobs/1/...' with the default data_dir 'data'; "
-                "today's runtime too)",
-            )
-        )
+async def test_the_done_jobs_video_is_found_through_the_stores_blobs(host):
     job = await host.store.get(1)
     assert await host.store.blobs.fetch(job.result_path) is not None
 
