@@ -88,9 +88,8 @@ class Batcher:
         self.held = HeldModels(config, device=device)  # loaded and compiled on the GPU thread
         self.passed_over: set[int] = set()  # head jobs an empty batch skipped once for a loaded model
         self.active: dict[int, BatchJob] = {}
-        self.fits = (
-            self.config.engine.max_batch
-        )  # jobs per shared GPU call: halved by an out-of-memory, reset when the batch empties
+        # jobs per shared GPU call: halved by an out-of-memory, back to max_batch when the batch empties
+        self.fits = self.config.engine.max_batch
         self.encodes: set[asyncio.Task] = set()  # videos being encoded (their jobs left the batch)
         self.records: set[asyncio.Task] = set()  # frames being written and recorded (Batcher._record)
         self._files = ThreadPoolExecutor(4, thread_name_prefix="animabot-files")  # PNG and JPEG writes
@@ -190,7 +189,7 @@ class Batcher:
     async def _take_round(self, batch: list[BatchJob], rendering: asyncio.Future, started: float) -> None:
         try:
             frames = await rendering
-        except Exception as err:
+        except Exception as err:  # not one job's fault (those are each job's error): the round itself
             log.exception("render round of jobs %s failed", [a.job.id for a in batch])
             for active in batch:
                 self._leave(active)
