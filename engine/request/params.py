@@ -78,6 +78,8 @@ class RenderParams:
         """Raise ``UserError`` naming the first bad value; return self when all is well."""
         if not self.prompt.strip():
             raise UserError("The prompt is empty: describe what the video should show.")
+        for name in _WHOLE_FIELDS:  # before the ranges: a job's frame count, steps and sizes are counts
+            _whole(name, getattr(self, name))
         _in_range("frames", self.frames, 1, MAX_FRAMES)
         _in_range("fps", self.fps, 1, MAX_FPS)
         _in_range("steps", self.steps, 1, MAX_STEPS)
@@ -210,9 +212,16 @@ class RenderParams:
     def from_dict(cls, data: dict) -> RenderParams:
         known = {f.name for f in dataclasses.fields(cls)}
         values = {k: v for k, v in data.items() if k in known}
+        for name in _WHOLE_FIELDS:  # JSON may write a whole number as 12.0; 2.5 stays for validate to refuse
+            if isinstance(values.get(name), float) and values[name].is_integer():
+                values[name] = int(values[name])
         if "loras" in values:  # JSON keeps the pairs as lists
             values["loras"] = tuple((str(name), float(weight)) for name, weight in values["loras"])
         return cls(**values)
+
+
+# The fields declared ``int`` (``seed``: ``int | None``): whole numbers, never a float such as 2.5.
+_WHOLE_FIELDS = tuple(field.name for field in dataclasses.fields(RenderParams) if field.type in ("int", "int | None"))
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -243,6 +252,12 @@ def keyframes(prompt: str) -> list[tuple[int, str]]:
         keys.append((frame, text))
     keys[0] = (0, keys[0][1])
     return keys
+
+
+def _whole(name: str, value) -> None:
+    """An int field holds an int (``None`` is left to the field's own check: a seed may be unset)."""
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+        raise UserError(f"{name.replace('_', ' ')} must be a whole number, got {value!r}.")
 
 
 def _in_range(name: str, value, low, high) -> None:

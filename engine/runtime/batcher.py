@@ -17,6 +17,10 @@ control's ControlNet and annotator. The compiled step is built for the canny Con
 pose rounds run eagerly. A job that starts from a picture gets it from ``engine.store.pictures`` by
 its ``image_key`` when its ``JobRender`` is built (so a restart resumes it).
 
+A bad job fails alone: one whose ``JobRender`` cannot be built (its params are checked there) fails
+before its first round, and when a shared GPU call raises, its jobs are retried one at a time and
+only those that raise alone fail (``Batcher._next_frames``; out of memory shrinks the rounds).
+
 This, ``engine.runtime.render_job`` and ``engine.runtime.gpu_models`` (the models, loaded and
 compiled) are the places that hand work to ``engine.render``; they import it (and so torch) only
 inside the functions that run on the GPU thread.
@@ -34,7 +38,7 @@ from concurrent.futures import Executor, ThreadPoolExecutor
 import numpy as np
 
 from engine.config import Config
-from engine.errors import UserError
+from engine.errors import OutOfMemory, UserError
 from engine.files import result_filename
 from engine.runtime import model_order
 from engine.runtime.gpu_models import HeldModels
@@ -84,6 +88,8 @@ class Batcher:
         self.held = HeldModels(config, device=device)  # loaded and compiled on the GPU thread
         self.passed_over: set[int] = set()  # head jobs an empty batch skipped once for a loaded model
         self.active: dict[int, BatchJob] = {}
+        # jobs per shared GPU call: halved by an out-of-memory, back to max_batch when the batch empties
+        self.fits = self.config.engine.max_batch
         self.encodes: set[asyncio.Task] = set()  # videos being encoded (their jobs left the batch)
         self.records: set[asyncio.Task] = set()  # frames being written and recorded (Batcher._record)
         self._files = ThreadPoolExecutor(4, thread_name_prefix="animabot-files")  # PNG and JPEG writes
@@ -112,7 +118,9 @@ class Batcher:
     # -- claiming ---------------------------------------------------------------------------------
     async def fill(self) -> None:
         """Fill the batch: any job when it is empty, then more jobs of the batch key being rendered."""
-        while len(self.active) < max(1, self.config.engine.max_batch):
+        if not self.active:
+            self.fits = self.config.engine.max_batch  # a fresh batch tries the full size again
+        while len(self.active) < self.config.engine.max_batch:
             key = next(iter(self.active.values())).batch_key if self.active else None
             job = await self.store.claim(self.worker, mux=False, batch_key=key, job_id=await self._preferred(key))
             if job is None:
@@ -181,7 +189,7 @@ class Batcher:
     async def _take_round(self, batch: list[BatchJob], rendering: asyncio.Future, started: float) -> None:
         try:
             frames = await rendering
-        except Exception as err:
+        except Exception as err:  # not one job's fault (those are each job's error): the round itself
             log.exception("render round of jobs %s failed", [a.job.id for a in batch])
             for active in batch:
                 self._leave(active)
@@ -207,9 +215,38 @@ class Batcher:
                 except Exception as err:
                     active.error = err
         live = [a for a in batch if a.render is not None and not a.cancel.is_set() and not a.render.done]
-        frames = next_frames([a.render for a in live]) if live else []
-        by_job = dict(zip((a.job.id for a in live), frames))
+        by_job: dict[int, np.ndarray | None] = {}
+        for start in range(0, len(live), self.fits):
+            by_job.update(self._next_frames(live[start : start + self.fits]))
         return [by_job.get(a.job.id) for a in batch]
+
+    def _next_frames(self, group: list[BatchJob]) -> dict[int, np.ndarray | None]:
+        """GPU thread: the next frame of each job of ``group``, their steps batched (``next_frames``).
+
+        A bad job fails alone: when the shared call raises, each job is retried alone, and only a job
+        that raises alone gets the error (its sentence at its end); a job whose frame was accepted
+        before the call raised keeps that frame. Out of memory is the round's size, not one job's
+        fault: the jobs are retried alone too (one that does not fit alone fails with the
+        out-of-memory sentence), and the batch's rounds take at most half as many jobs from then on.
+        """
+        before = [len(active.render.frames) for active in group]
+        try:
+            return dict(zip((active.job.id for active in group), next_frames([a.render for a in group])))
+        except Exception as err:
+            if len(group) == 1:
+                group[0].error = err
+                return {}
+            log.warning("render round of jobs %s failed (%s); retrying them one at a time",
+                        [active.job.id for active in group], err)  # fmt: skip
+            if isinstance(err, OutOfMemory):
+                self.fits = max(1, len(group) // 2)
+        frames: dict[int, np.ndarray | None] = {}
+        for active, count in zip(group, before):
+            if len(active.render.frames) > count:  # its frame was finished before the round raised
+                frames[active.job.id] = active.render.frames[-1]
+            else:
+                frames.update(self._next_frames([active]))
+        return frames
 
     def _weights(self, batch: list[BatchJob]):
         """GPU thread: the batch's model (one per batch: ``batch_key``) with its LoRAs on, or None when
