@@ -258,12 +258,12 @@ async def run(data: Path, args: argparse.Namespace, models: tuple[str, str]) -> 
             engine = {
                 "device": str(components.device),
                 "dtype": str(components.dtype).removeprefix("torch."),
-                "compiled_step": batcher.held.predict is not None,
+                "compiled_step": batcher.gpu_models.predict is not None,
             }
 
             async def compiled() -> bool:
                 # every batch size up to a full batch: warm_next keeps a size pending until it is compiled
-                return not batcher.held.wants_warm_up
+                return not batcher.gpu_models.wants_warm_up
 
             await until(compiled, WARM_UP_TIMEOUT, "every batch size compiled")
             warm = await animate(fake, store, world, world.member_id, "a lighthouse in a storm, warm-up")

@@ -41,7 +41,7 @@ from engine.config import Config
 from engine.errors import OutOfMemory, UserError
 from engine.files import result_filename
 from engine.runtime import model_order
-from engine.runtime.gpu_models import HeldModels
+from engine.runtime.gpu_models import GpuModels
 from engine.runtime.in_flight import BatchJob, Finish, Progress, describe_failure, job_dir, write_frame
 from engine.runtime.render_job import JobRender, next_frames, use_weights
 from engine.store.blobs import job_prefix
@@ -59,7 +59,7 @@ class Batcher:
     """The batch of render jobs one runtime is rendering, and the rounds that render it.
 
     The runtime's render loop calls :meth:`fill` while the batch is empty, and :meth:`run_round`
-    (which fills it further) while :attr:`active` holds jobs. The models are in :attr:`held`
+    (which fills it further) while :attr:`active` holds jobs. The models are in :attr:`gpu_models`
     (``engine.runtime.gpu_models``).
     """
 
@@ -85,7 +85,7 @@ class Batcher:
         self._publish = publish
         self._on_change = on_change  # a job left the batch or an encode ended
         self.catalog = config.catalog  # the models and LoRAs jobs name
-        self.held = HeldModels(config, device=device)  # loaded and compiled on the GPU thread
+        self.gpu_models = GpuModels(config, device=device)  # loaded and compiled on the GPU thread
         self.passed_over: set[int] = set()  # head jobs an empty batch skipped once for a loaded model
         self.active: dict[int, BatchJob] = {}
         # jobs per shared GPU call: halved by an out-of-memory, back to max_batch when the batch empties
@@ -145,10 +145,10 @@ class Batcher:
 
     async def _preferred(self, key: str | None) -> int | None:
         """An empty batch on a runtime with a model loaded: the job ``model_order.pick`` prefers."""
-        if key is not None or self.held.models is None or len(self.catalog.models) < 2:
+        if key is not None or self.gpu_models.cache is None or len(self.catalog.models) < 2:
             return None
         queue = await self.store.next_renders(model_order.LOOKAHEAD)
-        return model_order.pick(queue, self.held.models.loaded, self.passed_over)
+        return model_order.pick(queue, self.gpu_models.cache.loaded, self.passed_over)
 
     async def _check_cancels(self) -> None:
         limit = self.config.engine.job_timeout_seconds
@@ -252,7 +252,7 @@ class Batcher:
         """GPU thread: the batch's model (one per batch: ``batch_key``) with its LoRAs on, or None when
         it cannot be had; then every job of the batch gets the error (a removed name, a broken file)."""
         try:
-            return use_weights(self.held.models, self.catalog, batch[0].job.params)
+            return use_weights(self.gpu_models.cache, self.catalog, batch[0].job.params)
         except Exception as err:
             for active in batch:
                 active.error = err

@@ -1,8 +1,8 @@
-"""The models one runtime holds, on its GPU thread: the model cache, and the default model's compiled
+"""The models one runtime keeps loaded, on its GPU thread: the model cache, and the default model's compiled
 step and VAE with the batch sizes still to compile.
 
-At start :meth:`HeldModels.load` loads the default model (a model that cannot load is an error at
-start) and, on CUDA, compiles one job's sizes; the runtime calls :meth:`HeldModels.warm_next` while
+At start :meth:`GpuModels.load` loads the default model (a model that cannot load is an error at
+start) and, on CUDA, compiles one job's sizes; the runtime calls :meth:`GpuModels.warm_next` while
 idle until every batch size up to a full batch is compiled. Every method but the properties runs
 on the GPU thread; ``engine.render`` (and so torch) is imported only inside them.
 """
@@ -17,13 +17,13 @@ from engine.request.catalog import DEFAULT_MODEL
 log = logging.getLogger(__name__)
 
 
-class HeldModels:
-    """The runtime's model cache (``models``, made by :meth:`load`) and the sizes still ``to_warm``."""
+class GpuModels:
+    """The runtime's model cache (``cache``, made by :meth:`load`) and the sizes still ``to_warm``."""
 
     def __init__(self, config: Config, *, device: str) -> None:
         self.config = config
         self.device = device
-        self.models = None  # engine.render.weights.model_cache.ModelCache, made by load() on the GPU thread
+        self.cache = None  # engine.render.weights.model_cache.ModelCache, made by load() on the GPU thread
         self.to_warm: list[int] = [2]  # batch rows still to compile: one job first (load sets the rest)
 
     @property
@@ -43,7 +43,7 @@ class HeldModels:
         self._default().predict = step
 
     def _default(self):
-        return self.models.peek(DEFAULT_MODEL) if self.models is not None else None
+        return self.cache.peek(DEFAULT_MODEL) if self.cache is not None else None
 
     @property
     def wants_warm_up(self) -> bool:
@@ -56,8 +56,8 @@ class HeldModels:
         from engine.render.weights.model_cache import ModelCache
 
         engine = self.config.engine
-        self.models = ModelCache(self.config.catalog, engine, device=self.device, on_load=self._prepare)
-        components = self.models.get(DEFAULT_MODEL).components
+        self.cache = ModelCache(self.config.catalog, engine, device=self.device, on_load=self._prepare)
+        components = self.cache.get(DEFAULT_MODEL).components
         if self.predict is not None:
             self.warm_next()
             rows = accel.buckets_up_to(2 * max(1, engine.max_batch))

@@ -59,7 +59,7 @@ Finish = Callable[..., Awaitable[Job]]
 
 @dataclass(eq=False)
 class BatchJob:
-    """A render job held by this runtime: its frame chain lives on the GPU thread."""
+    """A render job this runtime claimed: its frame chain lives on the GPU thread."""
 
     job: Job
     work_dir: Path

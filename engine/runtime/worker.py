@@ -79,7 +79,7 @@ class Runtime:
     @property
     def components(self):
         """The loaded models (``engine.render.weights.models.Components``); ``None`` before :meth:`start`."""
-        return self.batcher.held.components
+        return self.batcher.gpu_models.components
 
     # -- lifecycle ----------------------------------------------------------------------------
     async def start(self) -> None:
@@ -87,7 +87,7 @@ class Runtime:
         await self.store.heartbeat(self.worker)
         await self._requeue_orphans()
         loop = asyncio.get_running_loop()
-        await loop.run_in_executor(self._gpu, self.batcher.held.load)
+        await loop.run_in_executor(self._gpu, self.batcher.gpu_models.load)
         self.store.add_listener(self._listener)
         self._tasks = [
             asyncio.create_task(self._resilient(self._render_loop), name="animabot-render"),
@@ -136,7 +136,7 @@ class Runtime:
             await self._changed.wait()
 
     def _busy(self) -> bool:
-        return self.batcher.busy or self.batcher.held.wants_warm_up or self._muxing > 0
+        return self.batcher.busy or self.batcher.gpu_models.wants_warm_up or self._muxing > 0
 
     def subscribe(self) -> asyncio.Queue:
         queue: asyncio.Queue = asyncio.Queue(maxsize=1000)
@@ -223,8 +223,8 @@ class Runtime:
                 await self.batcher.fill()  # a running batch fills itself while the GPU renders
             if self.batcher.active:
                 await self.batcher.run_round()
-            elif self.batcher.held.wants_warm_up:  # idle: compile the next batch size
-                await loop.run_in_executor(self._gpu, self.batcher.held.warm_next)
+            elif self.batcher.gpu_models.wants_warm_up:  # idle: compile the next batch size
+                await loop.run_in_executor(self._gpu, self.batcher.gpu_models.warm_next)
             else:
                 await self._wait()
 

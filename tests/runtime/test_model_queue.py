@@ -56,7 +56,7 @@ async def test_a_mixed_queue_renders_each_job_as_it_would_alone(config):
         await asyncio.wait_for(runtime.drain(), 120)
         done = [await store.get(i) for i in ids]
         assert [j.status for j in done] == [JobStatus.DONE] * len(jobs)
-        loads = runtime.batcher.held.models.loads
+        loads = runtime.batcher.gpu_models.cache.loads
     finally:
         await runtime.stop()
         await store.close()

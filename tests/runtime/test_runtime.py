@@ -315,10 +315,10 @@ async def test_an_idle_runtime_compiles_the_pending_batch_size_and_still_serves(
             calls.append((width, height, rows))
             return 0.0
 
-    runtime.batcher.held.predict = RecordingStep(runtime.components)
-    runtime.batcher.held.to_warm = [16]
+    runtime.batcher.gpu_models.predict = RecordingStep(runtime.components)
+    runtime.batcher.gpu_models.to_warm = [16]
     await _drained(runtime)  # a batch size waiting to be compiled is work left to do
-    assert calls == [(512, 512, (16,))] and runtime.batcher.held.to_warm == []
+    assert calls == [(512, 512, (16,))] and runtime.batcher.gpu_models.to_warm == []
     job = await store.enqueue(JobKind.ANIMATE, SMALL, user_id=1)
     runtime.notify()
     await _drained(runtime)
