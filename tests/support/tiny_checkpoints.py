@@ -18,7 +18,7 @@ from peft.utils import get_peft_model_state_dict
 from safetensors.torch import load_file, save_file
 
 from engine.render.weights import tiny
-from engine.render.weights.models import test_tiny_dir
+from engine.render.weights.builtin import test_tiny_dir
 
 UNET_TARGETS = ["to_q", "to_k", "to_v", "to_out.0"]
 TEXT_TARGETS = ["q_proj", "k_proj", "v_proj", "out_proj"]
