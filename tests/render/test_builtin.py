@@ -68,7 +68,7 @@ def _same_weights(a: torch.nn.Module, b: torch.nn.Module) -> bool:
 
 
 def test_a_built_in_model_brings_its_parts_unless_a_local_folder_is_configured():
-    local = str(builtin.test_tiny_dir(1) / "controlnet")  # test-tiny-2's weights: not the ones test-tiny brings
+    local = str(builtin.built_folder(1) / "controlnet")  # test-tiny-2's weights: not the ones test-tiny brings
     assert builtin.companion("test-tiny", local) == local
     assert builtin.companion("test-tiny-2", HUB_CONTROLNET) == builtin.COMPANIONS
     assert builtin.companion(HUB_CONTROLNET, HUB_CONTROLNET) == HUB_CONTROLNET  # not built in: the setting stands

@@ -69,7 +69,7 @@ def _render(components) -> np.ndarray:
 def served(tmp_path_factory):
     """test-tiny as two hub repos, padded with the files a real repo has that we skip."""
     root = tmp_path_factory.mktemp("served")
-    tiny_dir = builtin.test_tiny_dir()
+    tiny_dir = builtin.built_folder()
     repos = {SD_ID: root / "sd", CN_ID: root / "cn"}
     shutil.copytree(tiny_dir / "sd", repos[SD_ID])
     shutil.copytree(tiny_dir / "controlnet", repos[CN_ID])

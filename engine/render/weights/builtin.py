@@ -59,11 +59,11 @@ def folder_of(model_id: str, kind: str, control: str = "canny") -> Path | None:
     if not is_builtin(model_id):
         return None
     if kind in ("pipeline", "vae"):
-        return test_tiny_dir(MODELS[model_id]) / ("sd" if kind == "pipeline" else "sd/vae")
+        return built_folder(MODELS[model_id]) / ("sd" if kind == "pipeline" else "sd/vae")
     if kind == "controlnet":
-        return test_tiny_dir(MODELS[COMPANIONS]) / ("controlnet" if control == "canny" else f"controlnet-{control}")
+        return built_folder(MODELS[COMPANIONS]) / ("controlnet" if control == "canny" else f"controlnet-{control}")
     if kind == "annotator" and control != "canny":
-        return test_tiny_dir(MODELS[COMPANIONS]) / f"annotator-{control}"
+        return built_folder(MODELS[COMPANIONS]) / f"annotator-{control}"
     raise ValueError(f"built-in models have no {kind} for {control}")
 
 
@@ -73,7 +73,7 @@ def cache_root() -> Path:
     return Path(os.environ.get("ANIMABOT_CACHE") or Path.home() / ".cache" / "animabot").expanduser()
 
 
-def test_tiny_dir(seed: int = 0) -> Path:
+def built_folder(seed: int = 0) -> Path:
     """The saved repos of the built-in model of ``seed`` (``sd/``, ``controlnet/``, and each
     control's ``controlnet-*/`` and ``annotator-*/``), built on first use.
 

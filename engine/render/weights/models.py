@@ -226,7 +226,7 @@ def _load(
         sd_dir, sd_safetensors = folder_of(model, "pipeline", local_files_only)
     cn_dir, cn_safetensors = folder_of(controlnet, "controlnet", local_files_only)
 
-    # 2. load them, the same way for real and tiny weights
+    # 2. load them, the same way for real and built-in weights
     try:
         cn_model = ControlNetModel.from_pretrained(cn_dir, dtype=dtype, use_safetensors=cn_safetensors)
     except Exception as err:
