@@ -44,7 +44,9 @@ def _render_args(sub) -> None:
     p.add_argument("--motion-amount", type=float)
     p.add_argument("--scheduler", help="dpm++, pndm, euler or unipc")
     p.add_argument("--size", help="WIDTHxHEIGHT, multiples of 8")
-    p.add_argument("--model", help="a configured model name, else a hub id, local folder/.safetensors or test-tiny")
+    p.add_argument(
+        "--model", help="a configured model name, else a hub id, local folder/.safetensors or built-in model"
+    )
     p.add_argument(
         "--lora", action="append", default=[], metavar="NAME[:WEIGHT]", help="a configured LoRA (repeatable)"
     )
@@ -102,11 +104,21 @@ def _picture(args):
     return prepare_picture(read_picture_file(args.image), parse_size(args.size) if args.size else None)
 
 
+def _catalog_for(config: Config, model: str | None):
+    """The catalog and model name ``--model`` picks (None: the default): a configured name, else a
+    hub id, a path or a built-in model's name as a one-off entry."""
+    if model is None:
+        return config.catalog, None
+    from engine.render.weights.builtin import NAMES  # torch-free (the bot imports engine.render in functions)
+
+    return config.catalog.for_command_line(model, NAMES)
+
+
 def cmd_render(args, config: Config) -> int:
     picture = _picture(args)
     size = parse_size(args.size) if args.size else (None, None)
     config = render_cli.apply_recipe(args, config)  # --from VIDEO: its recipe becomes the defaults
-    catalog, model = config.catalog.for_command_line(args.model) if args.model else (config.catalog, None)
+    catalog, model = _catalog_for(config, args.model)
     loras = catalog.resolve_loras(",".join(args.lora)) if args.lora else None
     if picture is not None and not args.size:
         size = picture.pixels.shape[1], picture.pixels.shape[0]
@@ -165,7 +177,7 @@ async def _serve_worker(config: Config, device: str | None) -> None:
 
 
 def cmd_models_download(args, config: Config) -> int:
-    from engine.render.weights.hub import download_models
+    from engine.render.weights.inventory import download_models
 
     config = _engine_config(config, model=args.model, controlnet=args.controlnet)
     for path in download_models(config.engine, to=args.to, catalog=config.catalog):
@@ -174,7 +186,7 @@ def cmd_models_download(args, config: Config) -> int:
 
 
 def cmd_models_list(config: Config) -> int:
-    from engine.render.weights.presence import describe_catalog
+    from engine.render.weights.inventory import describe_catalog
 
     for line in describe_catalog(config.catalog, config.engine):
         print(line)
@@ -183,11 +195,9 @@ def cmd_models_list(config: Config) -> int:
 
 def check_weights(config: Config) -> None:
     """At start: every configured single-file checkpoint and LoRA is a readable file of its kind (``UserError``)."""
-    from engine.render.weights.weights_check import check_catalog
-    from engine.request.catalog import TEST_TINY_MODELS
+    from engine.render.weights.weights_check import check_catalog, expected_width
 
-    width = None if config.engine.model in TEST_TINY_MODELS else 768  # SD1.5's; test-tiny's is smaller
-    for line in check_catalog(config.catalog, width):
+    for line in check_catalog(config.catalog, expected_width(config.engine.model)):
         log.info("checked %s", line)
 
 

@@ -11,14 +11,13 @@ with one sentence naming those that are.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from engine.errors import UserError
 
 DEFAULT_MODEL = "default"
-TEST_TINY_MODELS = ("test-tiny", "test-tiny-2")  # the random-weight models built in code
 MAX_LORAS = 4
 LORA_WEIGHT_RANGE = (-2.0, 2.0)
 MAX_CHOICES = 25  # Discord shows at most 25 autocomplete choices
@@ -44,6 +43,11 @@ class ModelEntry:
     @property
     def single_file(self) -> bool:
         return self.model.endswith(".safetensors")
+
+    def configs_from(self, engine_model: str) -> str:
+        """The model whose configs (and so layer sizes) this entry's pipeline has: its own, or for
+        a single-file checkpoint its ``config`` or else ``engine_model`` (the ``[engine]`` model)."""
+        return (self.config or engine_model) if self.single_file else self.model
 
 
 @dataclass(frozen=True)
@@ -115,17 +119,19 @@ class Catalog:
         return " | ".join(piece.strip() + suffix for piece in prompt.split("|"))
 
     # -- the command line ---------------------------------------------------------------------
-    def for_command_line(self, value: str) -> tuple[Catalog, str]:
+    def for_command_line(self, value: str, built_in: Collection[str] = ()) -> tuple[Catalog, str]:
         """``animabot render --model VALUE``: a configured name wins; else a hub id, an existing path
-        or a test-tiny model is used as a one-off entry named ``VALUE``. Anything else: ``UserError``."""
+        or one of ``built_in`` (the names of the models built in code, which the render layer's
+        registry knows) is used as a one-off entry named ``VALUE``. Anything else: ``UserError``."""
         if value in self.models:
             return self, value
-        if value in TEST_TINY_MODELS or Path(value).expanduser().exists() or _looks_like_hub_id(value):
+        if value in built_in or Path(value).expanduser().exists() or _looks_like_hub_id(value):
             models = {**self.models, value: ModelEntry(value, value)}
             return Catalog(models, self.loras), value
+        also = f" or a built-in model ({', '.join(built_in)})" if built_in else ""
         raise UserError(
             f"There is no model {value!r}: configured models are {_names(self.models)}; "
-            "else give a hub id (org/name), an existing path or test-tiny."
+            f"else give a hub id (org/name), an existing path{also}."
         )
 
     # -- autocomplete -------------------------------------------------------------------------

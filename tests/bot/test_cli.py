@@ -7,7 +7,7 @@ import sys
 from support.hubserver import REPO_ROOT, LoopbackHub, closed_port_url, hub_env
 from support.media import write_wav
 
-from engine.render.weights import models
+from engine.render.weights import builtin
 from engine.video.read import probe
 
 
@@ -97,7 +97,7 @@ def test_bad_values_get_one_line_and_exit_code_2(tmp_path):
 
 
 def test_models_download_to_a_folder_and_an_unreachable_hub(tmp_path):
-    tiny = models.test_tiny_dir()
+    tiny = builtin.built_folder()
     repos = {"animabot-test/sd-tiny": tmp_path / "sd", "animabot-test/cn-tiny": tmp_path / "cn"}
     shutil.copytree(tiny / "sd", repos["animabot-test/sd-tiny"])
     shutil.copytree(tiny / "controlnet", repos["animabot-test/cn-tiny"])

@@ -36,7 +36,7 @@ def test_render_with_a_configured_model_and_lora_writes_the_video(host):
         (
             ["--model", "nosuch"],
             "animabot: There is no model 'nosuch': configured models are default, second, single; "
-            "else give a hub id (org/name), an existing path or test-tiny.",
+            "else give a hub id (org/name), an existing path or a built-in model (test-tiny, test-tiny-2).",
         ),
         (["--lora", "nosuch"], "animabot: There is no LoRA 'nosuch'; choose one of: ink."),
         (["--lora", "ink:9"], "animabot: The weight of LoRA ink must be between -2 and 2, got 9.0."),

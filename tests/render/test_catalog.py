@@ -64,3 +64,17 @@ def test_model_choices_put_prefix_matches_first_then_substring_matches():
     catalog = build_catalog("m", {"anime": {"model": "a"}, "realistic-anime": {"model": "b"}}, {})
     assert catalog.model_choices("anim") == ["anime", "realistic-anime"]
     assert catalog.model_choices("", ["default", "anime"]) == ["default", "anime"]
+
+
+def test_the_command_line_takes_a_configured_name_else_a_hub_id_a_path_or_a_name_it_is_told_is_built_in(tmp_path):
+    catalog = build_catalog("m", {"anime": {"model": "a"}}, {})
+    assert catalog.for_command_line("anime", ("built",)) == (catalog, "anime")
+    for value in ("org/name", str(tmp_path), "built"):
+        extended, name = catalog.for_command_line(value, ("built",))
+        assert (
+            name == value and extended.model(value).model == value and list(extended.models)[:2] == ["default", "anime"]
+        )
+    with pytest.raises(UserError, match=r"an existing path or a built-in model \(built, other\)\.$"):
+        catalog.for_command_line("nosuch", ("built", "other"))
+    with pytest.raises(UserError, match=r"else give a hub id \(org/name\), an existing path\.$"):
+        catalog.for_command_line("built")  # the catalog itself knows no built-in model

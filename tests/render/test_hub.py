@@ -19,7 +19,7 @@ from support.hubserver import LoopbackHub, closed_port_url, hub_env, run_python
 
 from engine.config import EngineConfig
 from engine.errors import UserError
-from engine.render.weights import hub, models
+from engine.render.weights import builtin, hub, inventory, models
 
 SD_ID = "animabot-test/sd-tiny"
 CN_ID = "animabot-test/cn-tiny"
@@ -69,7 +69,7 @@ def _render(components) -> np.ndarray:
 def served(tmp_path_factory):
     """test-tiny as two hub repos, padded with the files a real repo has that we skip."""
     root = tmp_path_factory.mktemp("served")
-    tiny_dir = models.test_tiny_dir()
+    tiny_dir = builtin.built_folder()
     repos = {SD_ID: root / "sd", CN_ID: root / "cn"}
     shutil.copytree(tiny_dir / "sd", repos[SD_ID])
     shutil.copytree(tiny_dir / "controlnet", repos[CN_ID])
@@ -94,7 +94,7 @@ def downloaded(served, tmp_path_factory):
 from pathlib import Path
 from engine.config import EngineConfig
 from engine.errors import UserError
-from engine.render.weights.hub import download_models
+from engine.render.weights.inventory import download_models
 config = EngineConfig(model={SD_ID!r}, controlnet={CN_ID!r}, **{CONTROL_CONFIG!r})
 result["cached"] = [str(p) for p in download_models(config)]
 result["to"] = [str(p) for p in download_models(config, to=Path({str(root / "models")!r}))]
@@ -235,7 +235,7 @@ def test_offline_mode_with_nothing_cached_says_so(tmp_path):
     code = f"""
 from engine.config import EngineConfig
 from engine.errors import UserError
-from engine.render.weights.hub import download_models
+from engine.render.weights.inventory import download_models
 try:
     download_models(EngineConfig(model={SD_ID!r}, controlnet={CN_ID!r}))
 except UserError as err:
@@ -285,7 +285,7 @@ def test_friendly_error_walks_the_cause_chain(tmp_path):
 
 def test_download_skips_builtin_and_local_models(tmp_path):
     (tmp_path / "config.json").write_text("{}")
-    assert hub.download_models(EngineConfig(model="test-tiny", controlnet=str(tmp_path))) == []
+    assert inventory.download_models(EngineConfig(model="test-tiny", controlnet=str(tmp_path))) == []
 
 
 def test_loopback_hub_answers_like_the_hub(served):

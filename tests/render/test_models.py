@@ -11,7 +11,7 @@ from PIL import Image
 
 from engine.config import EngineConfig
 from engine.errors import UserError
-from engine.render.weights import models, tiny
+from engine.render.weights import builtin, models, tiny
 
 TINY = EngineConfig(model="test-tiny", device="cpu")
 MODULES = ("unet", "controlnet", "vae", "text_encoder")
@@ -174,7 +174,7 @@ def test_test_tiny_is_built_once_by_concurrent_builders(tmp_path, monkeypatch):
 
     def build():
         try:
-            results.append(models.test_tiny_dir())
+            results.append(builtin.built_folder())
         except Exception as err:  # reported below
             errors.append(err)
 
@@ -186,7 +186,7 @@ def test_test_tiny_is_built_once_by_concurrent_builders(tmp_path, monkeypatch):
     assert not errors and results[0] == results[1]
     assert (results[0] / "sd" / "model_index.json").is_file()
     assert [p.name for p in results[0].parent.iterdir()] == [tiny.fingerprint()]  # no half-built leftovers
-    assert models.test_tiny_dir() == results[0]
+    assert builtin.built_folder() == results[0]
 
 
 # -- settings and errors -------------------------------------------------------------------------

@@ -18,7 +18,7 @@ from peft.utils import get_peft_model_state_dict
 from safetensors.torch import load_file, save_file
 
 from engine.render.weights import tiny
-from engine.render.weights.models import test_tiny_dir
+from engine.render.weights.builtin import built_folder
 
 UNET_TARGETS = ["to_q", "to_k", "to_v", "to_out.0"]
 TEXT_TARGETS = ["q_proj", "k_proj", "v_proj", "out_proj"]
@@ -155,7 +155,7 @@ def vae_to_original(state: dict, config: dict) -> dict:
 
 def save_single_file(path: Path, seed: int = 1) -> Path:
     """test-tiny (``seed`` 1: the weights of test-tiny-2) as one original-layout ``.safetensors``."""
-    sd = test_tiny_dir(seed) / "sd"
+    sd = built_folder(seed) / "sd"
     unet_config = json.loads((sd / "unet" / "config.json").read_text())
     vae_config = json.loads((sd / "vae" / "config.json").read_text())
     state = unet_to_original(load_file(str(sd / "unet" / "diffusion_pytorch_model.safetensors")), unet_config)

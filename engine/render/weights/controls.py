@@ -4,8 +4,8 @@
 OpenCV. ``depth`` and ``pose`` each have their own ControlNet and an annotator model that makes the
 map (``[engine] depth_controlnet``/``depth_annotator``, ``pose_controlnet``/``pose_annotator``).
 ``components_for`` gives the ``Components`` for a control: the same UNet, VAE and text encoder
-(no second copy), with that control's ControlNet and annotator. With ``test-tiny``, settings that
-are not local folders mean test-tiny's own tiny repos (as for the canny ControlNet).
+(no second copy), with that control's ControlNet and annotator, picked for the base's model as
+its canny ControlNet was (``engine.render.weights.builtin.companion``).
 
 Jobs of different controls never share a batch: the control is part of ``RenderParams.batch_key``.
 """
@@ -23,9 +23,8 @@ from diffusers import ControlNetModel
 
 from engine.errors import UserError
 from engine.render.steps.annotate import DepthAnnotator, PoseAnnotator
-from engine.render.weights import hub, models
-from engine.render.weights.hub import TEST_TINY
-from engine.request.params import CONTROLS
+from engine.render.weights import builtin, hub, models
+from engine.render.weights.inventory import control_ids
 
 log = logging.getLogger(__name__)
 
@@ -33,36 +32,28 @@ _CACHE: dict[tuple, models.Components] = {}
 _LOCK = threading.Lock()
 
 
-def control_ids(engine_config, control: str) -> tuple[str, str | None]:
-    """The ControlNet and annotator ids configured for ``control`` (no annotator for canny)."""
-    if control not in CONTROLS:
-        raise UserError(f"unknown control {control!r}; choose one of: {', '.join(CONTROLS)}.")
-    if control == "canny":
-        return engine_config.controlnet, None
-    return getattr(engine_config, f"{control}_controlnet"), getattr(engine_config, f"{control}_annotator")
-
-
 def components_for(base: models.Components, control: str, engine_config, *, local_files_only: bool = False):
     """``base`` for canny; else ``base`` with ``control``'s ControlNet and annotator, loaded once per process."""
     if control == "canny":
         return base
-    controlnet_id, annotator_id = control_ids(engine_config, control)
-    if not controlnet_id or not annotator_id:
+    configured = control_ids(engine_config, control)
+    if not all(configured):
         raise UserError(f"This host does not offer the {control} control; choose canny instead.")
+    controlnet_id, annotator_id = (builtin.companion(base.configs_from, part_id) for part_id in configured)
     key = (base, control, controlnet_id, annotator_id)
     with _LOCK:
         if key not in _CACHE:
-            _CACHE[key] = _load(base, control, engine_config, local_files_only)
+            _CACHE[key] = _load(base, control, controlnet_id, annotator_id, local_files_only)
         return _CACHE[key]
 
 
-def _load(base: models.Components, control: str, engine_config, local_files_only: bool) -> models.Components:
+def _load(
+    base: models.Components, control: str, controlnet_id: str, annotator_id: str, local_files_only: bool
+) -> models.Components:
     started = time.perf_counter()
-    controlnet_id, annotator_id = control_ids(engine_config, control)
-    tiny = engine_config.model == TEST_TINY
     # 1. find the folders (downloading hub repos that are not cached yet)
-    cn_dir, cn_safetensors = _folder(controlnet_id, "controlnet", f"controlnet-{control}", tiny, local_files_only)
-    an_dir, _ = _folder(annotator_id, "annotator", f"annotator-{control}", tiny, local_files_only)
+    cn_dir, cn_safetensors = models.folder_of(controlnet_id, "controlnet", local_files_only, control)
+    an_dir, _ = models.folder_of(annotator_id, "annotator", local_files_only, control)
     # 2. load them
     annotator_dtype = base.dtype if base.device.type == "cuda" else torch.float32
     try:
@@ -92,9 +83,3 @@ def _load_annotator(control: str, folder: Path, device: torch.device, dtype: tor
     if control == "depth":
         return DepthAnnotator(AutoModelForDepthEstimation.from_pretrained(folder, dtype=dtype), processor, device)
     return PoseAnnotator(VitPoseForPoseEstimation.from_pretrained(folder, dtype=dtype), processor, device)
-
-
-def _folder(model_id: str, kind: str, tiny_name: str, tiny: bool, local_files_only: bool) -> tuple[Path, bool | None]:
-    if model_id == TEST_TINY or (tiny and not hub.is_local(model_id)):
-        return models.test_tiny_dir() / tiny_name, True
-    return models._folder(model_id, kind, local_files_only)  # hub ids and local folders, as for the model

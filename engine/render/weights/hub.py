@@ -8,7 +8,6 @@ offline, because an offline ``snapshot_download`` checks the cached snapshot aga
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from typing import NoReturn
 
@@ -24,16 +23,12 @@ from huggingface_hub.errors import (
 )
 
 from engine.errors import UserError
-from engine.request.catalog import TEST_TINY_MODELS
 
 try:  # huggingface_hub 2.x talks HTTP through httpx2, 1.x through httpx
     import httpx2 as _http
 except ImportError:  # pragma: no cover
     import httpx as _http
 
-log = logging.getLogger(__name__)
-
-TEST_TINY = "test-tiny"  # the built-in random-weight model (engine/tiny.py): nothing to download
 DOWNLOAD_HINT = "run `animabot models download` on a machine that can reach the hub"
 
 # A Stable Diffusion repo (stable-diffusion-v1-5/stable-diffusion-v1-5 and its fine-tunes):
@@ -116,49 +111,6 @@ def fetch(
         # allow_patterns that match nothing only warn; the folder is then empty or missing.
         raise UserError(f"{repo_id} has no {wanted}: it is not a diffusers {kind} repo; check the id in [engine].")
     return folder
-
-
-def configured_repos(engine_config) -> list[tuple[str, str]]:
-    """``(repo id, kind)`` of every repo the config names: the model, then each control's ControlNet
-    and annotator (``engine.render.weights.controls``). A control set to ``""`` is not offered: skipped."""
-    repos = [(engine_config.model, "pipeline"), (engine_config.controlnet, "controlnet")]
-    for control in ("depth", "pose"):
-        repos.append((getattr(engine_config, f"{control}_controlnet"), "controlnet"))
-        repos.append((getattr(engine_config, f"{control}_annotator"), "annotator"))
-    return [(repo_id, kind) for repo_id, kind in repos if repo_id]
-
-
-def download_models(engine_config, to: Path | None = None, catalog=None) -> list[Path]:
-    """Fetch the configured Stable Diffusion, ControlNet and annotator repos; return their folders.
-
-    Without ``to`` they go to the Hugging Face cache, where ``load_components`` with the same ids
-    finds them offline. With ``to`` each repo becomes the plain folder ``to/<repo name>``, which
-    ``model = "<that folder>"`` in the config can point at. The built-in ``test-tiny`` and local
-    folders need no download and are skipped.
-    """
-    folders = []
-    for repo_id, kind in dict.fromkeys(configured_repos(engine_config) + _wanted(engine_config, catalog)):
-        # With test-tiny, settings that are not local folders mean its own tiny repos (as when loading).
-        tiny_part = engine_config.model == TEST_TINY and kind not in ("pipeline", "vae")
-        if repo_id in TEST_TINY_MODELS or is_local(repo_id) or repo_id.endswith(".safetensors") or tiny_part:
-            log.info("%s needs no download", repo_id)
-            continue
-        local_dir = Path(to) / repo_id.rstrip("/").split("/")[-1] if to is not None else None
-        log.info("downloading %s%s", repo_id, f" into {local_dir}" if local_dir else "")
-        folders.append(fetch(repo_id, kind, local_dir=local_dir))
-    return folders
-
-
-def _wanted(engine_config, catalog) -> list[tuple[str, str]]:
-    """(repo id, kind) of the [engine] model and ControlNet, then of every configured model's parts
-    (``catalog``: an ``engine.request.catalog.Catalog``; its ``default`` is the [engine] model)."""
-    wanted = [(engine_config.model, "pipeline"), (engine_config.controlnet, "controlnet")]
-    for entry in catalog.models.values() if catalog is not None else ():
-        wanted.append((entry.model, "pipeline"))
-        wanted += [(entry.controlnet, "controlnet")] if entry.controlnet else []
-        wanted += [(entry.vae, "vae")] if entry.vae else []
-        wanted += [(entry.config, "pipeline")] if entry.config else []
-    return wanted
 
 
 def _chain(err: BaseException) -> list[BaseException]:

@@ -6,9 +6,9 @@ A model id in ``[engine]`` is one of:
   it is there (no network at all), else downloaded once with ``engine.render.weights.hub.fetch``;
 - a local folder holding a diffusers layout (``model_index.json`` for the model, ``config.json``
   for the ControlNet), e.g. one made by ``animabot models download --to``;
-- ``test-tiny``: tiny random weights built in code (``engine/tiny.py``), saved once to a cache
-  folder and then loaded with the same ``from_pretrained`` calls as real weights. With it, the
-  ControlNet setting is used only when it is a local folder; otherwise the tiny ControlNet is.
+- a built-in model (``engine.render.weights.builtin``): random weights built in code, saved once to
+  a cache folder and then loaded with the same ``from_pretrained`` calls as real weights. Its
+  ControlNet is the one it brings unless a local folder is configured (``builtin.companion``).
 
 Failures the user can fix (unreachable hub, wrong id, missing folder) become ``UserError``.
 """
@@ -16,9 +16,6 @@ Failures the user can fix (unreachable hub, wrong id, missing folder) become ``U
 from __future__ import annotations
 
 import logging
-import os
-import shutil
-import tempfile
 import threading
 import time
 from dataclasses import dataclass
@@ -38,9 +35,9 @@ from transformers import CLIPTextModel, CLIPTokenizer
 
 from engine.config import EngineConfig
 from engine.errors import UserError
-from engine.render.weights import hub
-from engine.render.weights.hub import TEST_TINY
-from engine.request.catalog import TEST_TINY_MODELS, ModelEntry
+from engine.render.weights import builtin, hub
+from engine.render.weights.inventory import controlnet_of
+from engine.request.catalog import DEFAULT_MODEL, ModelEntry
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +70,9 @@ class Components:
     # The depth or pose control's map maker (engine.render.steps.annotate), set by
     # engine.render.weights.controls.components_for; None for canny, whose map needs no model.
     annotator: object = None
+    # The model id whose configs these modules were built from (a single-file checkpoint's config
+    # source): a control's ControlNet and annotator are picked for it (builtin.companion).
+    configs_from: str = ""
 
     @cached_property
     def shared_pipeline(self) -> StableDiffusionControlNetPipeline:
@@ -158,50 +158,6 @@ def resolve_dtype(name: str | torch.dtype, device: torch.device) -> torch.dtype:
         raise UserError(f"dtype must be auto, float16, bfloat16 or float32, got {name!r}.") from None
 
 
-# -- the built-in test-tiny model -----------------------------------------------------------------
-def cache_root() -> Path:
-    """Where animabot keeps what it builds: ``$ANIMABOT_CACHE`` or ``~/.cache/animabot``."""
-    return Path(os.environ.get("ANIMABOT_CACHE") or Path.home() / ".cache" / "animabot").expanduser()
-
-
-def test_tiny_dir(seed: int = 0) -> Path:
-    """The saved ``test-tiny`` repos (``sd/`` and ``controlnet/``), built on first use; ``seed`` 1 is
-    ``test-tiny-2`` (same layout, other weights).
-
-    Built in a temporary folder beside the final one and renamed into place, so processes
-    starting together never load a half-written copy: the first rename wins, the others discard
-    their copy. The folder name carries a hash of the tiny layout, so a changed layout rebuilds.
-    """
-    from engine.render.weights import tiny  # builds models; only needed here
-
-    final = cache_root() / "test-tiny" / (tiny.fingerprint() + (f"-seed{seed}" if seed else ""))
-    if _tiny_complete(final):
-        return final
-    final.parent.mkdir(parents=True, exist_ok=True)
-    building = Path(tempfile.mkdtemp(prefix=".building-", dir=final.parent))
-    try:
-        tiny.save_test_tiny(building, seed=seed)
-        try:
-            os.rename(building, final)
-            log.info("built test-tiny in %s", final)
-        except OSError:
-            if not _tiny_complete(final):  # not another builder winning the race
-                raise
-    finally:
-        shutil.rmtree(building, ignore_errors=True)
-    return final
-
-
-def _tiny_complete(folder: Path) -> bool:
-    wanted = (
-        "sd/model_index.json",
-        "controlnet/config.json",
-        "controlnet-pose/config.json",
-        "annotator-pose/config.json",
-    )
-    return all((folder / name).is_file() for name in wanted)
-
-
 # -- loading --------------------------------------------------------------------------------------
 _CACHE: dict[tuple, Components] = {}
 _CACHE_LOCK = threading.Lock()
@@ -222,11 +178,11 @@ def load_components(
     device = resolve_device(device if device is not None else engine_config.device)
     dtype = resolve_dtype(engine_config.dtype, device)
     model = engine_config.model
-    controlnet = _tiny_controlnet(model, engine_config.controlnet)
+    controlnet = controlnet_of(ModelEntry(DEFAULT_MODEL, model), engine_config)
     key = (model, controlnet, device, dtype)
     with _CACHE_LOCK:
         if key not in _CACHE:
-            _CACHE[key] = _load(model, controlnet, device, dtype, local_files_only)
+            _CACHE[key] = _load(model, controlnet, device, dtype, local_files_only, configs_from=model)
         return _CACHE[key]
 
 
@@ -242,18 +198,12 @@ def load_model(
     a single-file checkpoint reads its configs from the entry's ``config`` or the ``[engine]`` model."""
     device = resolve_device(device if device is not None else engine_config.device)
     dtype = resolve_dtype(engine_config.dtype, device)
-    base = entry.config or engine_config.model
-    controlnet = _tiny_controlnet(
-        base if entry.single_file else entry.model, entry.controlnet or engine_config.controlnet
-    )
+    configs_from = entry.configs_from(engine_config.model)
+    controlnet = controlnet_of(entry, engine_config)
+    what = f"model {entry.name}"
     return _load(
-        entry.model, controlnet, device, dtype, local_files_only, vae=entry.vae, base=base, what=f"model {entry.name}"
+        entry.model, controlnet, device, dtype, local_files_only, vae=entry.vae, configs_from=configs_from, what=what
     )
-
-
-def _tiny_controlnet(model: str, controlnet: str) -> str:
-    """A test-tiny model gets the tiny ControlNet unless a local ControlNet folder is configured."""
-    return TEST_TINY if model in TEST_TINY_MODELS and not hub.is_local(controlnet) else controlnet
 
 
 def _load(
@@ -263,20 +213,20 @@ def _load(
     dtype: torch.dtype,
     local_files_only: bool,
     *,
+    configs_from: str,
     vae: str | None = None,
-    base: str | None = None,
     what: str | None = None,
 ) -> Components:
     started = time.perf_counter()
     # 1. find the folders (downloading hub repos that are not cached yet)
     single_file = model.endswith(".safetensors")
     if single_file:  # configs from the base model; only ever read locally
-        sd_dir, sd_safetensors = _folder(base or model, "pipeline", True)
+        sd_dir, sd_safetensors = folder_of(configs_from, "pipeline", True)
     else:
-        sd_dir, sd_safetensors = _folder(model, "pipeline", local_files_only)
-    cn_dir, cn_safetensors = _folder(controlnet, "controlnet", local_files_only)
+        sd_dir, sd_safetensors = folder_of(model, "pipeline", local_files_only)
+    cn_dir, cn_safetensors = folder_of(controlnet, "controlnet", local_files_only)
 
-    # 2. load them, the same way for real and tiny weights
+    # 2. load them, the same way for real and built-in weights
     try:
         cn_model = ControlNetModel.from_pretrained(cn_dir, dtype=dtype, use_safetensors=cn_safetensors)
     except Exception as err:
@@ -288,12 +238,12 @@ def _load(
     else:
         pipe = _from_pretrained(sd_dir, sd_safetensors, cn_model, dtype, model)
     if vae is not None:
-        vae_dir, vae_safetensors = _folder(vae, "vae", local_files_only)
+        vae_dir, vae_safetensors = folder_of(vae, "vae", local_files_only)
         try:
             pipe.vae = AutoencoderKL.from_pretrained(vae_dir, dtype=dtype, use_safetensors=vae_safetensors)
         except Exception as err:
             hub.raise_friendly(err, vae)
-    return _place(pipe, model, controlnet, device, dtype, started)
+    return _place(pipe, model, controlnet, device, dtype, started, configs_from)
 
 
 def _from_pretrained(sd_dir, sd_safetensors, cn_model, dtype, model: str) -> StableDiffusionControlNetPipeline:
@@ -311,7 +261,9 @@ def _from_pretrained(sd_dir, sd_safetensors, cn_model, dtype, model: str) -> Sta
         hub.raise_friendly(err, model)
 
 
-def _place(pipe, model: str, controlnet: str, device: torch.device, dtype: torch.dtype, started: float) -> Components:
+def _place(
+    pipe, model: str, controlnet: str, device: torch.device, dtype: torch.dtype, started: float, configs_from: str
+) -> Components:
     # 3. place them: device, eval mode, no gradients
     modules = {name: getattr(pipe, name) for name in ("unet", "controlnet", "vae", "text_encoder")}
     for module in modules.values():
@@ -325,27 +277,30 @@ def _place(pipe, model: str, controlnet: str, device: torch.device, dtype: torch
         scheduler_config=dict(pipe.scheduler.config),
         device=device,
         dtype=dtype,
+        configs_from=configs_from,
     )
 
 
-def _folder(model_id: str, kind: str, local_files_only: bool) -> tuple[Path, bool | None]:
-    """The local folder for ``model_id``, and the ``use_safetensors`` to load it with.
+def folder_of(model_id: str, kind: str, local_files_only: bool, control: str = "canny") -> tuple[Path, bool | None]:
+    """The local folder for ``model_id`` of ``kind`` (``pipeline``, ``vae``, ``controlnet`` or
+    ``annotator``, the last two for ``control``), and the ``use_safetensors`` to load it with:
+    a built-in model's saved part, a local folder, or a hub repo (downloaded unless cached).
 
     Our downloads hold only ``.safetensors``; a user's own folder may hold ``.bin`` weights too,
     so diffusers picks there (preferring safetensors).
     """
-    if model_id in TEST_TINY_MODELS:
-        seed = 0 if kind == "controlnet" else TEST_TINY_MODELS.index(model_id)
-        return test_tiny_dir(seed) / ("sd" if kind == "pipeline" else "controlnet"), True
+    built = builtin.folder_of(model_id, kind, control)
+    if built is not None:
+        return built, True
     if hub.is_local(model_id):
-        folder = Path(model_id).expanduser()
+        local = Path(model_id).expanduser()
         wanted = hub.MARKER_FILE[kind]
-        if not (folder / wanted).is_file():
+        if not (local / wanted).is_file():
             raise UserError(
                 f"The folder {model_id} has no {wanted}, so it is not a diffusers {kind} folder; "
                 "point [engine] at a folder that `animabot models download --to` made."
             )
-        return folder, None
+        return local, None
     if _looks_like_path(model_id):
         raise UserError(
             f"The model folder {model_id} does not exist; check the path in the [engine] section of the config."

@@ -13,9 +13,11 @@ import re
 from pathlib import Path
 
 from engine.errors import UserError
+from engine.render.weights import builtin
 from engine.request.catalog import Catalog, ModelEntry
 
 MAX_HEADER_BYTES = 100 * 1024 * 1024
+SD15_CROSS_ATTENTION = 768  # the width of SD1.5's text embeddings, which its UNet attends to
 UNET_PREFIX = "model.diffusion_model."
 CLIP_PREFIX = "cond_stage_model.transformer."  # SD1.x's CLIP text encoder (SD2 has cond_stage_model.model.)
 _CROSS_ATTENTION = re.compile(r"^model\.diffusion_model\..*attn2\.to_k\.weight$")
@@ -53,7 +55,9 @@ def read_header(path: str | Path, what: str) -> dict[str, dict]:
     return header
 
 
-def check_sd15_checkpoint(path: str | Path, what: str, cross_attention_dim: int | None = 768) -> dict[str, dict]:
+def check_sd15_checkpoint(
+    path: str | Path, what: str, cross_attention_dim: int | None = SD15_CROSS_ATTENTION
+) -> dict[str, dict]:
     """``UserError`` unless ``path`` is a single-file SD1.5 checkpoint (original layout) whose UNet's
     cross-attention width is ``cross_attention_dim`` (768 for SD1.5; None: not checked)."""
     header = read_header(path, what)
@@ -85,7 +89,13 @@ def check_lora_file(path: str | Path, what: str) -> dict[str, dict]:
     return header
 
 
-def check_catalog(catalog: Catalog, cross_attention_dim: int | None = 768) -> list[str]:
+def expected_width(model_id: str) -> int | None:
+    """The cross-attention width of single-file checkpoints read with ``model_id``'s configs: SD1.5's,
+    or None (not checked) for a built-in model, whose random layers are narrower."""
+    return None if builtin.is_builtin(model_id) else SD15_CROSS_ATTENTION
+
+
+def check_catalog(catalog: Catalog, cross_attention_dim: int | None = SD15_CROSS_ATTENTION) -> list[str]:
     """Check every configured single-file checkpoint and LoRA; returns one line per file checked."""
     checked = []
     for entry in catalog.models.values():
