@@ -1,5 +1,6 @@
 """The ``animabot`` command, run as a user runs it: in a subprocess."""
 
+import os
 import shutil
 import subprocess
 import sys
@@ -12,6 +13,9 @@ from engine.video.read import probe
 
 
 def animabot(*args, env=None, cwd=None) -> subprocess.CompletedProcess:
+    """Run ``animabot ARGS``; this checkout's code is imported whatever ``cwd`` is (not an installed copy's)."""
+    env = dict(os.environ if env is None else env)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
     return subprocess.run(
         [sys.executable, "-m", "bot.cli.main", *map(str, args)],
         capture_output=True,

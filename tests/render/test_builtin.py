@@ -24,8 +24,11 @@ HUB_CONTROLNET = "lllyasviel/control_v11p_sd15_canny"
 
 
 def _docstrings(tree: ast.AST) -> set[int]:
+    """Docstrings, and the ``description=`` texts of schema fields (the config's documentation)."""
     found = set()
     for node in ast.walk(tree):
+        if isinstance(node, ast.keyword) and node.arg == "description" and isinstance(node.value, ast.Constant):
+            found.add(id(node.value))
         if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and node.body:
             first = node.body[0]
             if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant):
