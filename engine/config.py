@@ -39,7 +39,7 @@ from typing_extensions import TypedDict
 from engine.errors import UserError
 from engine.request import params
 from engine.request.catalog import DEFAULT_MODEL, LORA_WEIGHT_RANGE, Catalog, build_catalog
-from engine.request.params import RenderParams
+from engine.request.params import CONTROLS, RenderParams
 from engine.request.validation import (
     SCHEMA,
     Loc,
@@ -119,6 +119,15 @@ class EngineConfig:
         "usyd-community/vitpose-base-simple",
         description="the ViTPose model whose keypoints are drawn as an OpenPose skeleton",
     )
+
+    def control_ids(self, control: str) -> tuple[str, str | None]:
+        """The ControlNet and annotator ids configured for ``control`` (canny has no annotator; ``""``:
+        this host does not offer that control)."""
+        if control not in CONTROLS:
+            raise UserError(f"unknown control {control!r}; choose one of: {', '.join(CONTROLS)}.")
+        if control == "canny":
+            return self.controlnet, None
+        return getattr(self, f"{control}_controlnet"), getattr(self, f"{control}_annotator")
 
 
 @dataclass(frozen=True, config=SCHEMA)

@@ -55,10 +55,9 @@ def named_weights(catalog: Catalog, engine_config: EngineConfig, params: RenderP
     The model is ``None`` when the catalog no longer has it (a recipe then names it by its name alone).
     """
     entry = catalog.models.get(params.model)
-    if params.control == "canny":  # the model's own ControlNet, else [engine] controlnet
-        controlnet = (entry.controlnet if entry is not None else None) or engine_config.controlnet
-    else:
-        controlnet = getattr(engine_config, f"{params.control}_controlnet")
+    controlnet, _ = engine_config.control_ids(params.control)
+    if params.control == "canny" and entry is not None and entry.controlnet:  # the model's own ControlNet
+        controlnet = entry.controlnet
     return (entry.model if entry is not None else None), controlnet
 
 

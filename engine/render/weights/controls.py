@@ -24,7 +24,6 @@ from diffusers import ControlNetModel
 from engine.errors import UserError
 from engine.render.steps.annotate import DepthAnnotator, PoseAnnotator
 from engine.render.weights import builtin, hub, models
-from engine.render.weights.inventory import control_ids
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +35,7 @@ def components_for(base: models.Components, control: str, engine_config, *, loca
     """``base`` for canny; else ``base`` with ``control``'s ControlNet and annotator, loaded once per process."""
     if control == "canny":
         return base
-    configured = control_ids(engine_config, control)
+    configured = engine_config.control_ids(control)
     if not all(configured):
         raise UserError(f"This host does not offer the {control} control; choose canny instead.")
     controlnet_id, annotator_id = (builtin.companion(base.configs_from, part_id) for part_id in configured)

@@ -23,15 +23,6 @@ from engine.request.params import CONTROLS
 log = logging.getLogger(__name__)
 
 
-def control_ids(engine_config: EngineConfig, control: str) -> tuple[str, str | None]:
-    """The ControlNet and annotator ids configured for ``control`` (no annotator for canny)."""
-    if control not in CONTROLS:
-        raise UserError(f"unknown control {control!r}; choose one of: {', '.join(CONTROLS)}.")
-    if control == "canny":
-        return engine_config.controlnet, None
-    return getattr(engine_config, f"{control}_controlnet"), getattr(engine_config, f"{control}_annotator")
-
-
 def controlnet_of(entry: ModelEntry, engine_config: EngineConfig) -> str:
     """The id of the (canny) ControlNet a render with ``entry`` loads: the entry's or ``[engine]``'s
     setting, as ``builtin.companion`` picks it for the entry's model."""
@@ -47,7 +38,7 @@ def parts(entry: ModelEntry, engine: EngineConfig) -> list[tuple[str, str]]:
     found.append((controlnet_of(entry, engine), "controlnet"))
     found += [(entry.vae, "vae")] if entry.vae else []
     for control in CONTROLS:
-        controlnet, annotator = control_ids(engine, control)
+        controlnet, annotator = engine.control_ids(control)
         if control != "canny" and controlnet and annotator:
             found.append((builtin.companion(configs_from, controlnet), "controlnet"))
             found.append((builtin.companion(configs_from, annotator), "annotator"))
