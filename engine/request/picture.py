@@ -6,11 +6,11 @@ with one sentence: not a picture, undecodable, over ``MAX_PICTURE_BYTES`` or ``M
 (decompression bombs are refused from the header, before any pixel is decoded).
 
 Fitting: EXIF orientation is applied; CMYK, palette, greyscale and 16-bit pictures become 8-bit RGB;
-transparency is composited on black or white, whichever contrasts with the opaque pixels it shows; then the
-picture is scaled to cover the render size and centre-cropped. Before any of that is done in floats,
-the part the frame shows is cut out and scaled down in Pillow to at most ``OVERSAMPLE`` times the
-render size, so a 40-megapixel upload costs about its own 8-bit pixels in memory, not gigabytes. Without a size, the size follows the
-picture's aspect: the closest of ``SIZES``.
+transparency is composited on black or white, whichever contrasts with the opaque pixels it shows;
+then the picture is scaled to cover the render size and centre-cropped. Before any of that is done
+in floats, the part the frame shows is cut out and scaled down in Pillow to at most ``OVERSAMPLE``
+times the render size, so a 40-megapixel upload costs about its own 8-bit pixels in memory, not
+gigabytes. Without a size, the size follows the picture's aspect: the closest of ``SIZES``.
 """
 
 from __future__ import annotations
