@@ -55,7 +55,7 @@ USER_INPUT_OPTIONS: Mapping[str, str] = {
     "format_whitelist": ",".join(USER_AUDIO_FORMATS),
 }
 _NO_OPTIONS: Mapping[str, str] = {}
-# The most of an audio file :func:`check_audio` decodes unless told otherwise (/mux's limit, 10 minutes).
+# The most of an audio file :func:`check_audio` decodes unless told otherwise (10 minutes).
 AUDIO_CHECK_SECONDS = 600.0
 
 
