@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -35,6 +36,9 @@ MAX_AUDIO_SECONDS = 600.0
 DOWNLOAD_SECONDS = 120.0  # the whole download, however slow the CDN
 UNSPECIFIC_TYPES = ("", "application/octet-stream", "video/mp4", "video/webm", "video/ogg")
 AUDIO_EXTENSIONS = (".mp3", ".wav", ".ogg", ".oga", ".opus", ".flac", ".m4a", ".aac", ".mp4", ".webm")
+# Uploaded audio is checked here, two files at a time: however many members send at once, the checks
+# queue behind each other and never fill the default executor that every other command's work uses.
+AUDIO_CHECKS = ThreadPoolExecutor(max_workers=2, thread_name_prefix="audio-check")
 
 
 def check_attachment(filename: str, content_type: str | None, size: int) -> str:
@@ -87,7 +91,8 @@ class Mux(commands.Cog):
         try:
             from engine.video.read import check_audio  # ffmpeg side; imported only when needed
 
-            seconds = await asyncio.to_thread(check_audio, path)
+            loop = asyncio.get_running_loop()
+            seconds = await loop.run_in_executor(AUDIO_CHECKS, check_audio, path, MAX_AUDIO_SECONDS)
             if seconds > MAX_AUDIO_SECONDS:
                 raise UserError(
                     f"That audio is {format_duration(seconds)} long; /mux takes at most "

@@ -6,9 +6,11 @@ with one sentence: not a picture, undecodable, over ``MAX_PICTURE_BYTES`` or ``M
 (decompression bombs are refused from the header, before any pixel is decoded).
 
 Fitting: EXIF orientation is applied; CMYK, palette, greyscale and 16-bit pictures become 8-bit RGB;
-transparency is composited on black or white, whichever contrasts with the opaque pixels; then the
-picture is scaled to cover the render size and centre-cropped. Without a size, the size follows the
-picture's aspect: the closest of ``SIZES``.
+transparency is composited on black or white, whichever contrasts with the opaque pixels it shows;
+then the picture is scaled to cover the render size and centre-cropped. Before any of that is done
+in floats, the part the frame shows is cut out and scaled down in Pillow to at most ``OVERSAMPLE``
+times the render size, so a 40-megapixel upload costs about its own 8-bit pixels in memory, not
+gigabytes. Without a size, the size follows the picture's aspect: the closest of ``SIZES``.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
 from engine.errors import UserError
 
@@ -30,6 +32,12 @@ MAX_PICTURE_PIXELS = 40_000_000
 # The three sizes members choose from; a picture without an explicit size gets the closest aspect.
 SIZES = {"square": (512, 512), "landscape": (768, 512), "portrait": (512, 768)}
 ANIMATED_NOTE = "That picture is animated, so its first frame is used."
+# A picture enters the float work (compositing) at most this many times the frame's width and height:
+# a 40-megapixel upload becomes ~1.5 megapixels in Pillow's 8 bits first.
+OVERSAMPLE = 2
+BAND_ROWS = 64  # output rows shrunk at a time
+LANCZOS_REACH = 3  # output pixels the Lanczos filter reaches on each side
+TURNED = (5, 6, 7, 8)  # EXIF orientations that swap width and height
 
 
 @dataclass(frozen=True)
@@ -50,11 +58,18 @@ class FittedPicture:
 
 def prepare_picture(data: bytes, size: tuple[int, int] | None = None) -> FittedPicture:
     """Check, decode and fit ``data`` (the uploaded file) to ``size`` (None: from the picture's aspect)."""
-    image, animated = open_picture(data)
-    width, height = size if size is not None else size_for(*image.size)
-    pixels = fit(image, width, height)
+    image, animated = open_picture(data)  # checked from its header; nothing decoded yet
+    try:
+        upright = upright_size(image)
+        width, height = size if size is not None else size_for(*upright)
+        decoded = decode_for_frame(image, width, height)
+    except (OSError, ValueError, SyntaxError, EOFError):
+        raise UserError(
+            "That picture could not be decoded (the file is damaged or cut short); save it again and attach it once more."
+        ) from None
+    pixels = fit(decoded, width, height)
     png = encode_png(pixels)
-    return FittedPicture(pixels, png, picture_key(png), animated, image.size)
+    return FittedPicture(pixels, png, picture_key(png), animated, upright)
 
 
 def check_picture_size(size: int) -> None:
@@ -76,7 +91,7 @@ def read_picture_file(path: str | Path) -> bytes:
 
 
 def open_picture(data: bytes) -> tuple[Image.Image, bool]:
-    """The decoded, upright RGB picture and whether the file was animated; ``UserError`` if it is no good."""
+    """The opened picture (only its header read) and whether the file is animated; ``UserError`` if it is no good."""
     check_picture_size(len(data))
     try:
         with warnings.catch_warnings():
@@ -88,16 +103,30 @@ def open_picture(data: bytes) -> tuple[Image.Image, bool]:
         raise UserError("That file is not a picture; use a PNG, JPEG, WebP or GIF image.") from None
     if image.width * image.height > MAX_PICTURE_PIXELS:  # from the header: nothing decoded yet
         raise _too_many_pixels(image.size)
-    animated = getattr(image, "n_frames", 1) > 1
-    try:
-        image.seek(0)
-        image.load()
-        image = ImageOps.exif_transpose(image)
-    except (OSError, ValueError, SyntaxError, EOFError):
-        raise UserError(
-            "That picture could not be decoded (the file is damaged or cut short); save it again and attach it once more."
-        ) from None
-    return to_rgb(image), animated
+    return image, getattr(image, "n_frames", 1) > 1
+
+
+def upright_size(image: Image.Image) -> tuple[int, int]:
+    """``image``'s width and height once its EXIF orientation is applied."""
+    turned = image.getexif().get(ExifTags.Base.Orientation, 1) in TURNED
+    return (image.height, image.width) if turned else image.size
+
+
+def decode_for_frame(image: Image.Image, width: int, height: int) -> Image.Image:
+    """The first frame of the opened ``image``, decoded upright as 8-bit RGB and already cut and scaled
+    down to at most ``OVERSAMPLE`` times a ``width``×``height`` frame (see :func:`shrink`).
+
+    The full-size picture is only ever 8-bit pixels inside Pillow (a JPEG is even decoded at a reduced
+    scale, Pillow's ``draft``); the float work of :func:`to_rgb` sees the shrunk picture only.
+    A damaged file raises Pillow's ``OSError``, ``ValueError``, ``SyntaxError`` or ``EOFError``.
+    """
+    if upright_size(image) != image.size:
+        width, height = height, width  # the frame as the stored, unturned picture sees it
+    image.seek(0)
+    scale = min(1.0, OVERSAMPLE * _cover_scale(image.size, width, height))
+    image.draft(None, (math.ceil(image.width * scale), math.ceil(image.height * scale)))  # JPEG only
+    image.load()
+    return to_rgb(ImageOps.exif_transpose(shrink(expand(image), width, height)))
 
 
 def _too_many_pixels(size: tuple[int, int] | None) -> UserError:
@@ -109,6 +138,62 @@ def _too_many_pixels(size: tuple[int, int] | None) -> UserError:
         f"That picture is {width}×{height} pixels ({width * height / 1e6:.0f} megapixels); pictures can be at most "
         f"{limit} megapixels, so scale it down and send it again."
     )
+
+
+def expand(image: Image.Image) -> Image.Image:
+    """A mode Pillow can resample: palette and the rarer modes become RGB (RGBA where transparent);
+    L, LA, RGB, RGBA and the 16-bit and float modes stay as they are."""
+    if image.mode in ("L", "LA", "RGB", "RGBA", "I", "I;16", "I;16B", "I;16L", "F"):
+        return image
+    if image.mode in ("PA", "La", "RGBa") or (image.mode == "P" and "transparency" in image.info):
+        return image.convert("RGBA")
+    return image.convert("RGB")
+
+
+def _cover_scale(size: tuple[int, int], width: int, height: int) -> float:
+    """The scale at which a picture of ``size`` just covers a ``width``×``height`` frame."""
+    return max(width / size[0], height / size[1])
+
+
+def shrink(image: Image.Image, width: int, height: int) -> Image.Image:
+    """The centre of ``image`` that a ``width``×``height`` frame shows, scaled down (Lanczos, in
+    Pillow's 8 bits, alpha premultiplied) to at most ``OVERSAMPLE`` times the frame's size.
+
+    The cut keeps a margin of the final resampling filter's reach and removes as many pixels on each
+    side, so the centre, and :func:`fit`'s crop of it, stay where they were in the whole picture.
+    """
+    scale = _cover_scale(image.size, width, height)
+    margin = math.ceil(LANCZOS_REACH / scale) + 1
+    left = max(0, (image.width - math.ceil(width / scale)) // 2 - margin)
+    top = max(0, (image.height - math.ceil(height / scale)) // 2 - margin)
+    box = (left, top, image.width - left, image.height - top)
+    if OVERSAMPLE * scale >= 1.0:
+        return image if (left, top) == (0, 0) else image.crop(box)
+    factor = OVERSAMPLE * scale
+    size = (max(1, round((box[2] - box[0]) * factor)), max(1, round((box[3] - box[1]) * factor)))
+    return resize_in_bands(image, size, box)
+
+
+def resize_in_bands(image: Image.Image, size: tuple[int, int], box: tuple[int, int, int, int]) -> Image.Image:
+    """``image.resize(size, LANCZOS, box=box)``, computed a band of rows at a time: Pillow resamples an
+    RGBA picture from a premultiplied copy, which here is one band's, never the whole picture's.
+
+    Each band's source rows reach as far as the filter does, so the result is the one-piece resize's
+    (but for the float rounding of each band's box: a value off by one or two, rarely).
+    """
+    out = Image.new(image.mode, size)
+    step = (box[3] - box[1]) / size[1]  # source rows per output row
+    reach = math.ceil(LANCZOS_REACH * step) + 1
+    for y in range(0, size[1], BAND_ROWS):
+        rows = min(BAND_ROWS, size[1] - y)
+        top, bottom = box[1] + y * step, box[1] + (y + rows) * step
+        first = max(0, math.floor(top) - reach)
+        band = image.crop((0, first, image.width, min(image.height, math.ceil(bottom) + reach)))
+        out.paste(
+            band.resize((size[0], rows), Image.Resampling.LANCZOS, box=(box[0], top - first, box[2], bottom - first)),
+            (0, y),
+        )
+    return out
 
 
 def to_rgb(image: Image.Image) -> Image.Image:

@@ -112,3 +112,17 @@ def parse_final_stats(stderr: str) -> tuple[int, float]:
         sign, hours, minutes, secs = times[-1]
         seconds = 0.0 if sign else int(hours) * 3600 + int(minutes) * 60 + float(secs)
     return (int(frames[-1]) if frames else 0), seconds
+
+
+_DURATION = re.compile(r"^\s*Duration: (\d+):(\d+):(\d+(?:\.\d+)?)")
+
+
+def parse_duration(section: Sequence[str]) -> float | None:
+    """The length in seconds that the ``Duration:`` line of an ``Input #0`` section declares; ``None``
+    when it says ``N/A`` or is missing. It is what the container's header says, not what decodes."""
+    for line in section:
+        match = _DURATION.match(line)
+        if match:
+            hours, minutes, seconds = match.groups()
+            return int(hours) * 3600 + int(minutes) * 60 + float(seconds)
+    return None

@@ -4,7 +4,7 @@ The imageio-ffmpeg wheel ships ``ffmpeg`` but no ``ffprobe``, so probing reads w
 stderr (parsed in :mod:`engine.video.parse`): opening the file gives the ``Input #0`` stream headers
 (codecs, picture size, frame rate); decoding the first video stream into the null muxer gives the
 exact frame count and length (the final ``frame=`` / ``time=`` stats); decoding the first audio
-stream the same way gives its length.
+stream the same way gives its length (an upload's, bounded: :func:`check_audio`).
 
 Animated WebP is read with Pillow (:mod:`engine.video.webp`): ffmpeg's ``webp`` decoder reads still
 images only. A GIF is decoded by ffmpeg, but its frame rate comes from its frame delays (Pillow):
@@ -31,7 +31,14 @@ from PIL import Image
 from engine.errors import UserError
 from engine.video.damage import decode_audio_command, parse_audio_decode
 from engine.video.embedded_recipe import COMMENT_TAG, parse_ffmetadata, parse_recipe, recipe_from_xmp
-from engine.video.parse import StreamHeader, first_stream, parse_final_stats, parse_streams, split_sections
+from engine.video.parse import (
+    StreamHeader,
+    first_stream,
+    parse_duration,
+    parse_final_stats,
+    parse_streams,
+    split_sections,
+)
 from engine.video.runner import ffmpeg_command, ffmpeg_failure, ffmpeg_path, run_ffmpeg, stderr_tail
 from engine.video.webp import is_webp, read_webp, webp_xmp
 
@@ -48,6 +55,8 @@ USER_INPUT_OPTIONS: Mapping[str, str] = {
     "format_whitelist": ",".join(USER_AUDIO_FORMATS),
 }
 _NO_OPTIONS: Mapping[str, str] = {}
+# The most of an audio file :func:`check_audio` decodes unless told otherwise (10 minutes).
+AUDIO_CHECK_SECONDS = 600.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -174,7 +183,14 @@ def read_header(
     path: str | os.PathLike, input_options: Mapping[str, str] = _NO_OPTIONS
 ) -> tuple[StreamHeader | None, StreamHeader | None]:
     """The first ``(video, audio)`` stream headers; ``UserError`` if ffmpeg can't open the file."""
-    path = _existing(path)
+    video, audio, _ = _read_input_section(_existing(path), input_options)
+    return video, audio
+
+
+def _read_input_section(
+    path: Path, input_options: Mapping[str, str]
+) -> tuple[StreamHeader | None, StreamHeader | None, float | None]:
+    """The first video and audio stream headers and the declared duration (:func:`parse_duration`)."""
     result = run_ffmpeg(header_command(path, input_options))  # the exit code does not matter here
     inputs, _ = split_sections(result.stderr.decode("utf-8", "replace"))
     streams = parse_streams(inputs)
@@ -182,7 +198,7 @@ def read_header(
     if video is None and audio is None:
         log.info("ffmpeg cannot read %s:\n%s", path, stderr_tail(result.stderr))
         raise _not_readable(path)
-    return video, audio
+    return video, audio, parse_duration(inputs)
 
 
 def probe(path: str | os.PathLike, *, input_options: Mapping[str, str] = _NO_OPTIONS) -> MediaInfo:
@@ -245,22 +261,36 @@ def decode_frames(path: str | os.PathLike) -> list[np.ndarray]:
     return list(data.reshape(count, out.height, out.width, 3))
 
 
-def check_audio(path: str | os.PathLike) -> float:
+def check_audio(path: str | os.PathLike, max_seconds: float = AUDIO_CHECK_SECONDS) -> float:
     """The length in seconds of an uploaded audio file, or ``UserError`` if it is not one.
 
-    Only local files in the containers of :data:`USER_AUDIO_FORMATS` are opened; the whole first
-    audio stream is decoded and must have a positive length and not be damaged
-    (:mod:`engine.video.damage`: packets that fail to decode, or random bytes read as samples).
+    Only local files in the containers of :data:`USER_AUDIO_FORMATS` are opened. The work is bounded
+    by ``max_seconds``, however long the file says or turns out to be:
+
+    1. The header is read; a file whose container declares more than ``max_seconds`` is answered
+       with that declared length at once (a 315 KB silent FLAC can declare hours), nothing decoded.
+    2. Otherwise the first audio stream is decoded, at most ``max_seconds`` + 1 s of it (ffmpeg's
+       ``-t``), so a header that lies cannot make a long decode: a length over ``max_seconds`` then
+       means "longer than that". It must have a positive length and not be damaged
+       (:mod:`engine.video.damage`: packets that fail to decode, or random bytes read as samples).
     """
     path = _existing(path)
     try:
-        _, audio = read_header(path, USER_INPUT_OPTIONS)
+        _, audio, declared = _read_input_section(path, USER_INPUT_OPTIONS)
     except UserError:
-        audio = None
+        audio, declared = None, None
     if audio is None:
         log.info("rejected audio upload %s: no audio stream", path)
         raise UserError(AUDIO_HELP)
-    result = run_ffmpeg(decode_audio_command(path, USER_INPUT_OPTIONS))
+    if declared is not None and declared > max_seconds:
+        log.info("audio upload %s declares %.1f s: answered without decoding", path, declared)
+        return declared
+    return _decode_audio(path, max_seconds + 1.0)
+
+
+def _decode_audio(path: Path, cap_seconds: float) -> float:
+    """Decode at most ``cap_seconds`` of the first audio stream: its length, or ``UserError``."""
+    result = run_ffmpeg(decode_audio_command(path, {**USER_INPUT_OPTIONS, "t": f"{cap_seconds:g}"}))
     stderr = result.stderr.decode("utf-8", "replace")
     decoded = parse_audio_decode(stderr)
     if result.returncode != 0 or decoded.seconds <= 0:

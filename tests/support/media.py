@@ -1,10 +1,14 @@
-"""Media files made for tests with the standard library: a WAV tone for ``/mux`` and ``--audio``."""
+"""Media files made for tests: a WAV tone (standard library) for ``/mux`` and ``--audio``, a FLAC whose header lies."""
 
 from __future__ import annotations
 
 import math
 import wave
 from pathlib import Path
+
+import ffmpeg
+
+from engine.video.runner import ffmpeg_command, ffmpeg_path, run_ffmpeg
 
 
 def write_wav(
@@ -20,4 +24,20 @@ def write_wav(
         out.setsampwidth(2)
         out.setframerate(rate)
         out.writeframes(bytes(frames))
+    return Path(path)
+
+
+def write_flac(path: Path, seconds: float, *, declared: float | None = None, rate: int = 8000) -> Path:
+    """``seconds`` of FLAC silence whose header (STREAMINFO's sample count) says ``declared`` seconds:
+    what a hostile upload sends, a few KB that say they hold hours. Made by ffmpeg, then patched."""
+    silence = ffmpeg.input(f"anullsrc=r={rate}:cl=mono", format="lavfi", t=f"{seconds:g}")
+    result = run_ffmpeg(ffmpeg_command(silence.output(ffmpeg_path(path)), overwrite=True))
+    assert result.returncode == 0, result.stderr[-500:]
+    data = bytearray(Path(path).read_bytes())
+    if declared is not None:
+        # "fLaC", a 4-byte block header, then STREAMINFO: the sample count is the low 36 bits of bytes 18..25.
+        assert data[:4] == b"fLaC" and data[4] & 0x7F == 0, "the first metadata block is STREAMINFO"
+        fields = int.from_bytes(data[18:26], "big") & ~((1 << 36) - 1)
+        data[18:26] = (fields | round(declared * rate)).to_bytes(8, "big")
+        Path(path).write_bytes(bytes(data))
     return Path(path)
