@@ -104,6 +104,10 @@ def fit_command(src: Path, tmp: Path, size: tuple[int, int], video_bps: int, has
         bufsize=str(2 * video_bps),
         movflags="+faststart",
         map_metadata="0",
+        # One encoder thread: x264's rate control with frame threads depends on their timing, so the
+        # same input at the same bitrate came out up to 8% larger or smaller from run to run and a
+        # fit could miss its budget by chance. One thread gives the same bytes every time.
+        threads="1",
         **{"c:v": "libx264", "b:v": str(video_bps)},
         **audio_options,
     )
