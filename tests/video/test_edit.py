@@ -117,7 +117,7 @@ def test_fit_command_scales_and_caps_the_bitrate_keeping_audio_only_when_there_i
         "-f", "mp4",
         "-b:a", "96k", "-b:v", "50000", "-bufsize", "100000", "-c:a", "aac", "-c:v", "libx264",
         "-map_metadata", "0", "-maxrate", "50000", "-movflags", "+faststart", "-pix_fmt", "yuv420p", "-preset", "medium",
-        "-vf", "scale=256:192:flags=area",
+        "-threads", "1", "-vf", "scale=256:192:flags=area",
         "/v/.fit.part.mp4",
         "-hide_banner", "-nostdin", "-nostats", "-y",
     ]  # fmt: skip
@@ -128,7 +128,7 @@ def test_fit_command_scales_and_caps_the_bitrate_keeping_audio_only_when_there_i
         "-f", "mp4",
         "-b:v", "50000", "-bufsize", "100000", "-c:v", "libx264",
         "-map_metadata", "0", "-maxrate", "50000", "-movflags", "+faststart", "-pix_fmt", "yuv420p", "-preset", "medium",
-        "-vf", "scale=256:192:flags=area",
+        "-threads", "1", "-vf", "scale=256:192:flags=area",
         "/v/.fit.part.mp4",
         "-hide_banner", "-nostdin", "-nostats", "-y",
     ]  # fmt: skip
