@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from engine.config import LimitsConfig
 from engine.errors import UserError
-from engine.request.params import CONTROLS, MAX_FPS, MAX_FRAMES, MAX_SIDE, MAX_STEPS, RenderParams
+from engine.request.params import CONTROLS, RenderParams
 from engine.store.jobs import DAY, Usage
 
 if TYPE_CHECKING:
@@ -51,16 +51,10 @@ class GuildLimits:
 
 LIMIT_NAMES = tuple(f.name for f in dataclasses.fields(GuildLimits))
 
-# name → (lowest allowed, highest allowed or None); the highest are the engine's own hard limits.
+# name → (lowest allowed, highest allowed or None): the host's [limits] schema's ranges, whose highest
+# are the engine's own hard limits.
 _RANGES: dict[str, tuple[int, int | None]] = {
-    "max_frames": (1, MAX_FRAMES),
-    "max_steps": (1, MAX_STEPS),
-    "max_side": (64, MAX_SIDE),
-    "max_fps": (1, MAX_FPS),
-    "daily_quota": (0, None),
-    "max_queued_per_user": (1, None),
-    "cooldown_seconds": (0, None),
-    "upload_limit_bytes": (1, None),
+    name: LimitsConfig.bounds(name) for name in (f.name for f in dataclasses.fields(LimitsConfig))
 }
 
 

@@ -145,6 +145,14 @@ class LimitsConfig:
         10 * 1024 * 1024, ge=1, description="the largest file posted in a channel; Discord's default is 10 MiB"
     )
 
+    @classmethod
+    def bounds(cls, name: str) -> tuple[int, int | None]:
+        """``(lowest, highest or None)`` the schema allows for the limit ``name``: a guild's own
+        limits (``bot.guild_limits``) are held to the same range as the host's."""
+        metadata = cls.__pydantic_fields__[name].metadata
+        low = next(m.ge for m in metadata if hasattr(m, "ge"))
+        return low, next((m.le for m in metadata if hasattr(m, "le")), None)
+
 
 @dataclass(frozen=True, config=SCHEMA)
 class DiscordConfig:
