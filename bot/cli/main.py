@@ -84,8 +84,10 @@ def build_parser() -> argparse.ArgumentParser:
     download.add_argument("--model", help="override [engine] model")
     download.add_argument("--controlnet", help="override [engine] controlnet")
     models_sub.add_parser("list", help="the configured models and LoRAs, and whether their weights are here")
+    check = sub.add_parser("check", help="check this host before going live: one line per item, exit 0 if all is well")
+    check.add_argument("--no-engine", action="store_true", help="a bot-only host: skip the weights and the GPU")
     # `--config` may also come after the sub-command, as the README shows.
-    for p in (run, sub.choices["render"], worker, download, models_sub.choices["list"]):
+    for p in (run, sub.choices["render"], worker, download, models_sub.choices["list"], check):
         p.add_argument("--config", type=Path, default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     return parser
 
@@ -201,6 +203,11 @@ def check_weights(config: Config) -> None:
         log.info("checked %s", line)
 
 
+def _default_config() -> Path | None:
+    """The file ``load_config`` reads without ``--config``."""
+    return Path("config.toml") if Path("config.toml").exists() else None
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(
@@ -217,6 +224,10 @@ def main(argv: list[str] | None = None) -> int:
             check_weights(config)
             asyncio.run(_serve_worker(config, args.device))
             return 0
+        if args.command == "check":
+            from bot.cli.check import run_check
+
+            return run_check(config, args.config or _default_config(), with_engine=not args.no_engine)
         if args.command == "models":
             if args.models_command == "list":
                 return cmd_models_list(config)
@@ -227,6 +238,7 @@ def main(argv: list[str] | None = None) -> int:
         return run(config, with_runtime=not args.no_engine)
     except UserError as err:
         print(f"animabot: {err}", file=sys.stderr)
+        log.debug("where it was raised (-v):", exc_info=err)
         return 2
     except KeyboardInterrupt:
         return 130

@@ -10,9 +10,10 @@ import asyncio
 import contextlib
 import logging
 import signal
-import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import aiohttp
 import discord
 
 from bot.client import AnimaBot
@@ -23,6 +24,11 @@ from engine.store.store import JobStore, open_store
 log = logging.getLogger(__name__)
 
 READY_TIMEOUT = 120.0
+# While Discord cannot be reached at start: the first wait before trying again, doubled at each try
+# up to the most (tests make the first one short).
+RETRY_FIRST_SECONDS = 1.0
+RETRY_MOST_SECONDS = 60.0
+REJECTED_TOKEN = "Discord rejected the bot token; check DISCORD_TOKEN or the config file."
 
 
 @dataclass(eq=False)
@@ -81,19 +87,16 @@ async def start_bot(
             runtime = Runtime(config, store)
             await runtime.start()
             owns_runtime = True
-        bot = AnimaBot(config, store, runtime, **bot_options)
+        bot = await log_in(lambda: AnimaBot(config, store, runtime, **bot_options), token, config.discord.api_base)
         connection = None
         try:
-            await bot.login(token)
             connection = asyncio.create_task(bot.connect(reconnect=True), name="animabot-gateway")
             await wait_ready(bot, connection, ready_timeout)
-        except BaseException as err:
+        except BaseException:
             await bot.close()
             if connection is not None:
                 connection.cancel()
                 await asyncio.gather(connection, return_exceptions=True)
-            if isinstance(err, discord.LoginFailure):
-                raise UserError("Discord rejected the bot token; check DISCORD_TOKEN or the config file.") from None
             raise
         return Running(bot, connection, owns_store=owns_store, owns_runtime=owns_runtime)
     except BaseException:
@@ -102,6 +105,32 @@ async def start_bot(
         if owns_store:
             await store.close()
         raise
+
+
+async def log_in(make_bot: Callable[[], AnimaBot], token: str, api_base: str) -> AnimaBot:
+    """A bot from ``make_bot()``, logged in (its ``setup_hook`` run).
+
+    While Discord cannot be reached (connection refused, no DNS answer) it tries again with a fresh
+    bot, for ever, after a wait that starts at ``RETRY_FIRST_SECONDS`` and doubles up to
+    ``RETRY_MOST_SECONDS``, with one warning per try. A token Discord rejects is a ``UserError`` at once.
+    """
+    delay = RETRY_FIRST_SECONDS
+    while True:
+        bot = make_bot()
+        try:
+            await bot.login(token)
+            return bot
+        except (aiohttp.ClientConnectionError, OSError) as err:
+            await bot.close()
+            log.warning("Discord cannot be reached at %s (%s); trying again in %g s", api_base, err, delay)
+        except discord.LoginFailure:
+            await bot.close()
+            raise UserError(REJECTED_TOKEN) from None
+        except BaseException:
+            await bot.close()
+            raise
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, RETRY_MOST_SECONDS)
 
 
 async def wait_ready(bot: AnimaBot, connection: asyncio.Task, timeout: float) -> None:
@@ -137,15 +166,12 @@ async def main(config: Config, *, with_runtime: bool = True) -> None:
 
 
 def run(config: Config, *, with_runtime: bool = True) -> int:
-    """``animabot run``: returns the process exit status. ``with_runtime=False`` runs the bot
-    alone, for a host whose GPU side runs as ``animabot worker``."""
+    """``animabot run``: returns the process exit status (a ``UserError`` is raised, for the CLI to
+    print). ``with_runtime=False`` runs the bot alone, for a host whose GPU side runs as ``animabot worker``."""
     if not logging.getLogger().handlers:
         discord.utils.setup_logging(level=logging.INFO)
     try:
         asyncio.run(main(config, with_runtime=with_runtime))
-    except UserError as err:
-        print(err, file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
         pass
-    return 0
+    return 0  # a UserError (a store that cannot be opened, a rejected token) reaches the CLI's one handler

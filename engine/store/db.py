@@ -23,6 +23,7 @@ import logging
 import os
 import random
 import sqlite3
+import tempfile
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
@@ -49,6 +50,56 @@ class StoreUnavailable(UserError):
 
     def __init__(self) -> None:
         super().__init__("The queue is unavailable for the moment; please try again in a minute.")
+
+
+class StoreFault(UserError):
+    """The job store cannot be opened on this host (a damaged file, a folder in its place, no right
+    to write): its text says which and what to do. ``animabot run``, ``render`` and ``check`` all
+    print it as it is and exit with status 2."""
+
+
+def writable_folder(folder: str | os.PathLike) -> Path:
+    """``folder`` (the data folder), made if missing, once this process has written a file in it;
+    else a :class:`StoreFault` saying why not."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except (FileExistsError, NotADirectoryError):
+        culprit = next((p for p in (folder, *folder.parents) if p.exists() and not p.is_dir()), folder)
+        raise StoreFault(
+            f"data_dir {folder} cannot be a folder because {culprit} is a file; "
+            "set data_dir in the config to a folder, or move that file away."
+        ) from None
+    except OSError as err:
+        raise StoreFault(
+            f"data_dir {folder} is not writable ({err.strerror or err}); "
+            "let this user write there, or set data_dir in the config to a writable folder."
+        ) from None
+    return folder
+
+
+def sqlite_fault(path: Path, err: BaseException) -> StoreFault:
+    """The sentence for ``err``, raised opening (or first reading) the SQLite file ``path``."""
+    if path.is_dir():
+        return StoreFault(
+            f"The job store's file {path} is a folder; move that folder away, or set data_dir to another folder."
+        )
+    if isinstance(err, sqlite3.DatabaseError) and not isinstance(err, sqlite3.OperationalError):
+        return StoreFault(
+            f"The job store {path} is damaged or not a SQLite database ({err}); move it aside to start with an "
+            "empty queue, or put back a copy of it (such as an animabot.sqlite3.bak-vN beside it)."
+        )
+    if path.exists() and not os.access(path, os.R_OK | os.W_OK):
+        return StoreFault(
+            f"The job store {path} cannot be read and written by this user; "
+            "fix its owner or permissions, or set data_dir to another folder."
+        )
+    return StoreFault(
+        f"The job store {path} cannot be opened ({err}); "
+        f"check that this user can write both it and its folder {path.parent}."
+    )
 
 
 BACKOFF_SECONDS = (0.5, 1, 2, 4, 8)  # waits between tries of work that must wait out an outage
@@ -115,17 +166,24 @@ class SqliteDatabase:
 
     @classmethod
     async def connect(cls, path: str | os.PathLike) -> SqliteDatabase:
+        """The file at ``path`` (made with its folder if missing); what keeps it from opening is a
+        :class:`StoreFault`."""
         local = str(path) != ":memory:"
         if local:
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            writable_folder(Path(path).parent)
+            # First with plain sqlite3: a file aiosqlite fails to open leaves its thread answering
+            # after the event loop may have closed (a traceback on stderr at exit).
+            await asyncio.to_thread(_check_file, Path(path))
         conn = await aiosqlite.connect(path, isolation_level=None)  # autocommit: we write BEGIN/COMMIT
         try:
             conn.row_factory = aiosqlite.Row
             await conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS:d}")
             await conn.execute("PRAGMA journal_mode = WAL")
             await conn.execute("PRAGMA synchronous = NORMAL")
-        except BaseException:
+        except BaseException as err:
             await conn.close()
+            if local and isinstance(err, sqlite3.Error):
+                raise sqlite_fault(Path(path), err) from err
             raise
         return cls(conn, Path(path) if local else None)
 
@@ -170,6 +228,18 @@ class SqliteDatabase:
 
     async def close(self) -> None:
         await self._conn.close()
+
+
+def _check_file(path: Path) -> None:
+    """Open ``path`` (made if missing) and read its header: a damaged or foreign file, or one this
+    user may not read and write, is a :class:`StoreFault`."""
+    if path.is_file() and not os.access(path, os.R_OK | os.W_OK):
+        raise sqlite_fault(path, PermissionError(f"no right to read and write {path}"))
+    try:
+        with contextlib.closing(sqlite3.connect(path)) as conn:
+            conn.execute("PRAGMA schema_version").fetchone()
+    except sqlite3.Error as err:
+        raise sqlite_fault(path, err) from err
 
 
 def _user_version(path: Path) -> int:

@@ -191,6 +191,17 @@ async def migrate(db) -> int:
     return await db.run(_migrate_sqlite)
 
 
+async def schema_version(db) -> int:
+    """The schema version ``db`` is at (0: new), read without migrating it (``animabot check``)."""
+    if db.dialect == "postgresql":
+        rows = await db.execute_fetchall("SELECT to_regclass('animabot_schema') IS NOT NULL AS made")
+        if not rows[0]["made"]:
+            return 0
+        rows = await db.execute_fetchall("SELECT version FROM animabot_schema")
+        return rows[0]["version"] if rows else 0
+    return (await db.execute_fetchall("PRAGMA user_version"))[0][0]
+
+
 async def _copy_aside(db) -> None:
     """Before an older SQLite store is migrated: a copy of it as ``<file>.bak-v<its version>``, and one
     log line. A new (version 0) or current file, or one in memory, is not copied."""

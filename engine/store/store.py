@@ -17,19 +17,20 @@ import hashlib
 import json
 import logging
 import os
+import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 
 from engine.request.params import RenderParams
 from engine.store.blobs import MAX_BLOB_BYTES, DatabaseBlobs, FileBlobs
 from engine.store.claims import LEASE_SECONDS, LeaseLost, WorkerWrites
-from engine.store.db import Listener, StoreUnavailable, connect
+from engine.store.db import Listener, StoreFault, StoreUnavailable, connect, sqlite_fault, writable_folder
 from engine.store.jobs import Job, JobKind, JobStatus, Usage
 from engine.store.reads import JobReads, now_or
 from engine.store.replies import ReplyRecords
 from engine.store.schema import migrate
 
-__all__ = ["JobStore", "LeaseLost", "StoreUnavailable", "open_store"]
+__all__ = ["JobStore", "LeaseLost", "StoreFault", "StoreUnavailable", "open_store"]
 
 log = logging.getLogger(__name__)
 
@@ -63,13 +64,16 @@ class JobStore(WorkerWrites, JobReads, ReplyRecords):
 
         Blobs: on SQLite, files under ``data_dir`` (default: the database file's folder, which is
         the data folder in the usual layout); on PostgreSQL, rows of the database, cached locally
-        under ``data_dir`` (default ``./data``).
+        under ``data_dir`` (default ``./data``). A SQLite file that cannot be opened or read (damaged,
+        a folder in its place, no right to write) is a :class:`StoreFault`.
         """
         db = await connect(location, lease_seconds=lease_seconds)
         try:
             await migrate(db)
-        except BaseException:
+        except BaseException as err:
             await db.close()
+            if isinstance(err, sqlite3.Error) and db.path is not None:  # the file's first read
+                raise sqlite_fault(db.path, err) from err
             raise
         if db.dialect == "postgresql":
             blobs = DatabaseBlobs(db, Path(data_dir or "data"), max_bytes=max_blob_bytes)
@@ -241,7 +245,9 @@ def usage_lock(guild_id: int | None, user_id: int) -> int:
 
 
 async def open_store(config) -> JobStore:
-    """The job store an ``engine.config.Config`` names (``[store]``; the SQLite file by default)."""
+    """The job store an ``engine.config.Config`` names (``[store]``; the SQLite file by default), once
+    its data folder is known to be writable (:class:`StoreFault` if not)."""
+    writable_folder(config.data_dir)
     return await JobStore.open(
         config.store_location,
         data_dir=config.data_dir,

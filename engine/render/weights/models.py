@@ -158,6 +158,18 @@ def resolve_dtype(name: str | torch.dtype, device: torch.device) -> torch.dtype:
         raise UserError(f"dtype must be auto, float16, bfloat16 or float32, got {name!r}.") from None
 
 
+def describe_device(device: str, dtype: str) -> str:
+    """Where ``device`` and ``dtype`` (as configured) put a render on this machine, in words:
+    ``cuda:0 (NVIDIA H100 80GB HBM3, 79 GiB), float16`` or ``cpu, float32``; ``UserError`` as
+    :func:`resolve_device` (e.g. cuda asked for where PyTorch sees no GPU)."""
+    resolved = resolve_device(device)
+    precision = str(resolve_dtype(dtype, resolved)).removeprefix("torch.")
+    if resolved.type != "cuda":
+        return f"{resolved}, {precision}"
+    gpu = torch.cuda.get_device_properties(resolved)
+    return f"{resolved} ({gpu.name}, {gpu.total_memory / 2**30:.0f} GiB), {precision}"
+
+
 # -- loading --------------------------------------------------------------------------------------
 _CACHE: dict[tuple, Components] = {}
 _CACHE_LOCK = threading.Lock()
