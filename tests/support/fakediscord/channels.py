@@ -31,6 +31,7 @@ def add_channel_routes(api: RestApi, router: web.UrlDispatcher) -> None:
     message = f"{channel}/messages/{{message_id}}"
     router.add_get(f"{API}/users/{{user_id}}", routes.get_user)
     router.add_post(f"{API}/users/@me/channels", routes.open_dm)
+    router.add_get(f"{API}/users/@me/guilds", routes.my_guilds)
     router.add_get(channel, routes.get_channel)
     router.add_post(f"{channel}/typing", routes.typing)
     router.add_get(f"{channel}/messages", routes.history)
@@ -92,6 +93,25 @@ class ChannelRoutes:
         body, _ = await self.api.body(request)
         user = self.state.user(body["recipient_id"])
         return json_response(self.state.channel_payload(self.state.dm_channel(user.id).id))
+
+    async def my_guilds(self, request: web.Request) -> web.Response:
+        """The guilds the bot is in, as partial guilds (``GET /users/@me/guilds``)."""
+        bot_id = self.state.bot.id
+        mine = [g for g in self.state.guilds.values() if bot_id in g.members]
+        return json_response(
+            [
+                {
+                    "id": str(g.id),
+                    "name": g.name,
+                    "icon": None,
+                    "banner": None,
+                    "owner": g.owner_id == bot_id,
+                    "permissions": str(g.permissions_of(bot_id)),
+                    "features": [],
+                }
+                for g in mine
+            ]
+        )
 
     # -- channels and messages --------------------------------------------------------------------
 
