@@ -237,7 +237,7 @@ SHOWN_CHANNELS = 5
 TIMEOUT = aiohttp.ClientTimeout(total=20)
 
 
-class Refused(Exception):
+class ErrorAnswer(Exception):
     """Discord answered an error status."""
 
     def __init__(self, status: int, text: str) -> None:
@@ -309,12 +309,12 @@ async def discord_items(settings: DiscordConfig) -> list[Result]:
         async def get(path: str):
             async with session.get(base + path) as response:
                 if response.status >= 400:
-                    raise Refused(response.status, (await response.text())[:200])
+                    raise ErrorAnswer(response.status, (await response.text())[:200])
                 return await response.json()
 
         try:
             me = await get("/users/@me")
-        except Refused as err:
+        except ErrorAnswer as err:
             if err.status == 401:
                 return [
                     Result(
@@ -329,7 +329,10 @@ async def discord_items(settings: DiscordConfig) -> list[Result]:
                 Result(False, f"Discord cannot be reached at {base} ({err}); check the network or [discord] api_base.")
             ]
         results = [Result(True, f"Discord accepts the token: the bot is {me['username']} (id {me['id']})")]
-        guild_ids = list(settings.guild_ids) or [int(guild["id"]) for guild in await get("/users/@me/guilds")]
+        try:
+            guild_ids = list(settings.guild_ids) or [int(guild["id"]) for guild in await get("/users/@me/guilds")]
+        except (ErrorAnswer, aiohttp.ClientError, TimeoutError) as err:
+            return results + [Result(False, f"Discord: the bot's servers could not be listed ({err}); try again.")]
         if not guild_ids:
             return results + [Result(False, "Discord: the bot is in no server yet; invite it (see the README).")]
         for guild_id in guild_ids:
@@ -343,12 +346,14 @@ async def guild_item(get, guild_id: int, bot_id: int) -> Result:
         guild = await get(f"/guilds/{guild_id}")
         role_ids = (await get(f"/guilds/{guild_id}/members/{bot_id}"))["roles"]
         channels = await get(f"/guilds/{guild_id}/channels")
-    except Refused as err:
+    except ErrorAnswer as err:
         return Result(
             False,
             f"guild {guild_id}: Discord answered {err.status}, so the bot is not in it; invite it "
             "(see the README), or fix [discord] guild_ids.",
         )
+    except (aiohttp.ClientError, TimeoutError) as err:
+        return Result(False, f"guild {guild_id}: Discord stopped answering ({err}); try again.")
     base = guild_permissions(guild, role_ids, bot_id)
     name = f"guild {guild['name']} ({guild_id})"
     missing = missing_permissions(base)
