@@ -58,6 +58,7 @@ COGS = (
     "bot.cogs.models",
     "bot.cogs.remix",
     "bot.cogs.info",
+    "bot.cogs.status",
 )
 
 

@@ -47,7 +47,7 @@ def _config(folder: Path, fake, world, *, url: str = "", data: Path | None = Non
         f"[limits]\ndaily_quota = 50\nmax_queued_per_user = 5\ncooldown_seconds = 0\n"
         f'[discord]\ntoken = "{fake.token}"\nguild_ids = [{world.guild_id}]\n'
         f'api_base = "{fake.api_base}"\ngateway_url = "{fake.gateway_url}"\n'
-        f'[store]\nurl = "{url}"\nlease_seconds = 5\n',
+        f'[store]\nurl = "{url}"\n',
         encoding="utf-8",
     )
     return path
