@@ -38,6 +38,7 @@ from bot.checks import Refused
 from bot.delivery.progress import ProgressWatcher
 from bot.delivery.results import ResultPoster
 from bot.job_buttons import JobButton
+from bot.ops import BotOps, discord_trace
 from bot.replies import NO_MENTIONS
 from engine.config import Config, DiscordConfig
 from engine.store.store import JobStore
@@ -57,6 +58,7 @@ COGS = (
     "bot.cogs.models",
     "bot.cogs.remix",
     "bot.cogs.info",
+    "bot.cogs.status",
 )
 
 
@@ -117,12 +119,14 @@ class AnimaBot(commands.Bot):
             allowed_mentions=NO_MENTIONS,
             tree_cls=AnimaTree,
             guild_ready_timeout=guild_ready_timeout,
+            http_trace=discord_trace(),  # Discord's answers, counted (bot.ops)
         )
         self.config = config
         self.store = store
         self.runtime = runtime
         self.identify_delay = identify_delay
         self.session: aiohttp.ClientSession | None = None  # opened in setup_hook, inside the event loop
+        self.ops = BotOps(store)  # the bot's metrics: loop lag, gateway latency, the queue read at scrape
         self.actions = JobActions(self, store, config, wake=self.jobs_changed)
         self.poster = ResultPoster(self, store, config)
         self.watcher = ProgressWatcher(
@@ -137,6 +141,7 @@ class AnimaBot(commands.Bot):
         self.add_dynamic_items(JobButton)
         await self.sync_commands()
         self.watcher.start()
+        self.ops.start(self)
 
     async def sync_commands(self) -> None:
         """Sync to the configured guilds (instant); globally only without them, and only on change."""
@@ -188,6 +193,7 @@ class AnimaBot(commands.Bot):
 
     async def close(self) -> None:
         await self.watcher.stop()
+        await self.ops.stop()
         await super().close()
         if self.session is not None:
             await self.session.close()

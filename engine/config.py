@@ -190,6 +190,25 @@ class StoreConfig:
     )
 
 
+def _listen_address(value: str) -> str:
+    """``""`` (off) or ``HOST:PORT``."""
+    host, _, port = value.rpartition(":")
+    if value and not (host.strip("[]") and port.isdigit() and int(port) <= 65535):
+        raise ValueError("must be empty (off) or HOST:PORT, like 127.0.0.1:9464")
+    return value
+
+
+@dataclass(frozen=True, config=SCHEMA)
+class MetricsConfig:
+    """[metrics]: Prometheus metrics (GET /metrics) and a liveness answer (GET /healthz) from each process."""
+
+    listen: Annotated[
+        StrictStr,
+        AfterValidator(_listen_address),
+        Field(description='"" (off), or HOST:PORT to serve on; each process may override it with --metrics-listen'),
+    ] = ""
+
+
 class ModelTable(TypedDict, total=False):
     """[models.NAME]: a model members pick by name (in Discord, and with animabot render --model)."""
 
@@ -258,6 +277,7 @@ class Config:
     limits: LimitsConfig = field(default_factory=LimitsConfig)
     discord: DiscordConfig = field(default_factory=DiscordConfig)
     store: StoreConfig = field(default_factory=StoreConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
     # the [models.NAME] and [loras.NAME] tables, as read (the catalog is built from them)
     models: dict[Annotated[str, AfterValidator(_table_name), AfterValidator(_model_name)], ModelTable] = field(
         default_factory=dict

@@ -179,3 +179,11 @@ def test_animabot_discord_token_wins_over_discord_token(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     both = {"DISCORD_TOKEN": "plain", "ANIMABOT_DISCORD_TOKEN": "prefixed"}
     assert load_config(environ=both).discord.token == "prefixed"
+
+
+def test_metrics_listen_is_off_by_default_and_host_port_from_the_file_or_the_environment(tmp_path):
+    assert load_config(environ={}).metrics.listen == ""
+    assert load_config(environ={"ANIMABOT_METRICS_LISTEN": "0.0.0.0:9465"}).metrics.listen == "0.0.0.0:9465"
+    assert _mistakes(tmp_path, '[metrics]\nlisten = "9464"\n', {}) == [
+        "[metrics] listen must be empty (off) or HOST:PORT, like 127.0.0.1:9464, got '9464'."
+    ]

@@ -7,6 +7,7 @@ Each folder owns one thing and imports only what sits below it::
     engine/store/    SQL          engine/render/  torch      (render may use engine/video)
     engine/video/    ffmpeg
     engine/config    the host's config file
+    engine/ops/      the metrics every process counts into, and their HTTP endpoint
     engine/request/  the torch-free words of a job; engine/errors, engine/files beside it
 
 1. Every import statement (at the top of a module or inside a function) names only a folder the
@@ -34,11 +35,12 @@ MAY_IMPORT: dict[str, tuple[str, ...]] = {
     "engine.errors": (),
     "engine.files": (),
     "engine.config": REQUEST,
-    "engine.store": ("engine.config", *REQUEST),
+    "engine.ops": BASE,  # the metrics every process counts into (issue 23)
+    "engine.store": ("engine.ops", "engine.config", *REQUEST),
     "engine.video": ("engine.config", *REQUEST),
     "engine.render": ("engine.video", "engine.config", *REQUEST),
-    "engine.runtime": ("engine.store", "engine.render", "engine.video", "engine.config", *REQUEST),
-    "bot": ("engine.runtime", "engine.store", "engine.render", "engine.video", "engine.config", *REQUEST),
+    "engine.runtime": ("engine.ops", "engine.store", "engine.render", "engine.video", "engine.config", *REQUEST),
+    "bot": ("engine.ops", "engine.runtime", "engine.store", "engine.render", "engine.video", "engine.config", *REQUEST),
 }
 # folder → the imports of ours that may only sit inside a function (they would load torch).
 ONLY_LAZILY: dict[str, tuple[str, ...]] = {
@@ -49,6 +51,7 @@ ONLY_LAZILY: dict[str, tuple[str, ...]] = {
 NEVER_NAMES: dict[str, tuple[str, ...]] = {
     "engine.request": (*TORCH, "discord", "cv2"),
     "engine.config": (*TORCH, "discord"),
+    "engine.ops": (*TORCH, "discord"),
     "engine.store": (*TORCH, "discord", "cv2"),
     "engine.video": (*TORCH, "discord"),
     "engine.render": ("discord",),
@@ -58,6 +61,7 @@ NEVER_NAMES: dict[str, tuple[str, ...]] = {
 # folder → what importing any of its modules may never load (checked through sys.modules).
 NEVER_LOADS: dict[str, tuple[str, ...]] = {
     "engine.request": (*TORCH, "discord", "engine.config", "engine.store", "engine.render", "engine.video"),
+    "engine.ops": (*TORCH, "discord", "bot", "engine.runtime", "engine.store", "engine.render", "engine.config"),
     "engine.store": (*TORCH, "discord", "bot", "engine.runtime", "engine.render", "engine.video"),
     "engine.video": (*TORCH, "discord", "bot", "engine.runtime", "engine.store", "engine.render"),
     "engine.render": ("discord", "bot", "engine.runtime", "engine.store"),

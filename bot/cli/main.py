@@ -77,6 +77,10 @@ def build_parser() -> argparse.ArgumentParser:
     render_cli.add_inspect_commands(sub)  # info, metrics
     worker = sub.add_parser("worker", help="run the GPU engine alone, serving the shared job store")
     worker.add_argument("--device", help="e.g. cuda:1 (one worker per GPU)")
+    for p in (run, worker):  # each process its own port: workers on one host share one config file
+        p.add_argument(
+            "--metrics-listen", metavar="HOST:PORT", help="serve /metrics and /healthz (over [metrics] listen)"
+        )
     models = sub.add_parser("models", help="manage model weights")
     models_sub = models.add_subparsers(dest="models_command", required=True)
     download = models_sub.add_parser("download", help="fetch the configured weights (for offline GPU hosts)")
@@ -178,6 +182,15 @@ async def _serve_worker(config: Config, device: str | None) -> None:
         await store.close()
 
 
+def serve_metrics(config: Config, listen: str | None) -> None:
+    """``/metrics`` and ``/healthz`` for this process when ``--metrics-listen`` or ``[metrics] listen``
+    names an address; a port in use is a ``UserError`` (one line, exit 2) before anything starts."""
+    if listen or config.metrics.listen:
+        from engine.ops.serve import serve_metrics as serve
+
+        serve(listen or config.metrics.listen)
+
+
 def cmd_models_download(args, config: Config) -> int:
     from engine.render.weights.inventory import download_models
 
@@ -220,6 +233,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_render(args, config)
         if args.command in ("info", "metrics"):
             return render_cli.cmd_inspect(args)
+        if args.command in ("run", "worker"):
+            serve_metrics(config, args.metrics_listen)
         if args.command == "worker":
             check_weights(config)
             asyncio.run(_serve_worker(config, args.device))

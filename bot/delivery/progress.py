@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING
 
 import discord
 
+from bot import ops
 from bot.delivery.results import ResultPoster, decorate, is_permanent
 from bot.job_buttons import progress_view
 from bot.replies import NO_MENTIONS
@@ -338,6 +339,7 @@ class Tracker:
         if not self._recorded:
             await self.poster.record_result(job.id, self._result_id)  # first: nothing may fail before it
             self._recorded = True
+            ops.job_delivered(job)
             log.info("job %d: %s, delivered as message %d", job.id, job.status.value, self._result_id)
             if self._posted is not None:
                 await decorate(job, self._posted)

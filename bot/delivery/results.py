@@ -28,6 +28,7 @@ from pathlib import Path
 
 import discord
 
+from bot import ops
 from bot.checks import missing_for_posting
 from bot.delivery import notify
 from bot.guild_limits import get_limits
@@ -107,13 +108,15 @@ async def send_video(
     channel: discord.abc.Messageable, job: Job, parent: Job | None, path: Path, note: str, once: str
 ) -> discord.Message:
     view = result_view(job.id) if job.kind is not JobKind.MUX else discord.utils.MISSING
-    return await channel.send(
+    message = await channel.send(
         result_text(job, parent, note),
         file=discord.File(path, filename=result_filename(job, parent)),
         view=view,
         allowed_mentions=NO_MENTIONS,
         nonce=once,
     )
+    ops.upload_posted(path.stat().st_size)
+    return message
 
 
 class ResultPoster:

@@ -42,6 +42,11 @@ def prepare(components) -> None:
     log.info("channels_last, fused QKV projections and cuDNN autotuning on")
 
 
+def memory_held(device: torch.device, kind: str) -> int:
+    """Bytes torch holds on a CUDA ``device``: ``"allocated"`` (in tensors) or ``"reserved"`` (cached too)."""
+    return torch.cuda.memory_allocated(device) if kind == "allocated" else torch.cuda.memory_reserved(device)
+
+
 def bucket(rows: int, buckets: tuple[int, ...] = BUCKETS) -> int:
     return next((size for size in buckets if size >= rows), rows)
 

@@ -40,6 +40,7 @@ import numpy as np
 from engine.config import Config
 from engine.errors import OutOfMemory, UserError
 from engine.files import result_filename
+from engine.ops import metrics
 from engine.runtime import model_order
 from engine.runtime.gpu_models import GpuModels
 from engine.runtime.in_flight import BatchJob, Finish, Progress, describe_failure, job_dir, write_frame
@@ -196,6 +197,7 @@ class Batcher:
                 await self._finish(active.job, JobStatus.FAILED, error=describe_failure(err))
             return
         elapsed = time.monotonic() - started
+        metrics.round_rendered(sum(f is not None for f in frames), batch[0].job.params.control, elapsed)
         for active, frame in zip(batch, frames):
             await self._after_frame(active, frame, elapsed)
 
@@ -233,6 +235,8 @@ class Batcher:
         try:
             return dict(zip((active.job.id for active in group), next_frames([a.render for a in group])))
         except Exception as err:
+            if isinstance(err, OutOfMemory):
+                metrics.OUT_OF_MEMORY.inc()
             if len(group) == 1:
                 group[0].error = err
                 return {}
@@ -289,6 +293,7 @@ class Batcher:
                 log.error("job %d could not go on", job.id, exc_info=active.error)
             await self._finish(job, JobStatus.FAILED, error=describe_failure(active.error))
         elif active.timed_out:
+            metrics.JOBS_FAILED.labels("timeout").inc()
             limit = self.config.engine.job_timeout_seconds
             error = f"The render took longer than the {limit:g} s limit; ask for fewer frames or steps."
             await self._finish(job, JobStatus.FAILED, error=error)

@@ -9,9 +9,11 @@ on the GPU thread; ``engine.render`` (and so torch) is imported only inside them
 
 from __future__ import annotations
 
+import functools
 import logging
 
 from engine.config import Config
+from engine.ops import metrics
 from engine.request.catalog import DEFAULT_MODEL
 
 log = logging.getLogger(__name__)
@@ -58,6 +60,11 @@ class GpuModels:
         engine = self.config.engine
         self.cache = ModelCache(self.config.catalog, engine, device=self.device, on_load=self._prepare)
         components = self.cache.get(DEFAULT_MODEL).components
+        if components.device.type == "cuda":  # read at each scrape, on the scrape's thread
+            for kind in ("allocated", "reserved"):
+                metrics.GPU_MEMORY.labels(kind).set_function(
+                    functools.partial(accel.memory_held, components.device, kind)
+                )
         if self.predict is not None:
             self.warm_next()
             rows = accel.buckets_up_to(2 * max(1, engine.max_batch))
@@ -70,6 +77,7 @@ class GpuModels:
         from engine.render import accel
 
         components = loaded.components
+        metrics.MODEL_LOADS.inc()
         accel.prepare(components)
         if self.config.engine.compile and components.device.type == "cuda":
             cache = self.config.data_dir / "compile-cache"
@@ -87,4 +95,5 @@ class GpuModels:
                 seconds += vae.warm_up(render.width, render.height, (max(1, rows // 2),))
         finally:
             self.to_warm.remove(rows)
+        metrics.COMPILE_SECONDS.inc(seconds)
         log.info("compiled the UNet+ControlNet step and VAE for %s at %d rows in %.0f s", render.size, rows, seconds)

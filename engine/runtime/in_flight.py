@@ -19,6 +19,7 @@ import numpy as np
 from engine.config import Config
 from engine.errors import OutOfMemory, UserError
 from engine.files import write_atomic
+from engine.ops import metrics
 from engine.runtime.render_job import JobRender
 from engine.store.jobs import Job, JobStatus
 
@@ -43,7 +44,9 @@ def job_dir(config: Config, job_id: int) -> Path:
 
 
 def describe_failure(err: BaseException) -> str:
-    """The sentence a user reads for a failed job."""
+    """The sentence a user reads for a failed job (every failure but a timeout is worded here once,
+    so its reason is counted here too)."""
+    metrics.JOBS_FAILED.labels(metrics.failure_reason(err)).inc()
     if isinstance(err, UserError):
         return str(err)
     if isinstance(err, OutOfMemory):

@@ -22,6 +22,7 @@ from pathlib import Path
 from engine.config import Config
 from engine.errors import UserError
 from engine.files import result_filename
+from engine.ops import metrics
 from engine.runtime.batcher import Batcher
 from engine.runtime.in_flight import Progress, describe_failure, job_dir
 from engine.store.blobs import job_prefix
@@ -174,6 +175,7 @@ class Runtime:
             log.warning("job %d: lost its lease (claimed again elsewhere); not marking it %s", job.id, status.value)
             self._changed.set()
             return None
+        metrics.JOBS_FINISHED.labels(status.value).inc()
         self._publish(
             Progress(
                 job.id, status, done.frames_done, done.frames_total, 0.0, done.preview_path, done.result_path, error

@@ -33,6 +33,7 @@ from typing import TypeVar
 import aiosqlite
 
 from engine.errors import UserError
+from engine.ops import metrics
 
 log = logging.getLogger(__name__)
 
@@ -120,6 +121,7 @@ async def until_reachable(call: Callable[[], Awaitable[T]], what: str) -> T:
         except StoreUnavailable:
             delay = backoff(failures)
             failures += 1
+            metrics.STORE_OUTAGE_SECONDS.inc(delay)
             log.warning("the job store is unreachable to %s; trying again in %g s", what, delay)
             await asyncio.sleep(delay)
 
@@ -189,7 +191,8 @@ class SqliteDatabase:
 
     async def execute_fetchall(self, sql: str, args: Iterable = ()) -> list:
         """A read outside any transaction (WAL lets it run beside writers)."""
-        return list(await self._conn.execute_fetchall(sql, tuple(args)))
+        with metrics.QUERY_SECONDS.labels("read").time():
+            return list(await self._conn.execute_fetchall(sql, tuple(args)))
 
     @asynccontextmanager
     async def transaction(self):
@@ -208,8 +211,9 @@ class SqliteDatabase:
 
     async def run(self, body, *, retry: bool = True):
         """``await body(tx)`` in a write transaction (SQLite waits on the file lock instead of retrying)."""
-        async with self.transaction() as tx:
-            return await body(tx)
+        with metrics.QUERY_SECONDS.labels(metrics.operation_of(body)).time():
+            async with self.transaction() as tx:
+                return await body(tx)
 
     async def copy_to(self, target: Path) -> int:
         """Write a consistent copy of the database (what the WAL holds included) to ``target``, a file
@@ -321,6 +325,7 @@ class PostgresDatabase:
                 async with self._pool.connection() as conn:
                     return await work(conn)
             except (psycopg.OperationalError, PoolTimeout) as err:
+                metrics.STORE_CONNECTION_ERRORS.inc()
                 if not retry or time.monotonic() + delay > deadline:
                     log.warning("job store database unavailable: %s", err)
                     raise StoreUnavailable() from err
@@ -333,7 +338,8 @@ class PostgresDatabase:
             cur = await conn.execute(_pg_sql(sql), tuple(args))
             return await cur.fetchall()
 
-        return await self._retrying(read, retry=True)
+        with metrics.QUERY_SECONDS.labels("read").time():
+            return await self._retrying(read, retry=True)
 
     @asynccontextmanager
     async def transaction(self):
@@ -347,6 +353,7 @@ class PostgresDatabase:
                 async with conn.transaction():
                     yield _PgTx(conn)
         except (psycopg.OperationalError, psycopg.errors.IdleInTransactionSessionTimeout, PoolTimeout) as err:
+            metrics.STORE_CONNECTION_ERRORS.inc()
             log.warning("job store transaction lost its connection: %s", err)
             raise StoreUnavailable() from err
 
@@ -357,10 +364,12 @@ class PostgresDatabase:
         """
         deadline = time.monotonic() + RETRY_SECONDS
         delay = 0.05
+        timer = metrics.QUERY_SECONDS.labels(metrics.operation_of(body))
         while True:
             try:
-                async with self.transaction() as tx:
-                    return await body(tx)
+                with timer.time():
+                    async with self.transaction() as tx:
+                        return await body(tx)
             except StoreUnavailable:
                 if not retry or time.monotonic() + delay > deadline:
                     raise

@@ -29,13 +29,14 @@ from engine.store.jobs import Job, JobKind, JobStatus, Usage
 from engine.store.reads import JobReads, now_or
 from engine.store.replies import ReplyRecords
 from engine.store.schema import migrate
+from engine.store.stats import JobStats
 
 __all__ = ["JobStore", "LeaseLost", "StoreFault", "StoreUnavailable", "open_store"]
 
 log = logging.getLogger(__name__)
 
 
-class JobStore(WorkerWrites, JobReads, ReplyRecords):
+class JobStore(WorkerWrites, JobReads, ReplyRecords, JobStats):
     """Open with ``await JobStore.open(location)``; close with ``await store.close()`` or ``async with``."""
 
     def __init__(self, db, blobs, *, lease_seconds: float = LEASE_SECONDS) -> None:
