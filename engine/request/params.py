@@ -277,11 +277,11 @@ _WHOLE_FIELDS = {name for name, annotation in field_types(RenderParams).items() 
 
 def _as_read(name: str, value: Any) -> Any:
     """A stored value the schema refused, kept for ``validate``: JSON's 12.0 as 12 in a whole-number
-    field, a list of pairs as a tuple of tuples (the dataclass stays hashable)."""
+    field, the LoRA pairs as a tuple of tuples (as the dataclass holds them); the rest as JSON wrote it."""
     if name in _WHOLE_FIELDS and isinstance(value, float) and value.is_integer():
         return int(value)
-    if isinstance(value, list):
-        return tuple(tuple(item) if isinstance(item, list) else item for item in value)
+    if name == "loras" and isinstance(value, list):
+        return tuple(tuple(pair) if isinstance(pair, list) and len(pair) == 2 else pair for pair in value)
     return value
 
 
@@ -350,7 +350,9 @@ class _RequestWording(Wording):
         return sentence
 
     def choice(self, loc, value: Any, choices: list[str]) -> str:
-        return f"unknown {self.name(loc)} {shown_value(value)}; choose one of: {', '.join(choices)}."
+        if isinstance(value, str):
+            return f"unknown {self.name(loc)} {shown_value(value)}; choose one of: {', '.join(choices)}."
+        return f"{self.name(loc)} must be one of: {', '.join(choices)}, got {shown_value(value)}."
 
 
 def parse_size(text: str) -> tuple[int, int]:
