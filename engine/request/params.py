@@ -66,8 +66,8 @@ MAX_STEPS = 150
 MAX_SIDE = 2048
 MAX_FPS = 60
 MAX_SEED = 2**32 - 1
-# A prompt's length: twice /animate's option (1000, Discord's own cap on the Remix form too), so a
-# command line's keyframe prompt fits; far past what the text encoder reads (77 tokens a keyframe).
+# A prompt's length: twice what the bot's prompt option and Remix form take (1000), so a command
+# line's keyframe prompt fits; far past what the text encoder reads (77 tokens a keyframe).
 MAX_PROMPT = 2000
 MAX_MODEL = 300  # a model's name: a catalog name (at most 40), or on the command line a hub id or a path
 
