@@ -1,6 +1,7 @@
 """How the project declares a pydantic schema, and how its errors read: no torch, no discord.
 
-The config file (``engine.config``) is a pydantic schema, and the words of a request are to be one. Each:
+The config file (``engine.config``) is a pydantic schema, and so are the words of a request
+(``engine.request.params``). Each:
 
 - uses :data:`SCHEMA` as its ``ConfigDict``: an unknown key is refused (a misspelling never passes
   silently), ``inf``/``nan`` are not numbers, defaults are checked too; and is frozen
@@ -16,6 +17,13 @@ The config file (``engine.config``) is a pydantic schema, and the words of a req
 
 :class:`Wording` says how a location is named (``frames``, ``[engine] max_batch``, an environment
 variable); a file format subclasses it.
+
+A request differs in three ways, for it comes from members and files rather than from its host: it
+is a plain frozen dataclass whose fields carry these types (an unknown key is ignored, so a recipe
+of a newer animabot still reads, while the config's ``[render]``, which nests it, still refuses
+one); its counts are :data:`Whole` (JSON's ``12.0`` is 12 when validated with :data:`FROM_JSON`) and
+its numbers :data:`Number` (finite wherever the schema is used); and its wording names fields as
+the bot's options and words a choice as ``unknown motion 'spin'; choose one of: ...``.
 """
 
 from __future__ import annotations
