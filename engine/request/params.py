@@ -157,7 +157,10 @@ class RenderParams:
     ] = ()
     # -- starting from a picture (engine.request.picture fits it; the queue keeps it by this key) --
     # sha256 of the fitted PNG: frame 0 is that picture; None: from text
-    image_key: Annotated[StrictStr, Field(max_length=64), AfterValidator(_sha256_hex)] | None = None
+    image_key: (
+        Annotated[StrictStr, Field(max_length=64, description="the start picture's key"), AfterValidator(_sha256_hex)]
+        | None
+    ) = None
     # 0: frame 0 is the picture exactly; above 0: it is re-drawn (img2img)
     image_strength: Annotated[Number, Field(ge=0, le=1, description="how far the picture is re-drawn")] = 0.0
     # -- clips people share (issue 12) --

@@ -197,7 +197,10 @@ def shown_value(value: Any) -> str:
         return "true" if value else "false"
     if isinstance(value, Mapping):
         return "a table of " + ", ".join(map(str, value)) if value else "an empty table"
-    text = repr(value)
+    try:
+        text = repr(value)
+    except ValueError:  # an int past Python's 4300 digits
+        return "a number too long to show"
     return text if len(text) <= 60 else text[:57] + "..."
 
 

@@ -18,6 +18,7 @@ from engine.config import Config, load_config
 from engine.errors import UserError
 from engine.request.params import MAX_PROMPT, RenderParams
 from engine.request.recipe import build_recipe, recipe_params
+from engine.request.validation import description, field_types
 
 GOOD = RenderParams(prompt="a cat", frames=3, fps=8, steps=2, width=64, height=64, seed=1)
 
@@ -146,3 +147,13 @@ def test_the_config_render_section_nests_the_same_schema_yet_refuses_an_unknown_
         with pytest.raises(UserError) as err:
             load_config(path, environ={})
         assert str(err.value) == line
+
+
+def test_each_field_is_declared_once_with_its_description_and_the_dataclass_stays_frozen_and_hashable():
+    fields = field_types(RenderParams)
+    assert set(fields) == {field.name for field in dataclasses.fields(RenderParams)}
+    assert [name for name, annotation in fields.items() if not description(annotation)] == []
+    checked = GOOD.validate()
+    assert checked == GOOD and hash(checked) == hash(GOOD)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        checked.steps = 3  # type: ignore[misc]
