@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import field
@@ -38,7 +37,7 @@ from typing_extensions import TypedDict
 
 from engine.errors import UserError
 from engine.request import params
-from engine.request.catalog import DEFAULT_MODEL, LORA_WEIGHT_RANGE, Catalog, build_catalog
+from engine.request.catalog import DEFAULT_MODEL, LORA_WEIGHT_RANGE, NAME, NAME_RULE, Catalog, build_catalog
 from engine.request.params import CONTROLS, RenderParams
 from engine.request.validation import (
     SCHEMA,
@@ -238,11 +237,10 @@ class LoraTable(TypedDict, total=False):
     trigger: Annotated[StrictStr, Field(description="words added to the prompt (to each keyframe)")]
 
 
-# TODO(catalog): build_catalog's _check_name and _table repeat the checks of these tables; drop them there.
 def _table_name(name: str) -> str:
-    """A [models.NAME]/[loras.NAME] name members can type."""
-    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,39}", name):
-        raise sentence_error("a name is 1 to 40 letters, digits, '.', '_' or '-', starting with a letter or digit.")
+    """A [models.NAME]/[loras.NAME] name members can type (build_catalog trusts these tables as checked here)."""
+    if not NAME.fullmatch(name):
+        raise sentence_error(f"a name is {NAME_RULE}.")
     return name
 
 
@@ -253,16 +251,12 @@ def _model_name(name: str) -> str:
 
 
 def _checked_render(value, handler) -> RenderParams:
-    """[render]: a RenderParams (taken as it is) or a table of its fields, built and checked with
-    ``RenderParams.validate``. Until the request schema is a pydantic model, its fields' types are
-    read from RenderParams' own annotations, leniently (``frames = "16"`` is 16)."""
+    """[render]: a RenderParams (taken as it is) or a table of its fields, checked by the request's
+    own schema (``RenderParams``' fields and rules), less the prompt, which comes with each request;
+    an unknown key is refused here, as in every section (a request ignores one)."""
     if isinstance(value, RenderParams):
         return value
-    render = handler({"prompt": "-", **value} if isinstance(value, dict) else value)
-    try:
-        return render.validate()
-    except UserError as err:
-        raise sentence_error(str(err)) from None
+    return handler({"prompt": "-", **value} if isinstance(value, dict) else value)
 
 
 @dataclass(frozen=True, config=SCHEMA)

@@ -52,7 +52,12 @@ def _mistakes(tmp_path: Path, text: str, environ: dict | None = None) -> list[st
             '[store]\nurl = "mysql://db"\n',
             "[store] url must be empty or start with postgresql:// or postgres://, got 'mysql://db'.",
         ),
-        ("[render]\nframes = 500\n", "[render]: frames must be between 1 and 240, got 500."),
+        ("[render]\nframes = 500\n", "[render] frames must be between 1 and 240, got 500."),
+        ('[render]\nframes = "16"\n', "[render] frames must be a whole number, got '16'."),  # the request's schema
+        (
+            "[render]\ncanny_low = 300\n",
+            "[render]: Canny thresholds must satisfy 0 <= low < high <= 1000, got 300/200.",
+        ),
         ('[render]\nmotoin = "zoom-in"\n', "unknown key motoin in [render]; did you mean motion?"),
         ('[render]\nmodel = "dreamy"\n', "[render]: There is no model 'dreamy'; choose one of: default."),
         ('[models.dreamy]\nfile = "d.safetensors"\n', "[models.dreamy] needs model."),

@@ -185,11 +185,8 @@ class Remix(commands.Cog):
         await interaction.response.defer(ephemeral=True, thinking=True)
         values = submitted_values(interaction.data or {})
         settings = parse_settings(values.get("settings", ""))
-        try:
-            params = RenderParams(prompt=values.get("prompt", ""), negative_prompt=values.get("negative_prompt", ""),
-                                  **settings)  # fmt: skip
-        except TypeError as err:
-            raise UserError(f"The settings could not be used ({err}); open Remix again.") from None
+        texts = {"prompt": values.get("prompt", ""), "negative_prompt": values.get("negative_prompt", "")}
+        params = RenderParams.parse({**settings, **texts})  # JSON a member typed: the request's schema
         parent = await self.bot.store.get(parent_id) if parent_id else None
         if parent is not None and parent.guild_id != interaction.guild_id:
             parent = None

@@ -23,7 +23,10 @@ LORA_WEIGHT_RANGE = (-2.0, 2.0)
 MAX_CHOICES = 25  # Discord shows at most 25 autocomplete choices
 MAX_CHOICE_LENGTH = 100  # ... each name and value at most 100 characters
 
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,39}$")
+# A [models.NAME]/[loras.NAME] name, as members type it (the config's schema checks the tables'
+# names with it, a request's LoRA names are checked with it: engine.request.params).
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,39}")
+NAME_RULE = "1 to 40 letters, digits, '.', '_' or '-', starting with a letter or digit"
 
 
 @dataclass(frozen=True)
@@ -198,45 +201,12 @@ def check_lora_weight(name: str, weight: float) -> None:
 def build_catalog(engine_model: str, models: dict, loras: dict) -> Catalog:
     """The catalog of the ``[models.*]`` and ``[loras.*]`` tables, with ``default`` = ``[engine] model``.
 
-    Raises ``UserError`` naming the table of a bad name, a missing key or an unknown one.
+    The tables come as the config's schema checked them (``engine.config.ModelTable``/``LoraTable``:
+    their names, keys, types and the LoRA weight's range), so this only builds the entries.
     """
     entries = {DEFAULT_MODEL: ModelEntry(DEFAULT_MODEL, engine_model)}
-    for name, table in models.items():
-        where = f"[models.{name}]"
-        _check_name(name, where)
-        if name == DEFAULT_MODEL:
-            raise UserError(f"{where}: the name default is the [engine] model; pick another name.")
-        entries[name] = ModelEntry(
-            name=name, **_table(table, where, required=("model",), optional=("controlnet", "vae", "config"))
-        )
-    lora_entries = {}
-    for name, table in loras.items():
-        where = f"[loras.{name}]"
-        _check_name(name, where)
-        values = _table(table, where, required=("file",), optional=("weight", "trigger"))
-        entry = LoraEntry(name=name, **values)
-        check_lora_weight(name, entry.weight)
-        lora_entries[name] = entry
-    return Catalog(entries, lora_entries)
-
-
-def _check_name(name: str, where: str) -> None:
-    if not _NAME.match(name):
-        raise UserError(
-            f"{where}: a name is 1 to 40 letters, digits, '.', '_' or '-', starting with a letter or digit."
-        )
-
-
-def _table(table, where: str, *, required: tuple[str, ...], optional: tuple[str, ...]) -> dict:
-    if not isinstance(table, dict):
-        raise UserError(f'{where} must be a table of settings, like model = "...".')
-    unknown = sorted(set(table) - set(required) - set(optional))
-    if unknown:
-        raise UserError(f"Unknown setting(s) {', '.join(unknown)} in {where} of the config file; check the spelling.")
-    missing = [key for key in required if key not in table]
-    if missing:
-        raise UserError(f"{where} needs {', '.join(missing)}.")
-    return dict(table)
+    entries |= {name: ModelEntry(name=name, **table) for name, table in models.items()}
+    return Catalog(entries, {name: LoraEntry(name=name, **table) for name, table in loras.items()})
 
 
 def _looks_like_hub_id(value: str) -> bool:

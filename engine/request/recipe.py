@@ -143,12 +143,9 @@ def recipe_params(recipe: Mapping[str, Any] | None, **overrides) -> RenderParams
     """
     if not is_recipe(recipe):
         raise UserError("This video carries no animabot recipe; only videos animabot rendered can be re-rendered.")
-    try:
-        params = RenderParams.from_dict(dict(recipe["params"]))
-    except (TypeError, ValueError) as err:
-        raise UserError(f"The video's recipe could not be read ({err}); it may come from another animabot.") from None
+    params = RenderParams.parse(recipe["params"])  # a file is untrusted: the request's schema, one sentence
     given = {name: value for name, value in overrides.items() if value is not None}
-    return dataclasses.replace(params, **given).validate()
+    return dataclasses.replace(params, **given).validate() if given else params
 
 
 def recipe_weights(recipe: Mapping[str, Any]) -> RecipeWeights:

@@ -1,6 +1,7 @@
 """How the project declares a pydantic schema, and how its errors read: no torch, no discord.
 
-The config file (``engine.config``) is a pydantic schema, and the words of a request are to be one. Each:
+The config file (``engine.config``) is a pydantic schema, and so are the words of a request
+(``engine.request.params``). Each:
 
 - uses :data:`SCHEMA` as its ``ConfigDict``: an unknown key is refused (a misspelling never passes
   silently), ``inf``/``nan`` are not numbers, defaults are checked too; and is frozen
@@ -16,6 +17,13 @@ The config file (``engine.config``) is a pydantic schema, and the words of a req
 
 :class:`Wording` says how a location is named (``frames``, ``[engine] max_batch``, an environment
 variable); a file format subclasses it.
+
+A request differs in three ways, for it comes from members and files rather than from its host: it
+is a plain frozen dataclass whose fields carry these types (an unknown key is ignored, so a recipe
+of a newer animabot still reads, while the config's ``[render]``, which nests it, still refuses
+one); its counts are :data:`Whole` (JSON's ``12.0`` is 12 when validated with :data:`FROM_JSON`) and
+its numbers :data:`Number` (finite wherever the schema is used); and its wording names fields as
+the bot's options and words a choice as ``unknown motion 'spin'; choose one of: ...``.
 """
 
 from __future__ import annotations
@@ -29,7 +37,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal, NotRequired, Required, Union, get_args, get_origin
 
-from pydantic import ConfigDict, ValidationError
+from pydantic import BeforeValidator, ConfigDict, Field, StrictFloat, StrictInt, ValidationError, ValidationInfo
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticCustomError
 from typing_extensions import is_typeddict
@@ -37,6 +45,27 @@ from typing_extensions import is_typeddict
 SCHEMA = ConfigDict(extra="forbid", allow_inf_nan=False, validate_default=True)
 
 Loc = tuple[str | int, ...]
+
+# -- the values of a request (engine.request.params): what a member, a file or a stored row sends ---
+# A request is validated from Python values (the bot's options, the command line's flags) or from
+# JSON (a recipe in a file, the Remix form, a stored row): ``validate_python(data, context=FROM_JSON)``
+# says the latter, where a whole number may arrive written as 12.0.
+FROM_JSON = {"from_json": True}
+
+
+def _whole_number(value: Any, info: ValidationInfo) -> Any:
+    """An ``int`` (never a ``bool``), or from JSON a float that is whole: ``12.0`` is 12, ``2.5`` is refused."""
+    if isinstance(value, float) and value.is_integer() and (info.context or {}).get("from_json"):
+        return int(value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError("must be a whole number")
+    return value
+
+
+Whole = Annotated[StrictInt, BeforeValidator(_whole_number)]
+"""A count: frames, steps, a size, a seed (a float, text or true/false is refused in one sentence)."""
+Number = Annotated[StrictFloat, Field(allow_inf_nan=False)]
+"""A finite number (an int is taken as its float; text, true/false, nan and inf are refused)."""
 
 
 class Wording:
@@ -63,6 +92,15 @@ class Wording:
             return f"did you mean {self.suggestion(loc, close)}?"
         return "the valid ones are " + ", ".join(self.suggestion(loc, name) for name in names) + "."
 
+    def own(self, loc: Loc, sentence: str) -> str:
+        """The sentence of a check that words its own (:func:`sentence_error`), placed at ``loc``."""
+        return f"{self.name(loc)}: {sentence}" if loc else sentence
+
+    def choice(self, loc: Loc, value: Any, choices: list[str]) -> str | None:
+        """The whole sentence for ``value``, which is none of ``choices`` (a ``Literal``); None: the
+        usual ``NAME must be 'a' or 'b', got VALUE.``"""
+        return None
+
 
 def closest(name: str, names) -> str | None:
     """The valid name ``name`` was most likely meant to be (None when none is close)."""
@@ -85,6 +123,7 @@ _MUST = {
     "list_type": "must be a list, like [1, 2]",
     "tuple_type": "must be a list, like [1, 2]",
     "string_too_short": "must not be empty",
+    "string_pattern_mismatch": "is not in the allowed form",
 }
 _MAPPING_TYPES = {"dict_type", "model_type", "dataclass_type", "dataclass_exact_type", "typed_dict_type"}
 _UNKNOWN_TYPES = {"extra_forbidden", "unexpected_keyword_argument"}
@@ -106,7 +145,7 @@ def _sentence(detail: dict, schema: Any, wording: Wording) -> str:
     if kind in _UNKNOWN_TYPES:
         return f"{wording.unknown(loc, value)}; {wording.hint(loc, list(field_types(annotation_at(schema, loc[:-1]))))}"
     if kind == "sentence":  # a check that words its own sentence (raise sentence_error(...))
-        return f"{wording.name(loc)}: {detail['ctx']['sentence']}" if loc else detail["ctx"]["sentence"]
+        return wording.own(loc, detail["ctx"]["sentence"])
     if kind in _MISSING_TYPES:
         return f"{wording.name(loc[:-1])} needs {loc[-1]}."
     if kind in _MAPPING_TYPES:
@@ -114,7 +153,17 @@ def _sentence(detail: dict, schema: Any, wording: Wording) -> str:
     elif kind in _RANGE_TYPES:
         must = "must be " + _range(annotation_at(schema, loc), kind, detail["ctx"])
     elif kind == "literal_error":
+        choices = [str(arg) for arg in get_args(unwrap(annotation_at(schema, loc))[0])]
+        own = wording.choice(loc, value, choices)
+        if own is not None:
+            return own
         must = f"must be {detail['ctx']['expected']}"
+    elif kind == "string_too_long":
+        must = f"must be at most {detail['ctx']['max_length']} characters"
+    elif kind == "too_long":
+        must = f"must hold at most {detail['ctx']['max_length']} items"
+    elif kind == "too_short":
+        must = f"must hold at least {detail['ctx']['min_length']} items"
     elif kind in ("value_error", "assertion_error"):
         must = str(detail["ctx"]["error"])  # our validators raise ValueError("must be ...")
     else:
@@ -126,7 +175,7 @@ def _range(annotation: Any, kind: str, ctx: dict) -> str:
     """``between 1 and 240`` when the field has both bounds, else the one broken (``at least 0``)."""
     bounds = _bounds(annotation)
     if "ge" in bounds and "le" in bounds:
-        return f"between {bounds['ge']:g} and {bounds['le']:g}"
+        return f"between {_number(bounds['ge'])} and {_number(bounds['le'])}"
     word, key = {
         "greater_than": ("above", "gt"),
         "greater_than_equal": ("at least", "ge"),
@@ -148,7 +197,10 @@ def shown_value(value: Any) -> str:
         return "true" if value else "false"
     if isinstance(value, Mapping):
         return "a table of " + ", ".join(map(str, value)) if value else "an empty table"
-    text = repr(value)
+    try:
+        text = repr(value)
+    except ValueError:  # an int past Python's 4300 digits
+        return "a number too long to show"
     return text if len(text) <= 60 else text[:57] + "..."
 
 
@@ -204,6 +256,8 @@ def annotation_at(schema: Any, loc: Loc) -> Any:
         args = get_args(inner)
         if get_origin(inner) in (dict, Mapping) and len(args) == 2:
             annotation = args[1]
+        elif get_origin(inner) is tuple and len(args) > 1 and args[-1] is not Ellipsis:
+            annotation = args[part] if isinstance(part, int) and part < len(args) else None  # a fixed (a, b) pair
         elif get_origin(inner) in (list, tuple) and args:
             annotation = args[0]
         else:
@@ -221,9 +275,14 @@ def allowed(annotation: Any) -> str:
         return "true or false"
     bounds = _bounds(annotation)
     if "ge" in bounds and "le" in bounds:
-        return f"{bounds['ge']:g} to {bounds['le']:g}"
+        return f"{_number(bounds['ge'])} to {_number(bounds['le'])}"
     words = {"ge": "at least", "gt": "above", "le": "at most", "lt": "below"}
-    return " and ".join(f"{words[key]} {value:g}" for key, value in bounds.items())
+    return " and ".join(f"{words[key]} {_number(value)}" for key, value in bounds.items())
+
+
+def _number(value: float) -> str:
+    """A bound as written: ``0.95``, ``-2`` for -2.0, and an int in full (``4294967295``, not ``4.29497e+09``)."""
+    return str(value) if isinstance(value, int) else f"{value:g}"
 
 
 def _bounds(annotation: Any) -> dict[str, float]:

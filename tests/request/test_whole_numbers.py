@@ -18,7 +18,7 @@ GOOD = RenderParams(prompt="a cat", frames=3, fps=8, steps=2, width=64, height=6
         ("frames", 3.0, "frames must be a whole number, got 3.0."),
         ("width", "64", "width must be a whole number, got '64'."),
         ("seed", 1.5, "seed must be a whole number, got 1.5."),
-        ("canny_low", True, "canny low must be a whole number, got True."),
+        ("canny_low", True, "canny low must be a whole number, got true."),  # as JSON and TOML spell it
         ("smooth", 2.0, "smooth must be a whole number, got 2.0."),
         ("fps", float("nan"), "fps must be a whole number, got nan."),
     ],
