@@ -47,11 +47,25 @@ def file_params(path: Path, recipe: dict) -> RenderParams:
     A crafted file can hold any JSON where a number or a list belongs; whatever the request schema
     does not answer with its own sentence is answered here, naming the file."""
     try:
-        return recipe_params(recipe)
+        params = recipe_params(recipe)
+        _check_kinds(params)
     except UserError as err:
         raise UserError(f"The recipe in {path} is not valid: {err}") from None
     except (TypeError, ValueError, AttributeError, RecursionError):
         raise UserError(f"The recipe in {path} could not be read; it was not written by animabot.") from None
+    return params
+
+
+def _check_kinds(params: RenderParams) -> None:
+    """Text where the defaults hold text, true/false where they hold true/false (``validate`` checks
+    the numbers and the names of choices; these two kinds it takes as they come)."""
+    defaults = RenderParams(prompt="-")
+    for name, value in params.to_dict().items():
+        default, words = getattr(defaults, name, None), name.replace("_", " ")
+        if isinstance(default, bool) and not isinstance(value, bool):
+            raise UserError(f"{words} must be true or false, got {value!r}.")
+        if isinstance(default, str) and not isinstance(value, str):
+            raise UserError(f"{words} must be text, got {value!r}.")
 
 
 def apply_recipe(args: argparse.Namespace, config: Config):

@@ -178,5 +178,22 @@ def cmd_inspect(args: argparse.Namespace) -> int:
         print(json.dumps(measure_video(existing_file(args.video)), indent=2))
         return 0
     recipe = read_file_recipe(args.video)
-    print(printable(json.dumps(recipe, indent=2, ensure_ascii=False), newlines=True))
+    try:
+        shown = json.dumps(_printable_values(recipe), indent=2, ensure_ascii=False)
+    except RecursionError:  # a recipe nested almost as deep as the JSON parser goes
+        raise UserError(
+            f"The recipe in {args.video} is nested too deeply to show; it was not written by animabot."
+        ) from None
+    print(shown)
     return 0
+
+
+def _printable_values(value):
+    """``value`` (parsed JSON) with every string, keys too, made printable (the JSON stays valid)."""
+    if isinstance(value, str):
+        return printable(value, newlines=True)
+    if isinstance(value, dict):
+        return {printable(key): _printable_values(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_printable_values(item) for item in value]
+    return value
