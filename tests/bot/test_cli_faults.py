@@ -155,3 +155,11 @@ def test_control_characters_from_a_file_never_reach_the_terminal(tmp_path):
     assert "drawn by the model" in _one_line(done)
     for output in (done.stdout + done.stderr, animabot("info", video).stdout):
         assert not set(output) & {"\x1b", "\r", "\x9b", "\u202e", "\x00"}
+
+
+def test_a_keyframe_past_the_clip_is_one_line_naming_it_and_the_clips_length(tmp_path):
+    done = animabot("render", "0: a cat | 99: a tiger", *TINY, "--frames", 8, "-o", tmp_path / "x.mp4")
+    assert _one_line(done) == (
+        "animabot: The keyframe at frame 99 is past the end of the clip, which has 8 frames (0 to 7); "
+        "give more frames or an earlier keyframe.\n"
+    )
