@@ -251,8 +251,8 @@ def keyframes(prompt: str, frames: int | None = None) -> list[tuple[int, str]]:
     for piece, match in zip(pieces, numbered, strict=True):
         if not match or not match.group(2):
             raise UserError(
-                f'Keyframe prompts give every part a frame, like "0: a cat | 24: a tiger"; could not read '
-                f"{piece.strip()!r} (for one prompt with a |, leave out the frame numbers)."
+                'Keyframe prompts look like "0: a cat | 24: a tiger", a frame number on every part (leave them '
+                f"all out for one prompt with a |); could not read {piece.strip()!r}."
             )
         frame, text = int(match.group(1)), match.group(2)
         if keys and frame <= keys[-1][0]:

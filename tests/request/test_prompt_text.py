@@ -18,7 +18,7 @@ def test_a_bar_without_frame_numbers_is_part_of_one_prompt():
 
 def test_keyframes_need_a_frame_number_on_every_part():
     assert keyframes("0: a cat | 24: a tiger") == [(0, "a cat"), (24, "a tiger")]
-    with pytest.raises(UserError, match="every part a frame.*could not read 'a tiger'"):
+    with pytest.raises(UserError, match="a frame number on every part.*could not read 'a tiger'"):
         keyframes("0: a cat | a tiger")  # a part that lost its number is not read as text
 
 
