@@ -16,9 +16,13 @@ import sys
 from pathlib import Path
 
 from bot.cli import render as render_cli
+from bot.cli.recipe_file import apply_recipe
+from bot.cli.render import builtin_default as _default
 from engine.config import Config, load_config
 from engine.errors import UserError
 from engine.request.params import parse_size
+from engine.request.recipe import engine_version
+from engine.request.text import printable
 
 log = logging.getLogger("animabot")
 
@@ -26,26 +30,37 @@ log = logging.getLogger("animabot")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 
+# One-off commands print only what they are for: log lines below WARNING appear with -v alone.
+ONE_OFF_COMMANDS = ("render", "info", "metrics")
+RENDER_EPILOG = "Defaults are the built-in ones; a config's [render] section replaces them."
+
+
 def _render_args(sub) -> None:
-    p = sub.add_parser("render", help="render a clip locally, without Discord")
-    p.add_argument("prompt", nargs="?", help='text, or keyframes like "0: a cat | 24: a tiger"')
-    p.add_argument("-o", "--out", type=Path, default=None, help="output file (default: animabot-seed<SEED>.mp4)")
-    p.add_argument("--negative", default=None, help="negative prompt")
-    p.add_argument("--frames", type=int)
-    p.add_argument("--fps", type=int)
-    p.add_argument("--seed", type=int)
-    p.add_argument("--steps", type=int)
-    p.add_argument("--guidance", type=float)
-    p.add_argument("--strength", type=float, help="img2img from the previous frame, 0 = off")
-    p.add_argument("--control-scale", type=float)
+    p = sub.add_parser("render", help="render a clip locally, without Discord", epilog=RENDER_EPILOG)
     p.add_argument(
-        "--motion", help="none, zoom-in, zoom-out, pan-left, pan-right, pan-up, pan-down, rotate-cw, rotate-ccw"
+        "prompt", nargs="?", help='text, or keyframes like "0: a cat | 24: a tiger" (every part starts with N:)'
     )
-    p.add_argument("--motion-amount", type=float)
-    p.add_argument("--scheduler", help="dpm++, pndm, euler or unipc")
-    p.add_argument("--size", help="WIDTHxHEIGHT, multiples of 8")
+    p.add_argument("-o", "--out", type=Path, default=None, help="output file (default: animabot-seed<SEED>.mp4)")
+    p.add_argument("--negative", default=None, help="negative prompt (default: none)")
+    p.add_argument("--frames", type=int, help=f"frames to render {_default('frames')}")
+    p.add_argument("--fps", type=int, help=f"frames per second {_default('fps')}")
+    p.add_argument("--seed", type=int, help=f"the clip's seed {_default('seed')}")
+    p.add_argument("--steps", type=int, help=f"denoising steps per frame {_default('steps')}")
+    p.add_argument("--guidance", type=float, help=f"how closely to follow the prompt {_default('guidance')}")
+    p.add_argument("--strength", type=float, help=f"img2img from the previous frame, 0 = off {_default('strength')}")
+    p.add_argument("--control-scale", type=float, help=f"how strongly frames hold together {_default('control_scale')}")
     p.add_argument(
-        "--model", help="a configured model name, else a hub id, local folder/.safetensors or built-in model"
+        "--motion",
+        help="none, zoom-in, zoom-out, pan-left, pan-right, pan-up, pan-down, rotate-cw, rotate-ccw "
+        + _default("motion"),
+    )
+    p.add_argument("--motion-amount", type=float, help=f"motion per frame {_default('motion_amount')}")
+    p.add_argument("--scheduler", help=f"dpm++, pndm, euler or unipc {_default('scheduler')}")
+    p.add_argument("--size", help=f"WIDTHxHEIGHT, multiples of 8 {_default('size')}")
+    p.add_argument(
+        "--model",
+        help="a configured model name, else a hub id, local folder/.safetensors or built-in model "
+        "(default: the config's [engine] model)",
     )
     p.add_argument(
         "--lora", action="append", default=[], metavar="NAME[:WEIGHT]", help="a configured LoRA (repeatable)"
@@ -54,18 +69,27 @@ def _render_args(sub) -> None:
     p.add_argument("--device", help="auto, cuda, cuda:N or cpu (overrides the config)")
     # -- starting from a picture, and the control type (issue 11)
     p.add_argument("--image", type=Path, help="start from this picture: it is frame 0 (fitted to --size)")
-    p.add_argument("--image-strength", type=float, help="0 keeps the picture as frame 0; up to 1 re-draws it")
-    p.add_argument("--control", help="what holds frames together: canny (edges), depth or pose")
-    p.add_argument("--canny-low", type=int, help="the Canny edge thresholds, 0 <= low < high <= 1000")
-    p.add_argument("--canny-high", type=int)
     p.add_argument(
-        "--color-coherence", action=argparse.BooleanOptionalAction, help="hold each frame's colours to frame 0's"
+        "--image-strength",
+        type=float,
+        help=f"0 keeps the picture as frame 0; up to 1 re-draws it {_default('image_strength')}",
+    )
+    p.add_argument("--control", help=f"what holds frames together: canny (edges), depth or pose {_default('control')}")
+    p.add_argument(
+        "--canny-low", type=int, help=f"the Canny edge thresholds, 0 <= low < high <= 1000 {_default('canny_low')}"
+    )
+    p.add_argument("--canny-high", type=int, help=_default("canny_high"))
+    p.add_argument(
+        "--color-coherence",
+        action=argparse.BooleanOptionalAction,
+        help=f"hold each frame's colours to frame 0's {_default('color_coherence')}",
     )
     render_cli.add_clip_args(p)  # --loop --smooth --format --from
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="animabot", description="Text to short AI video, on Discord or locally.")
+    parser.add_argument("--version", action="version", version=f"animabot {engine_version()}")
     parser.add_argument("--config", type=Path, default=None, help="config file (default: ./config.toml if present)")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -93,6 +117,10 @@ def build_parser() -> argparse.ArgumentParser:
     # `--config` may also come after the sub-command, as the README shows.
     for p in (run, sub.choices["render"], worker, download, models_sub.choices["list"], check):
         p.add_argument("--config", type=Path, default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    # `-v` too, before or after the sub-command (SUPPRESS: not given there keeps the top-level value).
+    for p in (run, sub.choices["render"], sub.choices["info"], sub.choices["metrics"], worker, download,
+              models_sub.choices["list"], check):  # fmt: skip
+        p.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     return parser
 
 
@@ -121,9 +149,11 @@ def _catalog_for(config: Config, model: str | None):
 
 
 def cmd_render(args, config: Config) -> int:
+    render_cli.check_output(args)  # -o first: a place the file cannot go is answered before anything loads
     picture = _picture(args)
     size = parse_size(args.size) if args.size else (None, None)
-    config = render_cli.apply_recipe(args, config)  # --from VIDEO: its recipe becomes the defaults
+    config, from_picture = apply_recipe(args, config)  # --from VIDEO: its recipe becomes the defaults
+    picture = picture if picture is not None else from_picture  # and the picture it began from
     catalog, model = _catalog_for(config, args.model)
     loras = catalog.resolve_loras(",".join(args.lora)) if args.lora else None
     if picture is not None and not args.size:
@@ -223,9 +253,10 @@ def _default_config() -> Path | None:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    quiet = args.command in ONE_OFF_COMMANDS and not args.verbose
     logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        level=logging.DEBUG if args.verbose else logging.WARNING if quiet else logging.INFO,
+        format="%(levelname)s %(name)s: %(message)s" if quiet else "%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     try:
         config = load_config(args.config)
@@ -252,8 +283,10 @@ def main(argv: list[str] | None = None) -> int:
 
         return run(config, with_runtime=not args.no_engine)
     except UserError as err:
-        print(f"animabot: {err}", file=sys.stderr)
-        log.debug("where it was raised (-v):", exc_info=err)
+        if args.verbose:
+            log.exception("the traceback of the error below")
+        # One line (a config's mistakes: one line each); text from a file or a member, made printable.
+        print(f"animabot: {printable(str(err), newlines=True)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

@@ -1,38 +1,59 @@
 """The clip side of ``animabot render`` and the commands that read videos: ``info`` and ``metrics``.
 
 ``bot.cli.main`` builds the parser and the parameters; this module adds the clip flags (``--loop``,
-``--smooth``, ``--format``, ``--from``), decides the output format, and runs the render
-(``engine.runtime.render_job.render_job``: the worker's render path, for one job alone) so that it
-reads cleanly in a terminal:
+``--smooth``, ``--format``, ``--from``), checks ``-o`` before anything loads, decides the output
+format, and runs the render (``engine.runtime.render_job.render_job``: the worker's render path,
+for one job alone) so that it reads cleanly in a terminal:
 
 - one header line (``rendering "PROMPT": seed 42, 16 frames @ 8 fps, …``), on stderr;
-- one frames bar and one steps bar (tqdm, on stderr); log lines go through tqdm's
-  ``logging_redirect_tqdm`` so they never break a bar;
-- diffusers', transformers' and huggingface_hub's own loading bars and warnings hidden unless ``-v``;
-- one summary line at the end, on stdout (the path, the seed, the timing).
+- a frames bar and a steps bar in a terminal, plain ``frames: N/M`` lines elsewhere
+  (:mod:`bot.cli.progress`);
+- diffusers', transformers' and huggingface_hub's own loading bars and warnings hidden, and log
+  lines below WARNING, unless ``-v``;
+- one summary line at the end, on stdout (the path, the seed, the file's frames, the timing).
+
+What came from a member or a file (the prompt, model and LoRA names, a recipe) is printed through
+:func:`engine.request.text.printable`. Reading a video's recipe: :mod:`bot.cli.recipe_file`.
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import sys
+import tempfile
 import time
 from pathlib import Path
 
+from bot.cli.progress import RenderProgress
+from bot.cli.recipe_file import existing_file, read_file_recipe
 from engine.config import Config
 from engine.errors import UserError
-from engine.request.catalog import Catalog
 from engine.request.params import FORMATS, LOOPS, SMOOTH_FACTORS, RenderParams
-from engine.request.recipe import is_recipe, recipe_params, recipe_weights
+from engine.request.text import printable
 
 
 # -- arguments ------------------------------------------------------------------------------------
+def builtin_default(name: str) -> str:
+    """``(default: 16)``: the built-in value of a render setting, for ``render --help`` (a config's
+    ``[render]`` section may replace it: the help's epilog says so)."""
+    value = getattr(RenderParams(prompt="-"), name)
+    return f"(default: {'random' if value is None else value})"
+
+
 def add_clip_args(p: argparse.ArgumentParser) -> None:
     """``--loop``, ``--smooth``, ``--format`` and ``--from`` on ``animabot render``."""
-    p.add_argument("--loop", choices=LOOPS, help="none, pingpong (forward then back) or seamless (ends on the start)")
-    p.add_argument("--smooth", type=int, choices=SMOOTH_FACTORS, help="1, 2 or 4: optical-flow in-between frames")
+    p.add_argument(
+        "--loop",
+        choices=LOOPS,
+        help=f"none, pingpong (forward then back) or seamless (ends on the start) {builtin_default('loop')}",
+    )
+    p.add_argument(
+        "--smooth",
+        type=int,
+        choices=SMOOTH_FACTORS,
+        help=f"1, 2 or 4: optical-flow in-between frames {builtin_default('smooth')}",
+    )
     p.add_argument("--format", choices=FORMATS, help="mp4, gif or webp (default: the extension of -o, else mp4)")
     p.add_argument(
         "--from", dest="from_video", type=Path, metavar="VIDEO", help="render again from the recipe inside VIDEO"
@@ -48,43 +69,25 @@ def add_inspect_commands(sub) -> None:
 
 
 # -- parameters -----------------------------------------------------------------------------------
-def apply_recipe(args: argparse.Namespace, config: Config) -> Config:
-    """With ``--from VIDEO``: the video's recipe becomes the defaults (its prompt, seed, model…).
-
-    Flags given on the command line still replace them. Without ``--from`` nothing changes, except
-    that a missing prompt is refused.
-    """
-    if args.from_video is None:
-        if not args.prompt:
-            raise UserError("Give a prompt, or --from VIDEO to render a video's recipe again.")
-        return config
-    from engine.video.read import read_recipe
-
-    recipe = read_recipe(args.from_video)
-    if not is_recipe(recipe):
+def check_output(args: argparse.Namespace) -> None:
+    """``-o`` before anything is read or loaded: not a folder, in a folder that exists and this
+    process can write in, and with an extension that agrees with ``--format`` (or, without
+    ``--format``, one that names a format: the extension picks it). Without ``-o`` the file goes to
+    the current folder, which must be writable too. Each mistake is one ``UserError`` line."""
+    out = args.out
+    if out is not None and out.is_dir():
+        raise UserError(f"{out} is a folder; give -o a file name, such as {out / 'clip.mp4'}.")
+    folder = out.parent if out is not None else Path.cwd()
+    if not folder.is_dir():
+        raise UserError(f"The folder {folder} does not exist; create it, or give -o a file in a folder that exists.")
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as err:
         raise UserError(
-            f"{args.from_video} carries no animabot recipe; only videos animabot rendered can be re-rendered."
-        )
-    params = recipe_params(recipe)
-    if params.image_key is not None and args.image is None:
-        raise UserError(
-            f"{args.from_video} started from a picture, which its recipe does not carry; give it with --image."
-        )
-    if not args.prompt:
-        args.prompt = params.prompt
-    if args.model is None:
-        args.model = recipe_model(recipe, config.catalog)
-    return dataclasses.replace(config, render=params)
-
-
-def recipe_model(recipe: dict, catalog: Catalog) -> str:
-    """The ``--model`` that renders ``recipe`` again here: its model's catalog name when this host has
-    it, else its hub id. A name the host lacks with no hub id stays, and ``--model``'s own check
-    answers it with the one sentence naming the models there are."""
-    weights = recipe_weights(recipe)
-    if weights.model in catalog.models or weights.model_hub is None:
-        return weights.model
-    return weights.model_hub
+            f"animabot cannot write in {folder} ({err.strerror}); give -o a file in a folder you can write to."
+        ) from None
+    output_format(args)  # a contradicting or unknown extension
 
 
 def output_format(args: argparse.Namespace) -> str | None:
@@ -113,9 +116,7 @@ def run_render(args: argparse.Namespace, config: Config, params: RenderParams, *
 
     ``catalog``: the configured models and LoRAs (``engine.request.catalog``); ``picture``: the fitted
     ``--image`` (``engine.request.picture``) or None."""
-    from tqdm import tqdm
-    from tqdm.contrib.logging import logging_redirect_tqdm
-
+    catalog.check(params.model, params.loras)  # a recipe's LoRAs too, before anything loads
     from engine.render.library_logs import quiet_libraries
 
     quiet_libraries(args.verbose)
@@ -124,7 +125,7 @@ def run_render(args: argparse.Namespace, config: Config, params: RenderParams, *
     from engine.runtime.render_job import render_job
 
     out = args.out or Path(f"animabot-seed{params.seed}.{params.format}")
-    print(header_line(params), file=sys.stderr, flush=True)
+    print(printable(header_line(params)), file=sys.stderr, flush=True)
     if picture is not None and picture.note:
         print(picture.note, file=sys.stderr)
     started = time.perf_counter()
@@ -132,50 +133,67 @@ def run_render(args: argparse.Namespace, config: Config, params: RenderParams, *
     def prepare(loaded) -> None:  # CUDA layouts only; the compiled step is for long-running workers
         accel.prepare(loaded.components)
 
-    with (
-        logging_redirect_tqdm(),
-        tqdm(total=params.frames, desc="frames", unit="frame", position=0, file=sys.stderr) as frames_bar,
-        tqdm(total=params.steps, desc="steps", unit="step", position=1, leave=False, file=sys.stderr) as steps_bar,
-    ):
-
-        def on_step(step: int, total: int) -> None:
-            steps_bar.total = total
-            steps_bar.n = step
-            steps_bar.refresh()
-
-        def on_frame(index: int, frame) -> None:
-            frames_bar.update(1)
-            steps_bar.reset()
-
+    with RenderProgress(params.frames, params.steps) as progress:
         models = ModelCache(catalog, config.engine, max_loaded=1, on_load=prepare)
         result = render_job(
-            models, catalog, config.engine, params, out, on_frame=on_frame, on_step=on_step,
+            models, catalog, config.engine, params, out, on_frame=progress.on_frame, on_step=progress.on_step,
             picture=picture.pixels if picture is not None else None,
         )  # fmt: skip
     if args.audio is not None:
         from engine.video.edit import mux_audio
 
         mux_audio(result.path, args.audio, result.path)
-    total = time.perf_counter() - started
-    print(
-        f"{result.path}  seed {result.seed}  {result.frames} frames in {result.seconds:.1f} s "
-        f"({result.seconds_per_frame:.2f} s/frame; {total:.1f} s with model loading and encoding)"
-    )
+    print(printable(summary_line(result, params, time.perf_counter() - started)))
     return 0
+
+
+def file_frames(rendered: int, params: RenderParams) -> int:
+    """How many frames the file of ``rendered`` frames holds, after the loop and the smoothing."""
+    from engine.video.interpolate import smoothed_count
+    from engine.video.loops import pingpong_count
+
+    shown = pingpong_count(rendered) if params.loop == "pingpong" else rendered
+    return smoothed_count(shown, params.smooth)
+
+
+def summary_line(result, params: RenderParams, total: float) -> str:
+    """``clip.mp4  seed 42  16 frames in 9.1 s (…)``: the file's frames; the rendered ones when they differ."""
+    frames = file_frames(result.frames, params)
+    timing = f"{result.seconds:.1f} s ({result.seconds_per_frame:.2f} s/frame"
+    rendered = f"in {timing}" if frames == result.frames else f"({result.frames} rendered in {timing}"
+    return (
+        f"{result.path}  seed {result.seed}  {frames} frames {rendered}; {total:.1f} s with model loading and encoding)"
+    )
 
 
 # -- info and metrics -----------------------------------------------------------------------------
 def cmd_inspect(args: argparse.Namespace) -> int:
-    """``info``: the recipe as indented JSON; ``metrics``: the measured metrics as JSON."""
+    """``info``: the recipe as indented JSON; ``metrics``: the measured metrics as JSON.
+
+    The recipe came from a file: its strings are printed without escape sequences or control
+    characters (:func:`engine.request.text.printable`)."""
     if args.command == "metrics":
         from engine.video.metrics import measure_video
 
-        print(json.dumps(measure_video(args.video), indent=2))
+        print(json.dumps(measure_video(existing_file(args.video)), indent=2))
         return 0
-    from engine.video.read import read_recipe
-
-    recipe = read_recipe(args.video)
-    if not is_recipe(recipe):
-        raise UserError(f"{args.video} carries no animabot recipe.")
-    print(json.dumps(recipe, indent=2, ensure_ascii=False))
+    recipe = read_file_recipe(args.video)
+    try:
+        shown = json.dumps(_printable_values(recipe), indent=2, ensure_ascii=False)
+    except RecursionError:  # a recipe nested almost as deep as the JSON parser goes
+        raise UserError(
+            f"The recipe in {args.video} is nested too deeply to show; it was not written by animabot."
+        ) from None
+    print(shown)
     return 0
+
+
+def _printable_values(value):
+    """``value`` (parsed JSON) with every string, keys too, made printable (the JSON stays valid)."""
+    if isinstance(value, str):
+        return printable(value, newlines=True)
+    if isinstance(value, dict):
+        return {printable(key): _printable_values(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_printable_values(item) for item in value]
+    return value

@@ -303,7 +303,7 @@ def _whole_request(params: RenderParams) -> RenderParams:
             "image strength only applies when starting from a picture; give one, or leave image strength out."
         )
     try:
-        keyframes(params.prompt)  # raises on a malformed keyframe prompt
+        keyframes(params.prompt, params.frames)  # a malformed keyframe prompt, or a key past the clip
     except UserError as err:
         raise sentence_error(str(err)) from None
     return params
@@ -365,23 +365,36 @@ def parse_size(text: str) -> tuple[int, int]:
     return int(match.group(1)), int(match.group(2))
 
 
-def keyframes(prompt: str) -> list[tuple[int, str]]:
+def keyframes(prompt: str, frames: int | None = None) -> list[tuple[int, str]]:
     """Split ``"0: a cat | 24: a tiger"`` into ``[(0, "a cat"), (24, "a tiger")]``.
 
-    A prompt without ``|`` and without a leading ``N:`` is a single key at frame 0. Keys must be
-    increasing; the first key is moved to frame 0 if it starts later (the clip needs a prompt there).
+    A prompt is keyframes only when every ``|``-separated part starts with a frame number and a
+    colon (``N:``); a prompt whose parts have none (``"a cat | oil painting"``) is one prompt, ``|``
+    and all, at frame 0, as other Stable Diffusion tools read it. Parts with and without numbers
+    mixed are refused: a part that lost its number would otherwise be read as text. One part with
+    ``N:`` is a single key. Keys must be increasing; the first key is moved to frame 0 if it starts
+    later (the clip needs a prompt there). With ``frames`` (the clip's length), a later key at or past
+    the last frame is refused: it would never be shown.
     """
-    pieces = [p for p in prompt.split("|")]
-    if len(pieces) == 1 and not _KEYFRAME.match(prompt):
+    pieces = prompt.split("|")
+    numbered = [_KEYFRAME.match(piece) for piece in pieces]
+    if not any(numbered):
         return [(0, prompt.strip())]
     keys: list[tuple[int, str]] = []
-    for piece in pieces:
-        match = _KEYFRAME.match(piece)
+    for piece, match in zip(pieces, numbered, strict=True):
         if not match or not match.group(2):
-            raise UserError(f'Keyframe prompts look like "0: a cat | 24: a tiger"; could not read {piece.strip()!r}.')
+            raise UserError(
+                'Keyframe prompts look like "0: a cat | 24: a tiger", a frame number on every part (leave them '
+                f"all out for one prompt with a |); could not read {piece.strip()!r}."
+            )
         frame, text = int(match.group(1)), match.group(2)
         if keys and frame <= keys[-1][0]:
             raise UserError(f"Keyframes must be in increasing frame order; {frame} comes after {keys[-1][0]}.")
+        if keys and frames is not None and frame >= frames:
+            raise UserError(
+                f"The keyframe at frame {frame} is past the end of the clip, which has {frames} frames "
+                f"(0 to {frames - 1}); give more frames or an earlier keyframe."
+            )
         keys.append((frame, text))
     keys[0] = (0, keys[0][1])
     return keys

@@ -22,8 +22,13 @@ from collections.abc import Mapping
 from typing import Any
 from xml.sax.saxutils import escape
 
+from engine.errors import UserError
+
 COMMENT_TAG = "comment"
 XMP_NAMESPACE = "https://animabot.invalid/ns/recipe/1.0/"
+# The longest recipe text read back (ASCII JSON): a recipe with a long prompt and negative prompt
+# is a few KiB; a bigger one was made by hand, and parsing it is work for nothing.
+MAX_RECIPE_CHARS = 256 * 1024
 
 
 def recipe_text(recipe: Mapping[str, Any]) -> str:
@@ -34,15 +39,27 @@ def recipe_text(recipe: Mapping[str, Any]) -> str:
 
 
 def parse_recipe(text: str | bytes | None) -> dict | None:
-    """The recipe a text holds, or ``None`` when it is not a JSON object (someone else's comment)."""
+    """The recipe a text holds, or ``None`` when it is not a JSON object (someone else's comment).
+
+    The text comes from a file anyone may have made: over :data:`MAX_RECIPE_CHARS`, or nested deeper
+    than Python's JSON parser can follow (``RecursionError``), it is ``UserError``, not a crash."""
     if text is None:
         return None
+    if len(text) > MAX_RECIPE_CHARS:
+        raise UserError(
+            f"The recipe in this file is {len(text) // 1024} KiB, more than any animabot recipe "
+            f"({MAX_RECIPE_CHARS // 1024} KiB); it was not written by animabot."
+        )
     if isinstance(text, bytes):
         text = text.decode("utf-8", "replace")
     try:
         value = json.loads(text)
     except ValueError:
         return None
+    except RecursionError:
+        raise UserError(
+            "The recipe in this file is nested too deeply to read; it was not written by animabot."
+        ) from None
     return value if isinstance(value, dict) else None
 
 

@@ -3,9 +3,12 @@
 import dataclasses
 import shlex
 
+import pytest
+
 from bot.cli.main import build_parser
-from bot.cli.render import recipe_model
+from bot.cli.recipe_file import recipe_model
 from bot.text.info import info_text
+from engine.errors import UserError
 from engine.request.catalog import build_catalog
 from engine.request.params import RenderParams
 from engine.request.recipe import build_recipe, recipe_weights
@@ -46,11 +49,14 @@ def test_a_version_1_recipe_still_reads_without_the_default_models_id_for_anothe
     assert "--model second" in text
 
 
-def test_render_from_takes_the_recipes_model_by_name_else_by_its_hub_id():
+def test_render_from_takes_the_recipes_model_by_name_and_never_fetches_a_hub_id_it_names():
     def recipe(model, hub):
         return build_recipe(dataclasses.replace(CLIP, model=model), model=hub, controlnet=None)
 
     assert recipe_model(recipe("second", "org/second"), CATALOG) == "second"  # the host's own, by name
-    assert recipe_model(recipe("gone", "org/gone"), CATALOG) == "org/gone"
-    assert recipe_model(recipe("gone", None), CATALOG) == "gone"  # --model's check names the models there are
     assert recipe_model(V1, CATALOG) == "second"
+    assert recipe_model(recipe("test-tiny", None), CATALOG) == "test-tiny"  # built in: nothing to fetch
+    with pytest.raises(UserError, match=r"model 'gone', which this host's config does not name.*--model org/gone"):
+        recipe_model(recipe("gone", "org/gone"), CATALOG)  # a file from anyone names any repository
+    with pytest.raises(UserError, match=r"model 'gone'.*add it under \[models\] or give --model\.$"):
+        recipe_model(recipe("gone", None), CATALOG)
