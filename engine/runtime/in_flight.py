@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from engine.config import Config
-from engine.errors import OutOfMemory, UserError
+from engine.errors import DISK_FULL, OutOfMemory, UserError, is_disk_full
 from engine.files import write_atomic
 from engine.runtime.render_job import JobRender
 from engine.store.jobs import Job, JobStatus
@@ -44,6 +44,8 @@ def job_dir(config: Config, job_id: int) -> Path:
 
 def describe_failure(err: BaseException) -> str:
     """The sentence a user reads for a failed job."""
+    if is_disk_full(err):  # a frame, a blob, the video or the database could not be written
+        return DISK_FULL
     if isinstance(err, UserError):
         return str(err)
     if isinstance(err, OutOfMemory):

@@ -31,7 +31,7 @@ from typing import TypeVar
 
 import aiosqlite
 
-from engine.errors import UserError
+from engine.errors import DiskFull, UserError
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +51,14 @@ class StoreUnavailable(UserError):
         super().__init__("The queue is unavailable for the moment; please try again in a minute.")
 
 
+class StoreFull(StoreUnavailable, DiskFull):
+    """The database cannot take a write: its disk is full (SQLite's "database or disk is full",
+    PostgreSQL's ``disk_full``). Waited out like an outage; a member reads that the disk is full."""
+
+    def __init__(self) -> None:
+        DiskFull.__init__(self)
+
+
 BACKOFF_SECONDS = (0.5, 1, 2, 4, 8)  # waits between tries of work that must wait out an outage
 
 
@@ -66,10 +74,11 @@ async def until_reachable(call: Callable[[], Awaitable[T]], what: str) -> T:
     while True:
         try:
             return await call()
-        except StoreUnavailable:
+        except StoreUnavailable as err:  # a full database too: it takes the write once space is freed
             delay = backoff(failures)
             failures += 1
-            log.warning("the job store is unreachable to %s; trying again in %g s", what, delay)
+            reason = "full" if isinstance(err, StoreFull) else "unreachable"
+            log.warning("the job store is %s to %s; trying again in %g s", reason, what, delay)
             await asyncio.sleep(delay)
 
 
@@ -141,10 +150,12 @@ class SqliteDatabase:
             try:
                 await self._conn.execute("BEGIN IMMEDIATE")
                 yield _SqliteTx(self._conn, notes)
-            except BaseException:
+                await self._conn.execute("COMMIT")  # a full disk can refuse the commit too
+            except BaseException as err:
                 await self._rollback()
+                if isinstance(err, sqlite3.OperationalError) and err.sqlite_errorname == "SQLITE_FULL":
+                    raise StoreFull() from err
                 raise
-            await self._conn.execute("COMMIT")
         for payload in dict.fromkeys(notes):  # in-process listeners (the bot and runtime of one process)
             self.listeners.tell(payload)
 
@@ -276,6 +287,9 @@ class PostgresDatabase:
             async with self._pool.connection(timeout=RETRY_SECONDS) as conn:
                 async with conn.transaction():
                     yield _PgTx(conn)
+        except psycopg.errors.DiskFull as err:
+            log.warning("job store database is full: %s", err)
+            raise StoreFull() from err
         except (psycopg.OperationalError, psycopg.errors.IdleInTransactionSessionTimeout, PoolTimeout) as err:
             log.warning("job store transaction lost its connection: %s", err)
             raise StoreUnavailable() from err
