@@ -34,7 +34,7 @@ GUILD, MEMBER = 5, 1
 @contextlib.asynccontextmanager
 async def serving(data_dir):
     """A runtime serving a SQLite store in ``data_dir``: (config, store, runtime)."""
-    config = Config(data_dir=data_dir, engine=EngineConfig(model="test-tiny", device="cpu"))
+    config = Config(data_dir=data_dir, engine=EngineConfig(model="test-tiny", device="cpu", compile=False))
     store = await JobStore.open(config.db_path)
     runtime = Runtime(config, store)
     await runtime.start()
@@ -146,6 +146,40 @@ async def test_a_full_database_fails_the_job_and_its_end_lands_once_there_is_roo
             await store._db._conn.execute("PRAGMA max_page_count = 1073741823")
         await assert_failed_for_the_disk(config, store, job.id)
         await assert_renders(store, runtime)
+
+
+# -- a job no worker serves -----------------------------------------------------------------------
+T0 = 1_700_000_000.0
+
+
+@pytest.fixture
+async def store(store_location, tmp_path):
+    async with await JobStore.open(store_location, data_dir=tmp_path / "data", lease_seconds=30) as store:
+        yield store
+
+
+async def test_the_heartbeat_renews_only_the_jobs_its_worker_still_serves(store):
+    served, forgotten = [
+        await store.enqueue(JobKind.ANIMATE, SMALL, user_id=user, guild_id=GUILD, now=T0) for user in (1, 2)
+    ]
+    await store.claim("w", now=T0)
+    await store.claim("w", now=T0)
+    await store.heartbeat("w", now=T0 + 25, jobs=[served.id])
+    assert (await store.get(served.id)).lease_expires_at == T0 + 55
+    assert (await store.get(forgotten.id)).lease_expires_at == T0 + 30  # it runs out: re-queued, or cancelled
+    await store.heartbeat("w", now=T0 + 26, jobs=[])
+    assert (await store.get(served.id)).lease_expires_at == T0 + 55
+
+
+async def test_cancel_ends_a_running_job_that_no_worker_holds_at_once(store):
+    job = await store.enqueue(JobKind.ANIMATE, SMALL, user_id=MEMBER, guild_id=GUILD, now=T0)
+    claimed = await store.claim("w", now=T0)
+    held = await store.request_cancel(job.id, now=T0 + 10)  # its worker holds it: asked to stop
+    assert (held.status, held.cancel_requested) == (JobStatus.RUNNING, True)
+    stuck = await store.request_cancel(job.id, now=T0 + 31)  # its lease ran out: nobody will stop it
+    assert stuck.status is JobStatus.CANCELLED
+    assert (await store.usage(GUILD, MEMBER, now=T0 + 31)).queued == 0
+    assert not await store.holds(job.id, claimed.lease_token)  # the worker, should it wake, writes nothing
 
 
 # -- a real full disk ------------------------------------------------------------------------------
