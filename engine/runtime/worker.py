@@ -247,8 +247,8 @@ class Runtime:
             self._muxing += 1
             try:  # claimed, so it must not be dropped here: waits out an outage
                 inputs = functools.partial(self._mux_inputs, job)
-                parent, video, audio = await until_reachable(inputs, f"fetch mux job {job.id}'s files")
-                try:
+                try:  # a full disk, say, where the inputs are cached: the job fails with the reason
+                    parent, video, audio = await until_reachable(inputs, f"fetch mux job {job.id}'s files")
                     out = await loop.run_in_executor(self._cpu, self._mux, job, parent, video, audio)
                 except Exception as err:
                     if not isinstance(err, UserError):

@@ -17,6 +17,7 @@ import sqlite3
 import subprocess
 
 import pytest
+from support.media import write_wav
 from support.waiting import until, wait_stored
 
 from engine.config import Config, EngineConfig
@@ -24,6 +25,7 @@ from engine.errors import DISK_FULL
 from engine.request.params import RenderParams
 from engine.runtime import in_flight
 from engine.runtime.worker import Runtime, job_dir
+from engine.store import blobs
 from engine.store.jobs import JobKind, JobStatus
 from engine.store.store import JobStore, StoreFull
 
@@ -80,6 +82,29 @@ async def test_a_frame_that_cannot_be_written_fails_the_job_and_the_worker_goes_
             job = await render(store, runtime)
             await assert_failed_for_the_disk(config, store, job.id)
         await assert_renders(store, runtime)  # space is back
+
+
+async def test_a_blob_that_cannot_be_cached_fails_the_mux_job(pg_cluster, tmp_path, monkeypatch):
+    """Hosts that share only the database cache blobs in their data folder: a mux job whose video
+    cannot be cached there fails with the sentence, and the worker goes on."""
+    config = Config(data_dir=tmp_path / "data", engine=EngineConfig(model="test-tiny", device="cpu", compile=False))
+    async with await JobStore.open(pg_cluster.new_database(), data_dir=config.data_dir) as store:
+        runtime = Runtime(config, store)
+        await runtime.start()
+        try:
+            video = await render(store, runtime)
+            video = await wait_stored(store, video.id, lambda job: job.status is JobStatus.DONE)
+            await store.blobs.save("uploads/tone.wav", write_wav(tmp_path / "tone.wav"))
+            (await store.blobs.fetch(video.result_path)).unlink()  # cached by the host that rendered it
+            with monkeypatch.context() as patch:
+                patch.setattr(blobs, "write_atomic", no_space)
+                mux = await store.enqueue(JobKind.MUX, None, user_id=MEMBER, guild_id=GUILD, parent_id=video.id,
+                                          audio_path=store.blobs.ref("uploads/tone.wav"))  # fmt: skip
+                runtime.notify()
+                await assert_failed_for_the_disk(config, store, mux.id)
+            await assert_renders(store, runtime)
+        finally:
+            await runtime.stop()
 
 
 # -- the database is full --------------------------------------------------------------------------
