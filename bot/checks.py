@@ -23,6 +23,11 @@ def can_cancel(job: Job, user_id: int, permissions: discord.Permissions) -> bool
     return job.user_id == user_id or permissions.manage_messages or permissions.administrator
 
 
+def can_mux(job: Job, user_id: int, permissions: discord.Permissions) -> bool:
+    """A member puts audio on their own videos; one who may manage messages, on anyone's."""
+    return can_cancel(job, user_id, permissions)
+
+
 def can_manage_limits(permissions: discord.Permissions) -> bool:
     """``/limits`` is for members with Manage Server (administrators have every permission)."""
     return permissions.manage_guild or permissions.administrator

@@ -173,15 +173,13 @@ def check_request(
 
     The most lasting obstacle is reported first: the channel, then the daily quota (fixing the
     settings would not help), then each setting, then the queue and the cooldown, which clear by
-    themselves. ``params=None`` is a non-render request (mux): only the channel applies.
+    themselves. ``params=None`` is a request that renders nothing (mux): it counts against the quota,
+    the queue and the cooldown like a render, and has no settings to check.
     ``channel_id=None`` (a DM or the command line) skips the channel check.
     """
     if channel_id is not None and limits.allowed_channel_ids and channel_id not in limits.allowed_channel_ids:
         places = _or_list([f"<#{c}>" for c in limits.allowed_channel_ids])
         return f"Renders are not allowed in this channel; use {places}."
-    if params is None:
-        return None
-
     if limits.daily_quota <= 0:
         return "Renders are turned off on this server (its daily quota is 0); ask an admin to raise it."
     if usage.renders_today >= limits.daily_quota:
@@ -191,20 +189,9 @@ def check_request(
             f"the quota resets at 00:00 UTC (in {_duration(reset - now)})."
         )
 
-    refusal = _check_picture_and_control(limits, params)
+    refusal = None if params is None else _check_picture_and_control(limits, params) or _check_sizes(limits, params)
     if refusal is not None:
         return refusal
-
-    side = max(params.width, params.height)
-    for allowed, asked, unit in (
-        (limits.max_frames, params.frames, "frames"),
-        (limits.max_steps, params.steps, "steps"),
-        (limits.max_side, side, "pixels per side"),
-        (limits.max_fps, params.fps, "fps"),
-    ):
-        if asked > allowed:
-            shown = params.size if unit == "pixels per side" else asked
-            return f"This server allows at most {allowed} {unit}; you asked for {shown}."
 
     if usage.queued >= limits.max_queued_per_user:
         if usage.queued == 1:
@@ -215,6 +202,20 @@ def check_request(
         left = usage.last_request_at + limits.cooldown_seconds - now
         if left > 0:
             return f"Please wait {_count(math.ceil(left), 'more second')} between requests."
+    return None
+
+
+def _check_sizes(limits: GuildLimits, params: RenderParams) -> str | None:
+    side = max(params.width, params.height)
+    for allowed, asked, unit in (
+        (limits.max_frames, params.frames, "frames"),
+        (limits.max_steps, params.steps, "steps"),
+        (limits.max_side, side, "pixels per side"),
+        (limits.max_fps, params.fps, "fps"),
+    ):
+        if asked > allowed:
+            shown = params.size if unit == "pixels per side" else asked
+            return f"This server allows at most {allowed} {unit}; you asked for {shown}."
     return None
 
 

@@ -20,7 +20,6 @@ from discord.ext import commands
 from bot import checks
 from bot.actions import check_limits, job_on_server
 from bot.answers import answer_queued
-from bot.delivery.results import result_file
 from bot.download import download_capped
 from bot.text.messages import format_bytes, format_duration
 from engine.errors import UserError
@@ -63,6 +62,11 @@ def upload_path(uploads: Path, interaction_id: int, extension: str) -> Path:
     return uploads / f"{interaction_id}{extension}"
 
 
+def upload_key(path: Path) -> str:
+    """The blob key of a saved upload."""
+    return f"uploads/{path.name}"
+
+
 class Mux(commands.Cog):
     def __init__(self, bot: AnimaBot) -> None:
         self.bot = bot
@@ -80,7 +84,7 @@ class Mux(commands.Cog):
         await interaction.response.defer(ephemeral=True, thinking=True)
         # 1. check what we can before downloading anything (the checks above ran first)
         extension = check_attachment(audio.filename, audio.content_type, audio.size)
-        target = await self._target(interaction, job)
+        target = await self._target(interaction, job)  # one of the member's own videos (any, for moderators)
         user_id, guild_id, channel_id = interaction.user.id, interaction.guild_id, interaction.channel_id
         await check_limits(
             self.bot.store, self.bot.config.limits, None, user_id=user_id, guild_id=guild_id, channel_id=channel_id
@@ -88,6 +92,7 @@ class Mux(commands.Cog):
         # 2. download (capped) and check that it is audio of a sane length
         path = upload_path(self.bot.config.data_dir / "uploads", interaction.id, extension)
         await self._download(audio, path)
+        audio_ref = None
         try:
             from engine.video.read import check_audio  # ffmpeg side; imported only when needed
 
@@ -98,15 +103,17 @@ class Mux(commands.Cog):
                     f"That audio is {format_duration(seconds)} long; /mux takes at most "
                     f"{format_duration(MAX_AUDIO_SECONDS)} (only the video's length is used anyway)."
                 )
-            # 3. queue the mux job (until it is queued, nothing else would ever remove the file)
-            mux_job = await self.bot.store.enqueue(
-                JobKind.MUX, None, user_id=user_id, guild_id=guild_id, origin_id=channel_id, parent_id=target.id,
-                audio_path=await self._keep(path),
-            )  # fmt: skip
-        except BaseException:
+            # 3. queue the mux job (until it is queued, nothing else would ever remove the file);
+            # the limits are checked again on the usage the insert's own transaction reads
+            audio_ref = await self._keep(path)
+            mux_job = await self.bot.actions.queue_mux(
+                target, audio_ref, user_id=user_id, guild_id=guild_id, channel_id=channel_id
+            )
+        except BaseException as err:
             path.unlink(missing_ok=True)
+            if audio_ref is not None and isinstance(err, Exception):  # refused: the database's copy goes too
+                await self.bot.store.blobs.delete(upload_key(path))
             raise
-        self.bot.jobs_changed()
         log.info("job %d: %.1f s of audio from user %d for job %d", mux_job.id, seconds, user_id, target.id)
         await answer_queued(interaction, self.bot.store, mux_job)
 
@@ -119,16 +126,18 @@ class Mux(commands.Cog):
             target = await job_on_server(self.bot.store, job_id, interaction.guild_id)
             if target.status is not JobStatus.DONE or target.kind is JobKind.MUX:
                 raise UserError(f"Job {job_id} has no finished video to put audio on; pick a finished /animate job.")
+            if not checks.can_mux(target, interaction.user.id, interaction.permissions):
+                raise UserError(f"Job {job_id} is another member's video; /mux one of your own videos.")
         if target.params is not None and target.params.format != "mp4":
             raise UserError(f"Job {target.id} is a {target.params.format.upper()}, which has no sound; /mux an MP4.")
-        if await result_file(self.bot.store, target) is None:
+        if not await self.bot.store.blobs.exists(target.result_path):
             raise UserError(f"The video of job {target.id} is no longer kept on the host; render it again first.")
         return target
 
     async def _keep(self, path: Path) -> str:
         """Hand the saved upload to the store's blobs (a worker on another host reads it from the
         database); what the job records as its ``audio_path``."""
-        key = f"uploads/{path.name}"
+        key = upload_key(path)
         await self.bot.store.blobs.save(key, path)
         return self.bot.store.blobs.ref(key)
 

@@ -65,8 +65,10 @@ def round_rendered(frames: int, control: str, seconds: float) -> None:
 
 def failure_reason(err: BaseException) -> str:
     """The bounded label of a failure (``engine.runtime.in_flight.describe_failure`` words it for members)."""
-    from engine.errors import OutOfMemory, UserError
+    from engine.errors import OutOfMemory, UserError, is_disk_full
 
+    if is_disk_full(err):
+        return "disk_full"
     if isinstance(err, UserError):
         return "user_error"
     if isinstance(err, OutOfMemory):

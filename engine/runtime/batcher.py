@@ -49,7 +49,7 @@ from engine.store.blobs import job_prefix
 from engine.store.db import until_reachable
 from engine.store.jobs import Job, JobStatus
 from engine.store.pictures import fetch_picture, load_picture
-from engine.store.store import JobStore, LeaseLost, StoreUnavailable
+from engine.store.store import JobStore, LeaseLost, StoreFull, StoreUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +76,7 @@ class Batcher:
         finish: Finish,
         publish: Callable[[Progress], None],
         on_change: Callable[[], None],
+        serving: set[int] | None = None,
     ) -> None:
         self.config = config
         self.store = store
@@ -85,6 +86,8 @@ class Batcher:
         self._finish = finish
         self._publish = publish
         self._on_change = on_change  # a job left the batch or an encode ended
+        # the jobs claimed here whose end is not written yet (the runtime's, which its heartbeat renews)
+        self.serving = serving if serving is not None else set()
         self.catalog = config.catalog  # the models and LoRAs jobs name
         self.gpu_models = GpuModels(config, device=device)  # loaded and compiled on the GPU thread
         self.passed_over: set[int] = set()  # head jobs an empty batch skipped once for a loaded model
@@ -126,6 +129,7 @@ class Batcher:
             job = await self.store.claim(self.worker, mux=False, batch_key=key, job_id=await self._preferred(key))
             if job is None:
                 return
+            self.serving.add(job.id)
             active = BatchJob(job=job, work_dir=job_dir(self.config, job.id) / "frames")
             if not self.store.blobs.local:  # claimed, so it must not be dropped here: waits out an outage
                 try:
@@ -335,6 +339,11 @@ class Batcher:
         except LeaseLost:
             self._lost(active)
             return
+        except StoreFull as err:  # the database's disk is full: the job fails (its end waits for space)
+            log.error("job %d: the job store is full; frame %d cannot be counted", job.id, done - 1)
+            active.error = err
+            active.cancel.set()
+            return
         except StoreUnavailable:  # the next frame's record (or the job's end) brings the store up to date
             log.warning("job %d: frame %d is saved, but the job store is unreachable to count it", job.id, done - 1)
             return
@@ -351,6 +360,7 @@ class Batcher:
         log.warning("job %d: lost its lease (claimed again by another worker); dropping it", active.job.id)
         active.lost = True
         active.cancel.set()
+        self.serving.discard(active.job.id)
         self._leave(active)
 
     def _leave(self, active: BatchJob) -> None:

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from engine.config import Config
-from engine.errors import OutOfMemory, UserError
+from engine.errors import DISK_FULL, OutOfMemory, UserError, is_disk_full
 from engine.files import write_atomic
 from engine.ops import metrics
 from engine.runtime.render_job import JobRender
@@ -47,6 +47,8 @@ def describe_failure(err: BaseException) -> str:
     """The sentence a user reads for a failed job (every failure but a timeout is worded here once,
     so its reason is counted here too)."""
     metrics.JOBS_FAILED.labels(metrics.failure_reason(err)).inc()
+    if is_disk_full(err):  # a frame, a blob, the video or the database could not be written
+        return DISK_FULL
     if isinstance(err, UserError):
         return str(err)
     if isinstance(err, OutOfMemory):

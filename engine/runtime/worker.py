@@ -20,7 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from engine.config import Config
-from engine.errors import UserError
+from engine.errors import DISK_FULL, UserError
 from engine.files import result_filename
 from engine.ops import metrics
 from engine.runtime.batcher import Batcher
@@ -71,10 +71,11 @@ class Runtime:
         self._subscribers: set[asyncio.Queue] = set()
         self._tasks: list[asyncio.Task] = []
         self._muxing = 0  # mux jobs being run on the CPU thread
+        self.serving: set[int] = set()  # jobs claimed here whose end is not written yet: the heartbeat renews these
         self._listener = lambda payload: self._wake.set()  # the store says jobs changed (any host)
         self.batcher = Batcher(
             config, store, self.worker, device=self.device, gpu=self._gpu, cpu=self._cpu,
-            finish=self._finish, publish=self._publish, on_change=self._changed.set,
+            finish=self._finish, publish=self._publish, on_change=self._changed.set, serving=self.serving,
         )  # fmt: skip
 
     @property
@@ -85,7 +86,7 @@ class Runtime:
     # -- lifecycle ----------------------------------------------------------------------------
     async def start(self) -> None:
         """Re-queue what a dead process left running, load the models, then serve."""
-        await self.store.heartbeat(self.worker)
+        await self.store.heartbeat(self.worker, jobs=self.serving)
         await self._requeue_orphans()
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(self._gpu, self.batcher.gpu_models.load)
@@ -112,6 +113,7 @@ class Runtime:
         except StoreUnavailable:  # the leases expire instead, and another worker resumes the jobs
             ids = []
         self.batcher.active.clear()
+        self.serving.clear()
         self._gpu.shutdown(wait=True)
         self._cpu.shutdown(wait=True)
         if ids:
@@ -161,6 +163,9 @@ class Runtime:
         there, in the data folder). ``None`` when the lease was lost: another worker has the job.
         """
         files, result_path = None, str(result) if result else None
+        if status is JobStatus.FAILED and error == DISK_FULL:  # its partial files go first: room for this write
+            await asyncio.to_thread(shutil.rmtree, job_dir(self.config, job.id), True)
+            log.info("job %d: the disk is full; its partial files are removed", job.id)
         if result is not None and not self.store.blobs.local:
             key = f"{job_prefix(job.id)}{result.name}"
             files, result_path = {key: result}, self.store.blobs.ref(key)
@@ -175,6 +180,8 @@ class Runtime:
             log.warning("job %d: lost its lease (claimed again elsewhere); not marking it %s", job.id, status.value)
             self._changed.set()
             return None
+        finally:
+            self.serving.discard(job.id)  # ended, or another worker's: the heartbeat no longer renews it
         metrics.JOBS_FINISHED.labels(status.value).inc()
         self._publish(
             Progress(
@@ -238,11 +245,12 @@ class Runtime:
             if job is None:
                 await self._wait()
                 continue
+            self.serving.add(job.id)
             self._muxing += 1
             try:  # claimed, so it must not be dropped here: waits out an outage
                 inputs = functools.partial(self._mux_inputs, job)
-                parent, video, audio = await until_reachable(inputs, f"fetch mux job {job.id}'s files")
-                try:
+                try:  # a full disk, say, where the inputs are cached: the job fails with the reason
+                    parent, video, audio = await until_reachable(inputs, f"fetch mux job {job.id}'s files")
                     out = await loop.run_in_executor(self._cpu, self._mux, job, parent, video, audio)
                 except Exception as err:
                     if not isinstance(err, UserError):
@@ -282,7 +290,7 @@ class Runtime:
     async def _heartbeat_loop(self) -> None:
         while True:
             await asyncio.sleep(min(HEARTBEAT_SECONDS, self.store.lease_seconds / 3))
-            await self.store.heartbeat(self.worker)
+            await self.store.heartbeat(self.worker, jobs=self.serving)
             await self._requeue_orphans()
 
     # -- retention ----------------------------------------------------------------------------

@@ -87,6 +87,10 @@ class FileBlobs:
                 return path
         return None
 
+    async def exists(self, ref: str | None) -> bool:
+        """Whether the blob a reference names is kept."""
+        return await self.fetch(ref) is not None
+
     async def keys(self, prefix: str) -> list[str]:
         base = self.root / prefix
         folder = base if prefix.endswith("/") else base.parent
@@ -161,6 +165,15 @@ class DatabaseBlobs:
             return None
         await self.cache.put(ref, data)
         return cached
+
+    async def exists(self, ref: str | None) -> bool:
+        """Whether the blob a reference names is kept: the cached copy, else asked of the database
+        (without downloading the bytes, as :meth:`fetch` would)."""
+        if await self.cache.fetch(ref) is not None:
+            return True
+        if not ref or Path(ref).is_absolute():
+            return False
+        return bool(await self._db.execute_fetchall("SELECT 1 FROM blobs WHERE key = ?", (check_key(ref),)))
 
     async def keys(self, prefix: str) -> list[str]:
         rows = await self._db.execute_fetchall(

@@ -213,9 +213,13 @@ class WorkerWrites:
             log.info("job %d %s → %s", job_id, before.status.value, status.value)
         return job
 
-    async def heartbeat(self, worker: str, now: float | None = None) -> None:
-        """Record that ``worker`` is alive and renew the leases of the jobs it runs."""
+    async def heartbeat(self, worker: str, now: float | None = None, *, jobs: Iterable[int] | None = None) -> None:
+        """Record that ``worker`` is alive and renew the leases of the jobs it runs: only ``jobs`` when
+        given (those it still serves), so a job it lost track of is not held for ever: its lease runs
+        out, and it is re-queued or, once cancelled, ends."""
         when = self._t(now)
+        ids = None if jobs is None else list(jobs)
+        which, args = ("", []) if ids is None else (f"AND id IN ({marks(ids)})", ids)
 
         async def body(tx) -> None:
             await tx.execute(
@@ -223,10 +227,12 @@ class WorkerWrites:
                     ON CONFLICT (name) DO UPDATE SET seen_at = excluded.seen_at""",
                 (worker, when),
             )
+            if ids == []:  # PostgreSQL refuses an empty IN ()
+                return
             await tx.execute(
                 f"""UPDATE jobs SET lease_expires_at = COALESCE(?, {self._now_sql}) + ?
-                    WHERE status = 'running' AND worker = ?""",
-                (when, self.lease_seconds, worker),
+                    WHERE status = 'running' AND worker = ? {which}""",
+                (when, self.lease_seconds, worker, *args),
             )
 
         await self._db.run(body)

@@ -32,7 +32,7 @@ from typing import TypeVar
 
 import aiosqlite
 
-from engine.errors import UserError
+from engine.errors import DiskFull, UserError
 from engine.ops import metrics
 
 log = logging.getLogger(__name__)
@@ -103,6 +103,14 @@ def sqlite_fault(path: Path, err: BaseException) -> StoreFault:
     )
 
 
+class StoreFull(StoreUnavailable, DiskFull):
+    """The database cannot take a write: its disk is full (SQLite's "database or disk is full",
+    PostgreSQL's ``disk_full``). Waited out like an outage; a member reads that the disk is full."""
+
+    def __init__(self) -> None:
+        DiskFull.__init__(self)
+
+
 BACKOFF_SECONDS = (0.5, 1, 2, 4, 8)  # waits between tries of work that must wait out an outage
 
 
@@ -118,11 +126,12 @@ async def until_reachable(call: Callable[[], Awaitable[T]], what: str) -> T:
     while True:
         try:
             return await call()
-        except StoreUnavailable:
+        except StoreUnavailable as err:  # a full database too: it takes the write once space is freed
             delay = backoff(failures)
             failures += 1
             metrics.STORE_OUTAGE_SECONDS.inc(delay)
-            log.warning("the job store is unreachable to %s; trying again in %g s", what, delay)
+            reason = "full" if isinstance(err, StoreFull) else "unreachable"
+            log.warning("the job store is %s to %s; trying again in %g s", reason, what, delay)
             await asyncio.sleep(delay)
 
 
@@ -202,10 +211,12 @@ class SqliteDatabase:
             try:
                 await self._conn.execute("BEGIN IMMEDIATE")
                 yield _SqliteTx(self._conn, notes)
-            except BaseException:
+                await self._conn.execute("COMMIT")  # a full disk can refuse the commit too
+            except BaseException as err:
                 await self._rollback()
+                if isinstance(err, sqlite3.OperationalError) and err.sqlite_errorname == "SQLITE_FULL":
+                    raise StoreFull() from err
                 raise
-            await self._conn.execute("COMMIT")
         for payload in dict.fromkeys(notes):  # in-process listeners (the bot and runtime of one process)
             self.listeners.tell(payload)
 
@@ -352,6 +363,9 @@ class PostgresDatabase:
             async with self._pool.connection(timeout=RETRY_SECONDS) as conn:
                 async with conn.transaction():
                     yield _PgTx(conn)
+        except psycopg.errors.DiskFull as err:
+            log.warning("job store database is full: %s", err)
+            raise StoreFull() from err
         except (psycopg.OperationalError, psycopg.errors.IdleInTransactionSessionTimeout, PoolTimeout) as err:
             metrics.STORE_CONNECTION_ERRORS.inc()
             log.warning("job store transaction lost its connection: %s", err)

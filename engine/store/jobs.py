@@ -89,8 +89,9 @@ DAY = 86400.0  # a UTC day in unix seconds (unix time has no leap seconds)
 
 @dataclass(frozen=True)
 class Usage:
-    """What one user has used in one guild, as counted by the store (render jobs only)."""
+    """What one user has used in one guild, as counted by the store (jobs of every kind: a mux job
+    counts against the quota, the queue and the cooldown like a render)."""
 
-    renders_today: int = 0  # render jobs enqueued since 00:00 UTC
-    queued: int = 0  # render jobs queued or running now
-    last_request_at: float | None = None  # when the latest render job was enqueued
+    renders_today: int = 0  # jobs enqueued since 00:00 UTC
+    queued: int = 0  # jobs queued or running now
+    last_request_at: float | None = None  # when the latest job was enqueued

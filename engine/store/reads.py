@@ -149,19 +149,20 @@ class JobReads:
 
     # -- usage and settings -----------------------------------------------------------------------
     async def usage(self, guild_id: int | None, user_id: int, now: float | None = None) -> Usage:
-        """What ``user_id`` has used in ``guild_id`` (render jobs only; ``guild_id=None``: requests from no guild)."""
+        """What ``user_id`` has used in ``guild_id`` (every kind of job: a mux counts like a render;
+        ``guild_id=None``: requests from no guild)."""
         return await self._usage(self._db, guild_id, user_id, now)
 
     async def _usage(self, db, guild_id: int | None, user_id: int, now: float | None) -> Usage:
         """:meth:`usage` read through ``db``: the store itself, or a transaction (``enqueue``'s check)."""
         day_start = (now_or(now) // DAY) * DAY
         rows = await db.execute_fetchall(
-            f"""SELECT COALESCE(SUM(CASE WHEN created_at >= ? THEN 1 ELSE 0 END), 0)                   AS renders_today,
+            """SELECT COALESCE(SUM(CASE WHEN created_at >= ? THEN 1 ELSE 0 END), 0)                   AS renders_today,
                        COALESCE(SUM(CASE WHEN status IN ('queued', 'running') THEN 1 ELSE 0 END), 0) AS queued,
                        MAX(created_at)                                                                AS last_request_at
                 FROM jobs
-                WHERE guild_id IS NOT DISTINCT FROM ? AND user_id = ? AND kind IN ({marks(RENDER_KINDS)})""",
-            [day_start, guild_id, user_id, *RENDER_KINDS],
+                WHERE guild_id IS NOT DISTINCT FROM ? AND user_id = ?""",
+            [day_start, guild_id, user_id],
         )
         row = rows[0]
         return Usage(renders_today=row["renders_today"], queued=row["queued"], last_request_at=row["last_request_at"])

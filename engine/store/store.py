@@ -24,14 +24,14 @@ from pathlib import Path
 from engine.request.params import RenderParams
 from engine.store.blobs import MAX_BLOB_BYTES, DatabaseBlobs, FileBlobs
 from engine.store.claims import LEASE_SECONDS, LeaseLost, WorkerWrites
-from engine.store.db import Listener, StoreFault, StoreUnavailable, connect, sqlite_fault, writable_folder
+from engine.store.db import Listener, StoreFault, StoreFull, StoreUnavailable, connect, sqlite_fault, writable_folder
 from engine.store.jobs import Job, JobKind, JobStatus, Usage
 from engine.store.reads import JobReads, now_or
 from engine.store.replies import ReplyRecords
 from engine.store.schema import migrate
 from engine.store.stats import JobStats
 
-__all__ = ["JobStore", "LeaseLost", "StoreFault", "StoreUnavailable", "open_store"]
+__all__ = ["JobStore", "LeaseLost", "StoreFault", "StoreFull", "StoreUnavailable", "open_store"]
 
 log = logging.getLogger(__name__)
 
@@ -165,7 +165,8 @@ class JobStore(WorkerWrites, JobReads, ReplyRecords, JobStats):
         return job
 
     async def request_cancel(self, job_id: int, now: float | None = None) -> Job:
-        """Queued: cancelled at once. Running: flag it; the runtime stops it. Finished: unchanged."""
+        """Queued: cancelled at once. Running: flag it; the runtime stops it. Running with its lease
+        run out (no worker holds it: stuck): cancelled at once. Finished: unchanged."""
         when = self._t(now)
 
         async def body(tx) -> tuple[Job, str | None]:
@@ -180,6 +181,17 @@ class JobStore(WorkerWrites, JobReads, ReplyRecords, JobStats):
                 )
                 await tx.notify(f"cancelled {job_id}")
                 return job, "queued → cancelled"
+            if job.status is JobStatus.RUNNING:
+                stuck = await self._fetch_job(
+                    tx,
+                    f"""UPDATE jobs SET status = 'cancelled', cancel_requested = 1,
+                                        finished_at = COALESCE(?, {self._now_sql}), eta_seconds = NULL
+                        WHERE id = ? AND lease_expires_at < COALESCE(?, {self._now_sql}) RETURNING *""",
+                    (when, job_id, when),
+                )
+                if stuck is not None:  # its worker's writes are fenced off from now on
+                    await tx.notify(f"cancelled {job_id}")
+                    return stuck, "running (no worker holds it) → cancelled"
             if job.status is JobStatus.RUNNING and not job.cancel_requested:
                 job = await self._fetch_job(
                     tx, "UPDATE jobs SET cancel_requested = 1 WHERE id = ? RETURNING *", (job_id,)

@@ -88,3 +88,26 @@ async def test_other_members_are_not_held_to_ones_limit(store_location, tmp_path
             )
         )
         assert sorted(job.user_id for job in jobs) == [1, 2, 3]
+
+
+async def test_simultaneous_mux_requests_queue_no_more_than_the_queue_limit(store_location, tmp_path):
+    """/mux counts against the member's queue (issue 20, defect 4) through the same atomic check."""
+    config = Config(data_dir=tmp_path / "data", engine=EngineConfig(model="test-tiny", device="cpu"))
+    async with await JobStore.open(store_location, data_dir=config.data_dir) as store:
+        await set_limits(store, GUILD, defaults=config.limits, max_queued_per_user=1, cooldown_seconds=0)
+        video = await store.enqueue(JobKind.ANIMATE, PARAMS.with_seed(1), user_id=MEMBER, guild_id=GUILD)
+        await store.claim("w")
+        video = await store.finish(video.id, JobStatus.DONE)  # the member's finished video, not in their queue
+        actions = JobActions(discord.Client(intents=discord.Intents.none()), store, config, wake=lambda: None)
+        outcomes = await asyncio.gather(
+            *(
+                actions.queue_mux(video, f"uploads/{n}.wav", user_id=MEMBER, guild_id=GUILD, channel_id=CHANNEL)
+                for n in range(AT_ONCE)
+            ),
+            return_exceptions=True,
+        )
+        queued = [job for job in await store.active_jobs(GUILD) if job.status is JobStatus.QUEUED]
+    assert [job.kind for job in queued] == [JobKind.MUX]
+    assert [str(o) for o in outcomes if isinstance(o, Exception)] == [
+        "You already have 1 job waiting; wait for it to finish or cancel it with /cancel."
+    ] * (AT_ONCE - 1)

@@ -101,8 +101,11 @@ def test_channel():
     assert check(None, limits=only, channel_id=7) == "Renders are not allowed in this channel; use <#123>."
 
 
-def test_mux_requests_only_check_the_channel():
-    assert check(None, usage=Usage(renders_today=99, queued=99, last_request_at=NOW)) is None
+def test_mux_requests_count_against_the_quota_queue_and_cooldown_but_have_no_settings():
+    assert check(None, usage=Usage(renders_today=9, queued=2, last_request_at=NOW - 10)) is None
+    assert check(None, usage=Usage(renders_today=10)).startswith("You have used your 10 renders for today")
+    assert check(None, usage=Usage(queued=3)).startswith("You already have 3 jobs waiting")
+    assert check(None, usage=Usage(last_request_at=NOW - 4)) == "Please wait 6 more seconds between requests."
 
 
 def test_most_lasting_obstacle_first():

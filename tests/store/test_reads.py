@@ -18,15 +18,15 @@ async def test_usage_counts_renders_per_utc_day(store):
     assert (await store.usage(1, 1, now=MIDNIGHT + 10)).renders_today == 0  # 00:00:10 the next day
 
     await render(store, 1, now=MIDNIGHT + 10)
-    await store.enqueue(JobKind.MUX, None, user_id=1, guild_id=1, now=MIDNIGHT + 11)  # not a render
+    await store.enqueue(JobKind.MUX, None, user_id=1, guild_id=1, now=MIDNIGHT + 11)  # a mux counts like a render
     await render(store, 1, guild=2, now=MIDNIGHT + 12)  # another guild
     await render(store, 2, now=MIDNIGHT + 13)  # another user
-    assert await store.usage(1, 1, now=MIDNIGHT + 20) == Usage(renders_today=1, queued=2, last_request_at=MIDNIGHT + 10)
+    assert await store.usage(1, 1, now=MIDNIGHT + 20) == Usage(renders_today=2, queued=3, last_request_at=MIDNIGHT + 11)
 
     assert (await store.claim("w", mux=False, now=MIDNIGHT + 30)).id == late.id
     await store.finish(late.id, JobStatus.DONE)
     usage = await store.usage(1, 1, now=MIDNIGHT + 40)
-    assert (usage.renders_today, usage.queued) == (1, 1)  # finished jobs still count for the day
+    assert (usage.renders_today, usage.queued) == (2, 2)  # finished jobs still count for the day
     assert await store.usage(None, 1) == Usage()
     assert await store.usage(3, 1) == Usage()
 
