@@ -16,6 +16,7 @@ from bot.checks import cannot_post_text
 from bot.guild_limits import GuildLimits
 from bot.text import limits
 from engine import files
+from engine.config import SafetyConfig
 from engine.store.jobs import Job, JobKind, JobStatus
 
 PROMPT_LIMIT = 900
@@ -189,10 +190,19 @@ LIMIT_LABELS = {
     "allowed_loras": "LoRAs",
     "allow_pictures": "Start from a picture",
     "allowed_controls": "Controls",
+    "safety": "Content policy",
+    "banned_words": "Banned words",
+}
+# What each content policy does outside age-restricted channels (README "Safety").
+SAFETY_EFFECTS = {
+    "block": "flagged renders are stopped and not posted",
+    "spoiler": "flagged renders are posted as spoilers",
+    "off": "nothing is checked; what is posted here is this server's responsibility",
 }
 
 
-def limits_text(guild: GuildLimits, title: str = "Limits on this server") -> str:
+def limits_text(guild: GuildLimits, title: str = "Limits on this server", safety: SafetyConfig | None = None) -> str:
+    """``/limits show``: each limit, then what the content policy means on this host (``safety``)."""
     lines = [f"**{title}**"]
     for name, label in LIMIT_LABELS.items():
         value = getattr(guild, name)
@@ -206,10 +216,28 @@ def limits_text(guild: GuildLimits, title: str = "Limits on this server") -> str
             shown = "yes" if value else "no"
         elif name == "allowed_controls":
             shown = ", ".join(value) if value else "all"
+        elif name == "banned_words":  # behind spoiler bars: the words are what the server does not want shown
+            shown = f"||{limits.shorten(', '.join(value), 500)}||" if value else "none besides the host's"
         else:
             shown = str(value)
         lines.append(f"{label}: **{shown}**")
+    if safety is not None:
+        lines.append(safety_note(guild.safety, safety))
     return _finish(lines)
+
+
+def safety_note(mode: str, safety: SafetyConfig) -> str:
+    """What ``mode`` does on this host: the effect, frames checked or not, and age-restricted channels."""
+    note = SAFETY_EFFECTS[mode]
+    if mode != "off":
+        if safety.checks_pictures:
+            every = "every frame" if safety.every_k_frames == 1 else f"every {safety.every_k_frames}th frame"
+            note += f"; start pictures and {every} are checked by a classifier"
+        else:
+            note += "; this host has no checker, so frames are not checked: only banned words are refused"
+        if safety.age_restricted == "allow":
+            note += "; age-restricted channels are not checked"
+    return f"Content policy: {note}."
 
 
 def queue_text(jobs: list[Job], positions: dict[int, int], user_id: int) -> str:
