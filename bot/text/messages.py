@@ -9,6 +9,7 @@ Text from users (prompts, file names) is escaped for Markdown and shortened to D
 from __future__ import annotations
 
 import math
+from pathlib import PurePath
 
 import discord
 
@@ -17,6 +18,7 @@ from bot.guild_limits import GuildLimits
 from bot.text import limits
 from engine import files
 from engine.config import SafetyConfig
+from engine.request.safety import SPOILER_PREFIX
 from engine.store.jobs import Job, JobKind, JobStatus
 
 PROMPT_LIMIT = 900
@@ -73,12 +75,19 @@ def user_ref(user_id: int) -> str:
 def result_filename(job: Job, parent: Job | None = None) -> str:
     """The upload's file name, with the seed in it: ``animabot-42-seed1234.mp4``.
 
-    A mux result is named after the job whose video it carries (``animabot-43-seed1234-audio.mp4``).
+    A mux result is named after the job whose video it carries (``animabot-43-seed1234-audio.mp4``);
+    a result the safety checker flagged under the spoiler policy is posted hidden (``SPOILER_animabot-...``).
     The rule itself is the engine's one: :func:`engine.files.result_filename`.
     """
     if job.kind is JobKind.MUX:
         return files.result_filename(job.id, parent.seed if parent is not None else None, audio=True)
-    return files.result_filename(job.id, job.seed, ext=job.params.format if job.params is not None else "mp4")
+    name = files.result_filename(job.id, job.seed, ext=job.params.format if job.params is not None else "mp4")
+    return SPOILER_PREFIX + name if is_spoiler(job) else name
+
+
+def is_spoiler(job: Job) -> bool:
+    """Whether the job's result was flagged under the spoiler policy (the worker named it ``SPOILER_...``)."""
+    return bool(job.result_path) and PurePath(job.result_path).name.startswith(SPOILER_PREFIX)
 
 
 def _title(job: Job) -> str:
@@ -193,6 +202,7 @@ LIMIT_LABELS = {
     "safety": "Content policy",
     "banned_words": "Banned words",
 }
+SPOILER_NOTE = "posted as a spoiler: the safety checker flagged it for this channel"
 # What each content policy does outside age-restricted channels (README "Safety").
 SAFETY_EFFECTS = {
     "block": "flagged renders are stopped and not posted",

@@ -35,6 +35,9 @@ FLAGGED = (
     "Try an age-restricted channel or another prompt."
 )
 
+# A result flagged under the spoiler policy is named with Discord's spoiler mark, which the front end keeps.
+SPOILER_PREFIX = "SPOILER_"
+
 
 def job_mode(guild_mode: str, *, age_restricted: bool, age_restricted_policy: str = "allow") -> str:
     """The mode a job requested in a channel gets: ``off`` in an age-restricted channel whose host
