@@ -19,6 +19,7 @@ import discord
 from bot.checks import can_cancel, can_reroll
 from bot.guild_limits import check_request, get_limits, lower_smooth
 from bot.model_choices import check_params
+from bot.safety import request_safety
 from bot.text.messages import smooth_lowered_note
 from engine.config import Config, LimitsConfig
 from engine.errors import UserError
@@ -66,6 +67,9 @@ class JobActions:
             self.store, self.config.limits, params, user_id=user_id, guild_id=guild_id, channel_id=channel_id
         )
         within_limits(await self.store.usage(guild_id, user_id))  # answered before the picture is renewed
+        safety = await request_safety(
+            self.client, self.store, self.config, params, user_id=user_id, guild_id=guild_id, channel_id=channel_id
+        )  # refused here when a prompt uses a banned word; else the content policy the worker applies
         if params.image_key is not None and not await asyncio.to_thread(
             keep_picture, self.config.data_dir, params.image_key
         ):
@@ -73,7 +77,7 @@ class JobActions:
         # Checked again on the usage the insert's own transaction reads: simultaneous requests take turns.
         job = await self.store.enqueue(
             kind, params.with_seed(params.seed), user_id=user_id, guild_id=guild_id, origin_id=channel_id,
-            parent_id=parent_id, check=within_limits,
+            parent_id=parent_id, check=within_limits, safety=safety,
         )  # fmt: skip
         self.wake()
         return job

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from engine.config import LimitsConfig
 from engine.errors import UserError
 from engine.request.params import CONTROLS, RenderParams
+from engine.request.safety import SAFETY_MODES
 from engine.store.jobs import DAY, Usage
 
 if TYPE_CHECKING:
@@ -39,6 +40,8 @@ class GuildLimits:
     allowed_loras: tuple[str, ...] = ()  # configured LoRA names; empty: all
     allow_pictures: bool = True  # members may start a video from their own picture
     allowed_controls: tuple[str, ...] = ()  # the control types members may use; empty: every one
+    safety: str = "block"  # the content policy outside age-restricted channels: block, spoiler or off
+    banned_words: tuple[str, ...] = ()  # refused in prompts here, besides the host's [safety] banned_words
 
     @classmethod
     def from_config(cls, config: LimitsConfig) -> GuildLimits:
@@ -80,6 +83,12 @@ def check_changes(changes: dict) -> dict:
             checked[name] = value
         elif name == "allowed_controls":
             checked[name] = _controls(value)
+        elif name == "safety":
+            if value not in SAFETY_MODES:
+                raise UserError(f"safety must be one of {', '.join(SAFETY_MODES)}, got {value!r}.")
+            checked[name] = value
+        elif name == "banned_words":
+            checked[name] = _banned_words(value)
         else:
             low, high = _RANGES[name]
             if isinstance(value, bool) or not isinstance(value, int):
@@ -114,6 +123,15 @@ def _channel_ids(value) -> tuple[int, ...]:
         except (TypeError, ValueError):
             raise UserError(f"allowed_channel_ids must be channel ids, got {item!r}.") from None
     return tuple(dict.fromkeys(ids))  # drop repeats, keep order
+
+
+def _banned_words(value) -> tuple[str, ...]:
+    """``"gore, nude"`` or a list → the words (an empty list: none besides the host's)."""
+    items = value.split(",") if isinstance(value, str) else [str(item) for item in value]
+    found = tuple(dict.fromkeys(item.strip() for item in items if item.strip()))
+    if any(len(item) > 50 for item in found) or len(found) > 100:
+        raise UserError("banned_words takes at most 100 words or phrases of at most 50 characters each.")
+    return found
 
 
 def _controls(value) -> tuple[str, ...]:
@@ -154,7 +172,7 @@ async def reset_limits(store: JobStore, guild_id: int, *, defaults: LimitsConfig
 
 def _apply(defaults: LimitsConfig, stored: dict) -> GuildLimits:
     overrides = {name: value for name, value in stored.items() if name in LIMIT_NAMES}
-    for name in ("allowed_channel_ids", "allowed_controls", *NAME_LISTS):
+    for name in ("allowed_channel_ids", "allowed_controls", "banned_words", *NAME_LISTS):
         if name in overrides:
             overrides[name] = tuple(overrides[name])
     return dataclasses.replace(GuildLimits.from_config(defaults), **overrides)

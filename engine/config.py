@@ -208,6 +208,33 @@ class MetricsConfig:
     ] = ""
 
 
+@dataclass(frozen=True, config=SCHEMA)
+class SafetyConfig:
+    """[safety]: the content policy's host side: the checker model, and words refused everywhere."""
+
+    model: StrictStr = Field(
+        "",
+        description='the safety checker: "CompVis/stable-diffusion-safety-checker", a local folder of it, '
+        '"test-tiny" (random weights, for tests), or "" (no checker: only the banned words are checked)',
+    )
+    enabled: StrictBool = Field(True, description="whether the checker runs where a guild's policy asks for it")
+    threshold: StrictFloat = Field(
+        0.5, ge=0, le=1, strict=False, description="a picture scoring at least this is flagged (0 flags every one)"
+    )
+    every_k_frames: StrictInt = Field(8, ge=1, description="frames checked: the first, every k-th and the last")
+    banned_words: tuple[StrictStr, ...] = Field(
+        (), strict=False, description='words refused in every prompt, like ["gore", "nude"] (guilds add their own)'
+    )
+    age_restricted: Literal["allow", "check"] = Field(
+        "allow", description="in age-restricted channels: no checks (allow) or the guild's policy (check)"
+    )
+
+    @property
+    def checks_pictures(self) -> bool:
+        """Whether a checker model is configured and enabled (else the policy is the word list alone)."""
+        return self.enabled and bool(self.model)
+
+
 class ModelTable(TypedDict, total=False):
     """[models.NAME]: a model members pick by name (in Discord, and with animabot render --model)."""
 
@@ -272,6 +299,7 @@ class Config:
     discord: DiscordConfig = field(default_factory=DiscordConfig)
     store: StoreConfig = field(default_factory=StoreConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    safety: SafetyConfig = field(default_factory=SafetyConfig)
     # the [models.NAME] and [loras.NAME] tables, as read (the catalog is built from them)
     models: dict[Annotated[str, AfterValidator(_table_name), AfterValidator(_model_name)], ModelTable] = field(
         default_factory=dict
@@ -302,7 +330,7 @@ class Config:
         return dataclasses.replace(self.render, prompt=prompt, **given)
 
 
-# [engine], [render], [limits], [discord], [store] by name; and the tables of tables, [models.NAME] and [loras.NAME]
+# [engine], [render], [limits], [discord], [store], [safety] by name; and the tables of tables, [models.NAME] and [loras.NAME]
 SECTIONS = {name: unwrap(kind)[0] for name, kind in field_types(Config).items() if field_types(kind)}
 TABLES = ("models", "loras")
 

@@ -225,7 +225,7 @@ def cmd_models_download(args, config: Config) -> int:
     from engine.render.weights.inventory import download_models
 
     config = _engine_config(config, model=args.model, controlnet=args.controlnet)
-    for path in download_models(config.engine, to=args.to, catalog=config.catalog):
+    for path in download_models(config.engine, to=args.to, catalog=config.catalog, safety_model=config.safety.model):
         print(path)
     return 0
 

@@ -7,7 +7,7 @@ on each command is what actually enforces it (server admins can change who sees 
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import discord
 from discord import app_commands
@@ -46,7 +46,10 @@ class Admin(commands.Cog):
         await interaction.response.defer(ephemeral=True, thinking=True)
         await reply(
             interaction,
-            limits_text(await get_limits(self.bot.store, interaction.guild_id, defaults=self.bot.config.limits)),
+            limits_text(
+                await get_limits(self.bot.store, interaction.guild_id, defaults=self.bot.config.limits),
+                safety=self.bot.config.safety,
+            ),
         )
 
     @limits.command(name="set", description="Change some of this server's render limits.")
@@ -66,6 +69,8 @@ class Admin(commands.Cog):
         loras='LoRAs members may pick, comma-separated ("all": every configured one)',
         pictures="Whether members may start a video from their own picture",
         controls="Controls members may use, comma-separated: canny, depth, pose (or all)",
+        safety="Outside age-restricted channels: block flagged renders, post them as spoilers, or check nothing",
+        banned_words='Words refused in prompts here, comma-separated ("none": only the host\'s)',
     )
     async def set_(
         self,
@@ -84,6 +89,8 @@ class Admin(commands.Cog):
         loras: app_commands.Range[str, 1, 1000] | None = None,
         pictures: bool | None = None,
         controls: app_commands.Range[str, 1, 100] | None = None,
+        safety: Literal["block", "spoiler", "off"] | None = None,
+        banned_words: app_commands.Range[str, 1, 1000] | None = None,
     ) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
         changes = {
@@ -98,6 +105,7 @@ class Admin(commands.Cog):
                 ("cooldown_seconds", cooldown_seconds),
                 ("allow_pictures", pictures),
                 ("allowed_controls", controls),
+                ("safety", safety),
             )  # fmt: skip
             if value is not None
         }
@@ -112,11 +120,13 @@ class Admin(commands.Cog):
             ).allowed_channel_ids
             changes["allowed_channel_ids"] = (*current, channel.id)
         changes.update(self._weight_changes(models, loras))
+        if banned_words is not None:
+            changes["banned_words"] = () if banned_words.strip().lower() == "none" else banned_words
         if not changes:
             raise UserError("Give at least one limit to change; /limits show lists them.")
         limits = await set_limits(store, interaction.guild_id, defaults=self.bot.config.limits, **changes)
         log.info("user %d changed limits of guild %d: %s", interaction.user.id, interaction.guild_id, changes)
-        await reply(interaction, limits_text(limits, "Limits updated"))
+        await reply(interaction, limits_text(limits, "Limits updated", self.bot.config.safety))
 
     def _weight_changes(self, models: str | None, loras: str | None) -> dict:
         """``models``/``loras`` as typed → ``allowed_models``/``allowed_loras`` changes (None: back to all)."""
@@ -135,7 +145,7 @@ class Admin(commands.Cog):
         await interaction.response.defer(ephemeral=True, thinking=True)
         limits = await reset_limits(self.bot.store, interaction.guild_id, defaults=self.bot.config.limits)
         log.info("user %d reset the limits of guild %d", interaction.user.id, interaction.guild_id)
-        await reply(interaction, limits_text(limits, "Limits reset to the defaults"))
+        await reply(interaction, limits_text(limits, "Limits reset to the defaults", self.bot.config.safety))
 
 
 async def setup(bot: AnimaBot) -> None:

@@ -37,8 +37,10 @@ from bot.replies import NO_MENTIONS
 from bot.text.messages import (
     CANCEL_EMOJI,
     REROLL_EMOJI,
+    SPOILER_NOTE,
     apology,
     format_bytes,
+    is_spoiler,
     not_posted_reason,
     not_posted_text,
     progress_text,
@@ -108,6 +110,8 @@ async def send_video(
     channel: discord.abc.Messageable, job: Job, parent: Job | None, path: Path, note: str, once: str
 ) -> discord.Message:
     view = result_view(job.id) if job.kind is not JobKind.MUX else discord.utils.MISSING
+    if is_spoiler(job):
+        note = f"{note}; {SPOILER_NOTE}" if note else SPOILER_NOTE
     message = await channel.send(
         result_text(job, parent, note),
         file=discord.File(path, filename=result_filename(job, parent)),

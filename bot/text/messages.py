@@ -9,6 +9,7 @@ Text from users (prompts, file names) is escaped for Markdown and shortened to D
 from __future__ import annotations
 
 import math
+from pathlib import PurePath
 
 import discord
 
@@ -16,6 +17,8 @@ from bot.checks import cannot_post_text
 from bot.guild_limits import GuildLimits
 from bot.text import limits
 from engine import files
+from engine.config import SafetyConfig
+from engine.request.safety import SPOILER_PREFIX
 from engine.store.jobs import Job, JobKind, JobStatus
 
 PROMPT_LIMIT = 900
@@ -72,12 +75,19 @@ def user_ref(user_id: int) -> str:
 def result_filename(job: Job, parent: Job | None = None) -> str:
     """The upload's file name, with the seed in it: ``animabot-42-seed1234.mp4``.
 
-    A mux result is named after the job whose video it carries (``animabot-43-seed1234-audio.mp4``).
+    A mux result is named after the job whose video it carries (``animabot-43-seed1234-audio.mp4``);
+    a result the safety checker flagged under the spoiler policy is posted hidden (``SPOILER_animabot-...``).
     The rule itself is the engine's one: :func:`engine.files.result_filename`.
     """
     if job.kind is JobKind.MUX:
         return files.result_filename(job.id, parent.seed if parent is not None else None, audio=True)
-    return files.result_filename(job.id, job.seed, ext=job.params.format if job.params is not None else "mp4")
+    name = files.result_filename(job.id, job.seed, ext=job.params.format if job.params is not None else "mp4")
+    return SPOILER_PREFIX + name if is_spoiler(job) else name
+
+
+def is_spoiler(job: Job) -> bool:
+    """Whether the job's result was flagged under the spoiler policy (the worker named it ``SPOILER_...``)."""
+    return bool(job.result_path) and PurePath(job.result_path).name.startswith(SPOILER_PREFIX)
 
 
 def _title(job: Job) -> str:
@@ -189,10 +199,20 @@ LIMIT_LABELS = {
     "allowed_loras": "LoRAs",
     "allow_pictures": "Start from a picture",
     "allowed_controls": "Controls",
+    "safety": "Content policy",
+    "banned_words": "Banned words",
+}
+SPOILER_NOTE = "posted as a spoiler: the safety checker flagged it for this channel"
+# What each content policy does outside age-restricted channels (README "Safety").
+SAFETY_EFFECTS = {
+    "block": "flagged renders are stopped and not posted",
+    "spoiler": "flagged renders are posted as spoilers",
+    "off": "nothing is checked; what is posted here is this server's responsibility",
 }
 
 
-def limits_text(guild: GuildLimits, title: str = "Limits on this server") -> str:
+def limits_text(guild: GuildLimits, title: str = "Limits on this server", safety: SafetyConfig | None = None) -> str:
+    """``/limits show``: each limit, then what the content policy means on this host (``safety``)."""
     lines = [f"**{title}**"]
     for name, label in LIMIT_LABELS.items():
         value = getattr(guild, name)
@@ -206,10 +226,28 @@ def limits_text(guild: GuildLimits, title: str = "Limits on this server") -> str
             shown = "yes" if value else "no"
         elif name == "allowed_controls":
             shown = ", ".join(value) if value else "all"
+        elif name == "banned_words":  # behind spoiler bars: the words are what the server does not want shown
+            shown = f"||{limits.shorten(', '.join(value), 500)}||" if value else "none besides the host's"
         else:
             shown = str(value)
         lines.append(f"{label}: **{shown}**")
+    if safety is not None:
+        lines.append(safety_note(guild.safety, safety))
     return _finish(lines)
+
+
+def safety_note(mode: str, safety: SafetyConfig) -> str:
+    """What ``mode`` does on this host: the effect, frames checked or not, and age-restricted channels."""
+    note = SAFETY_EFFECTS[mode]
+    if mode != "off":
+        if safety.checks_pictures:
+            every = "every frame" if safety.every_k_frames == 1 else f"every {safety.every_k_frames}th frame"
+            note += f"; start pictures and {every} are checked by a classifier"
+        else:
+            note += "; this host has no checker, so frames are not checked: only banned words are refused"
+        if safety.age_restricted == "allow":
+            note += "; age-restricted channels are not checked"
+    return f"Content policy: {note}."
 
 
 def queue_text(jobs: list[Job], positions: dict[int, int], user_id: int) -> str:

@@ -41,7 +41,9 @@ from engine.config import Config
 from engine.errors import OutOfMemory, UserError
 from engine.files import result_filename
 from engine.ops import metrics
+from engine.request.safety import SPOILER_PREFIX
 from engine.runtime import model_order
+from engine.runtime.frame_checks import FrameChecks, Unsafe, discard
 from engine.runtime.gpu_models import GpuModels
 from engine.runtime.in_flight import BatchJob, Finish, Progress, describe_failure, job_dir, write_frame
 from engine.runtime.render_job import JobRender, next_frames, use_weights
@@ -90,6 +92,7 @@ class Batcher:
         self.serving = serving if serving is not None else set()
         self.catalog = config.catalog  # the models and LoRAs jobs name
         self.gpu_models = GpuModels(config, device=device)  # loaded and compiled on the GPU thread
+        self.checks = FrameChecks(config.safety, device=device, dtype=config.engine.dtype)  # the content policy
         self.passed_over: set[int] = set()  # head jobs an empty batch skipped once for a loaded model
         self.active: dict[int, BatchJob] = {}
         # jobs per shared GPU call: halved by an out-of-memory, back to max_batch when the batch empties
@@ -216,6 +219,7 @@ class Batcher:
                 try:
                     params = active.job.params
                     picture = load_picture(self.config.data_dir, params.image_key) if params.image_key else None
+                    self.checks.check_picture(active, picture)  # before any denoising: Unsafe when flagged
                     active.render = JobRender(loaded, self.catalog, self.config.engine, params,
                                               work_dir=active.work_dir, cancel=active.cancel, picture=picture)  # fmt: skip
                 except Exception as err:
@@ -224,7 +228,9 @@ class Batcher:
         by_job: dict[int, np.ndarray | None] = {}
         for start in range(0, len(live), self.fits):
             by_job.update(self._next_frames(live[start : start + self.fits]))
-        return [by_job.get(a.job.id) for a in batch]
+        frames = [by_job.get(a.job.id) for a in batch]
+        self.checks.check_round(batch, frames)  # frame 0, every k-th and the last: before anything shows them
+        return frames
 
     def _next_frames(self, group: list[BatchJob]) -> dict[int, np.ndarray | None]:
         """GPU thread: the next frame of each job of ``group``, their steps batched (``next_frames``).
@@ -276,7 +282,8 @@ class Batcher:
             active.render_seconds += elapsed
             done = len(active.render.frames)
             eta = active.render_seconds / active.rendered * (job.frames_total - done)
-            record = asyncio.create_task(self._record(active, frame, done, eta, active.recorded),
+            preview = self.checks.preview_allowed(active, done - 1)
+            record = asyncio.create_task(self._record(active, frame, done, eta, active.recorded, preview),
                                          name=f"animabot-record-{job.id}-{done}")  # fmt: skip
             active.recorded = record
             self.records.add(record)
@@ -295,6 +302,8 @@ class Batcher:
         if active.error is not None:
             if not isinstance(active.error, UserError):
                 log.error("job %d could not go on", job.id, exc_info=active.error)
+            if isinstance(active.error, Unsafe):  # flagged: nothing it drew is kept
+                await discard(self.store, self.config.data_dir, active)
             await self._finish(job, JobStatus.FAILED, error=describe_failure(active.error))
         elif active.timed_out:
             metrics.JOBS_FAILED.labels("timeout").inc()
@@ -305,9 +314,17 @@ class Batcher:
             await self._finish(job, JobStatus.CANCELLED)
 
     async def _record(
-        self, active: BatchJob, frame: np.ndarray, done: int, eta: float, previous: asyncio.Task | None
+        self,
+        active: BatchJob,
+        frame: np.ndarray,
+        done: int,
+        eta: float,
+        previous: asyncio.Task | None,
+        preview: bool = True,
     ) -> None:
         """Write frame ``done - 1`` and its preview (file threads), then record the job's progress.
+        ``preview=False``: the frame is not shown (the safety checker has not passed it); the
+        stored preview stays.
 
         Runs while the next round renders; ``previous`` (the job's record of the frame before) ends first.
         """
@@ -317,7 +334,8 @@ class Batcher:
         if active.lost or active.error is not None:
             return
         try:
-            await asyncio.get_running_loop().run_in_executor(self._files, write_frame, active, done - 1, frame)
+            write = functools.partial(write_frame, active, done - 1, frame, preview=preview)
+            await asyncio.get_running_loop().run_in_executor(self._files, write)
         except Exception as err:  # a full disk, say: the job fails at its next round, or before its encode
             log.error("job %d: frame %d could not be written", job.id, done - 1, exc_info=err)
             active.error = err
@@ -330,11 +348,13 @@ class Batcher:
         if not self.store.blobs.local:  # new frames and the preview go into the database with the progress
             stored = job.frames_done if active.stored < 0 else active.stored
             files = {f"{prefix}frames/{i:05d}.png": active.work_dir / f"{i:05d}.png" for i in range(stored, done)}
-            files[preview_key] = active.work_dir.parent / "preview.jpg"
-        preview = str(active.work_dir.parent / "preview.jpg") if self.store.blobs.local else preview_key
+            if preview:
+                files[preview_key] = active.work_dir.parent / "preview.jpg"
+        preview_path = str(active.work_dir.parent / "preview.jpg") if self.store.blobs.local else preview_key
+        preview_path = preview_path if preview else None  # None: the stored preview stays
         try:
             await self.store.update_progress(
-                job.id, done, preview_path=preview, eta_seconds=eta, token=job.lease_token, files=files
+                job.id, done, preview_path=preview_path, eta_seconds=eta, token=job.lease_token, files=files
             )
         except LeaseLost:
             self._lost(active)
@@ -348,7 +368,7 @@ class Batcher:
             log.warning("job %d: frame %d is saved, but the job store is unreachable to count it", job.id, done - 1)
             return
         active.stored = done
-        self._publish(Progress(job.id, JobStatus.RUNNING, done, job.frames_total, eta, preview))
+        self._publish(Progress(job.id, JobStatus.RUNNING, done, job.frames_total, eta, preview_path))
 
     async def _recorded_all(self, active: BatchJob) -> None:
         """Until the job's frames rendered so far are written and recorded (or failed to be)."""
@@ -387,6 +407,8 @@ class Batcher:
             await self._finish(job, JobStatus.FAILED, error=describe_failure(active.error))
             return
         out = active.work_dir.parent / result_filename(job.id, job.seed, ext=job.params.format)
+        if active.spoiler:  # flagged under the spoiler policy: the front end posts it hidden
+            out = out.with_name(SPOILER_PREFIX + out.name)
         finish = functools.partial(active.render.finish, out, job_id=job.id)
         try:
             await asyncio.get_running_loop().run_in_executor(self._cpu, finish)

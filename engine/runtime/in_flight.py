@@ -78,16 +78,19 @@ class BatchJob:
     error: BaseException | None = None  # set when this job alone cannot be rendered
     recorded: asyncio.Task | None = None  # the job's latest frame being written and recorded
     lost: bool = False  # another worker claimed the job (its lease ran out): drop it, write nothing
+    cleared: int = -1  # the latest frame the safety checker passed (engine.runtime.frame_checks)
+    spoiler: bool = False  # a spoiler-mode job the checker flagged: its result is posted hidden
 
     @property
     def batch_key(self) -> str:
         return self.job.params.batch_key()
 
 
-def write_frame(active: BatchJob, index: int, frame: np.ndarray) -> None:
-    """File thread: the frame as PNG (what a resume reads) and the job's preview JPEG."""
+def write_frame(active: BatchJob, index: int, frame: np.ndarray, *, preview: bool = True) -> None:
+    """File thread: the frame as PNG (what a resume reads) and, unless withheld, the job's preview JPEG."""
     from engine.render.frames import save_frame
     from engine.video.preview import preview_jpeg
 
     save_frame(active.work_dir, index, frame)
-    write_atomic(active.work_dir.parent / "preview.jpg", preview_jpeg(frame))
+    if preview:
+        write_atomic(active.work_dir.parent / "preview.jpg", preview_jpeg(frame))

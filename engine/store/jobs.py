@@ -67,6 +67,7 @@ class Job:
     lease_expires_at: float | None = None  # the claim is the worker's until then (renewed by heartbeats)
     claimed_frames: int = 0  # frames_done when it was last claimed (did the attempt advance?)
     stalled_attempts: int = 0  # attempts that ended without a new saved frame
+    safety: str = "off"  # the content policy it was requested under: off, block or spoiler (engine.config.SafetyMode)
 
     @classmethod
     def from_row(cls, row) -> Job:

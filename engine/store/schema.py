@@ -172,6 +172,9 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         )
         """,
     ),
+    # 6: the content policy a job was requested under ('off', 'block' or 'spoiler'; the front end decides it
+    # where the request was made), so the worker knows whether to check its start picture and frames.
+    ("ALTER TABLE jobs ADD COLUMN safety TEXT NOT NULL DEFAULT 'off'",),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

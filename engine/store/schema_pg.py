@@ -136,4 +136,6 @@ POSTGRES_MIGRATIONS: tuple[tuple[str, ...], ...] = (
         )
         """,
     ),
+    # 6: the content policy a job was requested under.
+    ("ALTER TABLE jobs ADD COLUMN safety TEXT NOT NULL DEFAULT 'off'",),
 )

@@ -126,13 +126,15 @@ class JobStore(WorkerWrites, JobReads, ReplyRecords, JobStats):
         audio_path: str | None = None,
         check: Callable[[Usage], None] | None = None,
         now: float | None = None,
+        safety: str = "off",
     ) -> Job:
         """Queue a job. Render kinds need ``params`` with a concrete seed; mux stores no params.
 
         ``origin_id`` is where the request came from (the front end answers there); ``None`` for none.
         ``check`` (the front end's limits) is called with the user's :meth:`usage` as read inside the
         transaction that inserts the job; whatever it raises rolls the insert back and reaches the
-        caller. Requests of one user in one guild take turns (SQLite: the one ``BEGIN IMMEDIATE``
+        caller. ``safety`` is the content policy the worker applies to it (``Job.safety``). Requests of
+        one user in one guild take turns (SQLite: the one ``BEGIN IMMEDIATE``
         writer; PostgreSQL: an advisory lock of theirs), so simultaneous ones cannot all pass a
         limit on the same count.
         """
@@ -151,10 +153,10 @@ class JobStore(WorkerWrites, JobReads, ReplyRecords, JobStats):
             job = await self._fetch_job(
                 tx,
                 f"""INSERT INTO jobs (kind, status, params, seed, guild_id, origin_id, user_id, parent_id,
-                                      audio_path, frames_total, created_at)
-                    VALUES (?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?, COALESCE(?, {self._now_sql})) RETURNING *""",
+                                      audio_path, frames_total, created_at, safety)
+                    VALUES (?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?, COALESCE(?, {self._now_sql}), ?) RETURNING *""",
                 (kind.value, params_json, seed, guild_id, origin_id, user_id, parent_id, audio_path, frames_total,
-                 self._t(now)),
+                 self._t(now), safety),
             )  # fmt: skip
             await tx.notify(f"queued {job.id}")
             return job

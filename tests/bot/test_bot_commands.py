@@ -277,3 +277,12 @@ async def test_a_store_outage_while_delivering_is_waited_out_and_the_video_is_po
     posts = [m for m in fake.bot_messages(world.channel_id) if any(a.filename.endswith(".mp4") for a in m.attachments)]
     assert failed == [job_id] and [m.id for m in posts] == [done.result_post_id]
     assert not any("Sorry" in m.content for m in fake.bot_messages(world.channel_id))
+
+
+async def test_limits_show_displays_the_content_policy(fake, world, bot):
+    shown = await command(fake, "limits show", user_id=world.admin_id, channel_id=world.channel_id)
+    assert "Content policy: **block**" in shown.content and "frames are not checked" in shown.content
+    changed = await command(fake, "limits set", {"safety": "off", "banned_words": "storm"}, user_id=world.admin_id,
+                            channel_id=world.channel_id)  # fmt: skip
+    assert "Content policy: **off**" in changed.content and "this server's responsibility" in changed.content
+    assert "Banned words: **||storm||**" in changed.content

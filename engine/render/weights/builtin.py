@@ -53,7 +53,8 @@ def companion(configs_from: str, configured: str) -> str:
 
 def folder_of(model_id: str, kind: str, control: str = "canny") -> Path | None:
     """The saved folder of built-in ``model_id``'s part ``kind`` (``pipeline``, ``vae``,
-    ``controlnet`` or ``annotator``, the latter two for ``control``), built on first use; None when
+    ``controlnet`` or ``annotator``, the latter two for ``control``, or ``safety``: the safety
+    checker, ``[safety] model = "test-tiny"``), built on first use; None when
     ``model_id`` is not built in. A built-in model's ControlNets and annotators are ``COMPANIONS``'.
     """
     if not is_builtin(model_id):
@@ -64,6 +65,8 @@ def folder_of(model_id: str, kind: str, control: str = "canny") -> Path | None:
         return built_folder(MODELS[COMPANIONS]) / ("controlnet" if control == "canny" else f"controlnet-{control}")
     if kind == "annotator" and control != "canny":
         return built_folder(MODELS[COMPANIONS]) / f"annotator-{control}"
+    if kind == "safety":
+        return built_checker()
     raise ValueError(f"built-in models have no {kind} for {control}")
 
 
@@ -95,6 +98,28 @@ def built_folder(seed: int = 0) -> Path:
             log.info("built the built-in model of seed %d in %s", seed, final)
         except OSError:
             if not _complete(final):  # not another builder winning the race
+                raise
+    finally:
+        shutil.rmtree(building, ignore_errors=True)
+    return final
+
+
+def built_checker() -> Path:
+    """The saved tiny safety checker (``engine.render.weights.tiny_safety``), built on first use the
+    way :func:`built_folder` builds the models."""
+    from engine.render.weights import tiny_safety  # imports torch: only needed here
+
+    final = cache_root() / _CACHE_FOLDER / f"safety-{tiny_safety.fingerprint()}"
+    if (final / "preprocessor_config.json").is_file():
+        return final
+    final.parent.mkdir(parents=True, exist_ok=True)
+    building = Path(tempfile.mkdtemp(prefix=".building-", dir=final.parent))
+    try:
+        tiny_safety.save_tiny_checker(building)
+        try:
+            os.rename(building, final)
+        except OSError:
+            if not (final / "preprocessor_config.json").is_file():
                 raise
     finally:
         shutil.rmtree(building, ignore_errors=True)

@@ -52,6 +52,7 @@ PATTERNS = {
     "controlnet": CONTROLNET_PATTERNS,
     "vae": CONTROLNET_PATTERNS,
     "annotator": ANNOTATOR_PATTERNS,
+    "safety": ANNOTATOR_PATTERNS,  # CompVis/stable-diffusion-safety-checker: the same three files
 }
 # The file that makes a folder a repo of each kind.
 MARKER_FILE = {
@@ -59,6 +60,7 @@ MARKER_FILE = {
     "controlnet": "config.json",
     "vae": "config.json",
     "annotator": "preprocessor_config.json",
+    "safety": "preprocessor_config.json",
 }
 IGNORE_PATTERNS = [
     "*.fp16*",

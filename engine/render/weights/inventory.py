@@ -45,9 +45,11 @@ def parts(entry: ModelEntry, engine: EngineConfig) -> list[tuple[str, str]]:
     return found
 
 
-def download_models(engine_config: EngineConfig, to: Path | None = None, catalog: Catalog | None = None) -> list[Path]:
-    """Fetch the hub repos of the ``[engine]`` model's parts, then of every model in ``catalog``'s;
-    return their folders.
+def download_models(
+    engine_config: EngineConfig, to: Path | None = None, catalog: Catalog | None = None, *, safety_model: str = ""
+) -> list[Path]:
+    """Fetch the hub repos of the ``[engine]`` model's parts, then of every model in ``catalog``'s,
+    then the ``[safety] model`` (``safety_model``); return their folders.
 
     Without ``to`` they go to the Hugging Face cache, where loading with the same ids finds them
     offline. With ``to`` each repo becomes the plain folder ``to/<repo name>``, which ``model =
@@ -56,7 +58,9 @@ def download_models(engine_config: EngineConfig, to: Path | None = None, catalog
     """
     entries = [ModelEntry(DEFAULT_MODEL, engine_config.model), *(catalog.models.values() if catalog else ())]
     folders = []
-    for repo_id, kind in dict.fromkeys(part for entry in entries for part in parts(entry, engine_config)):
+    found = [part for entry in entries for part in parts(entry, engine_config)]
+    found += [(safety_model, "safety")] if safety_model else []
+    for repo_id, kind in dict.fromkeys(found):
         if builtin.is_builtin(repo_id) or hub.is_local(repo_id) or repo_id.endswith(".safetensors"):
             log.info("%s needs no download", repo_id)
             continue

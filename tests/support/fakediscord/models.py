@@ -68,6 +68,9 @@ def emoji_payload(key: str) -> dict[str, Any]:
     return {"id": None, "name": key}
 
 
+THREAD = 11  # a public thread's channel type
+
+
 def iso_now() -> str:
     return datetime.now(UTC).isoformat()
 
@@ -133,8 +136,10 @@ class RoleRecord:
 class ChannelRecord:
     id: int
     name: str
-    type: int = 0  # 0 guild text, 1 DM
+    type: int = 0  # 0 guild text, 1 DM, 11 public thread
     guild_id: int | None = None
+    nsfw: bool = False  # Discord's "age-restricted" mark; a thread takes its parent channel's
+    parent_id: int | None = None  # a thread's channel
     position: int = 0
     recipient_ids: list[int] = field(default_factory=list)
     #: member permission overwrites that deny: user id -> the permission bits denied in this channel

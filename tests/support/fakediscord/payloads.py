@@ -10,7 +10,7 @@ import re
 from typing import Any
 from urllib.parse import quote
 
-from .models import AttachmentRecord, MessageRecord, emoji_payload
+from .models import THREAD, AttachmentRecord, MessageRecord, emoji_payload, iso_now
 
 _USER_MENTION = re.compile(r"<@!?(\d+)>")
 
@@ -58,12 +58,19 @@ class Payloads:
                     {"id": str(user_id), "type": 1, "allow": "0", "deny": str(bits)}
                     for user_id, bits in channel.denied.items()
                 ],
-                nsfw=False,
-                parent_id=None,
+                nsfw=channel.nsfw,
+                parent_id=str(channel.parent_id) if channel.parent_id is not None else None,
                 topic=None,
                 last_message_id=None,
                 rate_limit_per_user=0,
             )
+        if channel.type == THREAD:  # Discord sends a thread without nsfw: it is its parent channel's
+            del payload["nsfw"], payload["permission_overwrites"], payload["topic"]
+            payload.update(
+                owner_id=str(self.bot.id), member_count=1, message_count=0,
+                thread_metadata={"archived": False, "auto_archive_duration": 1440, "locked": False,
+                                 "archive_timestamp": iso_now()},
+            )  # fmt: skip
         if permissions_for is not None:
             payload["permissions"] = str(self.permissions(channel.guild_id, permissions_for, channel.id))
         return payload
@@ -108,8 +115,8 @@ class Payloads:
             "large": False,
             "member_count": len(guild.members),  # == len(members) with the intent, or discord.py waits to chunk
             "members": [self.member_payload(guild.id, u) for u in members],
-            "channels": [self.channel_payload(c) for c in guild.channels],
-            "threads": [],
+            "channels": [self.channel_payload(c) for c in guild.channels if guild.channels[c].type != THREAD],
+            "threads": [self.channel_payload(c) for c in guild.channels if guild.channels[c].type == THREAD],
             "presences": [],
             "voice_states": [],
             "stage_instances": [],

@@ -77,8 +77,12 @@ class FakeState(Payloads):
         guild.roles[role.id] = role
         return role
 
-    def add_channel(self, guild_id: int | None, name: str, *, type: int = 0) -> ChannelRecord:
-        channel = ChannelRecord(id=self.next_id(), name=name, type=type, guild_id=guild_id)
+    def add_channel(
+        self, guild_id: int | None, name: str, *, type: int = 0, nsfw: bool = False, parent_id: int | None = None
+    ) -> ChannelRecord:
+        channel = ChannelRecord(
+            id=self.next_id(), name=name, type=type, guild_id=guild_id, nsfw=nsfw, parent_id=parent_id
+        )
         if guild_id is not None:
             guild = self.guild(guild_id)
             channel.position = len(guild.channels)

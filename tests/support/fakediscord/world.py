@@ -6,7 +6,7 @@ reads ``bot_id``) and answers ids, the plain values tests pass back to the fake.
 
 from __future__ import annotations
 
-from .models import DEFAULT_EVERYONE_PERMISSIONS, MANAGE_GUILD, World
+from .models import DEFAULT_EVERYONE_PERMISSIONS, MANAGE_GUILD, THREAD, World
 
 
 class WorldBuilding:
@@ -20,8 +20,14 @@ class WorldBuilding:
     def add_role(self, guild_id: int, name: str, permissions: int) -> int:
         return self.state.add_role(guild_id, name, permissions).id
 
-    def add_channel(self, guild_id: int, name: str = "general") -> int:
-        return self.state.add_channel(guild_id, name).id
+    def add_channel(self, guild_id: int, name: str = "general", *, nsfw: bool = False) -> int:
+        """A text channel; ``nsfw``: marked age-restricted."""
+        return self.state.add_channel(guild_id, name, nsfw=nsfw).id
+
+    def add_thread(self, channel_id: int, name: str = "thread") -> int:
+        """A public thread of text channel ``channel_id`` (age-restricted when its channel is)."""
+        channel = self.state.channel(channel_id)
+        return self.state.add_channel(channel.guild_id, name, type=THREAD, parent_id=channel.id).id
 
     def add_user(self, name: str, *, bot: bool = False) -> int:
         return self.state.add_user(name, bot=bot).id
