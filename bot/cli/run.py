@@ -134,7 +134,8 @@ async def log_in(make_bot: Callable[[], AnimaBot], token: str, api_base: str) ->
 
 
 async def wait_ready(bot: AnimaBot, connection: asyncio.Task, timeout: float) -> None:
-    """Return once the gateway is ready; raise what ended the connection, or ``TimeoutError``."""
+    """Return once the gateway is ready; raise what ended the connection, or a ``UserError`` when it is
+    not ready within ``timeout`` seconds (Discord's API answered, its gateway did not)."""
     ready = asyncio.create_task(bot.wait_until_ready())
     try:
         done, _ = await asyncio.wait({ready, connection}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
@@ -145,7 +146,10 @@ async def wait_ready(bot: AnimaBot, connection: asyncio.Task, timeout: float) ->
     if connection in done:
         connection.result()  # raises what ended it
         raise ConnectionError("the Discord gateway connection ended before it was ready")
-    raise TimeoutError(f"the Discord gateway was not ready within {timeout:g} s")
+    raise UserError(
+        f"Discord accepted the token but its gateway was not ready within {timeout:g} s; "
+        "check that this host can open WebSocket connections to Discord, then start the bot again."
+    )
 
 
 async def main(config: Config, *, with_runtime: bool = True) -> None:

@@ -17,7 +17,8 @@ from engine.store.store import JobStore
 
 INFO_PROMPT_LIMIT = 300  # the prompt is in the command line too; the quote only reminds
 FROM_A_PICTURE = (
-    "It started from a picture, which the recipe does not carry, so no command line can render it again; "
+    "It started from a picture, which the recipe does not carry: `animabot render --from VIDEO` starts "
+    "from the video's first frame when the picture was kept as it was (image strength 0); otherwise "
     "`animabot render --from VIDEO --image PICTURE` does, given that picture."
 )
 

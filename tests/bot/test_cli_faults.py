@@ -138,3 +138,23 @@ async def test_a_token_discord_rejects_ends_the_start_with_exit_2(fake, tmp_path
     )
     assert "Traceback" not in err.decode()
     assert any(r.path.endswith("/users/@me") and r.status == 401 for r in fake.state.requests)
+
+
+def test_a_gateway_that_never_gets_ready_is_one_sentence_not_a_traceback():
+    """Discord's API answered the token, its gateway never did: ``run`` ends with a UserError (one line, exit 2)."""
+    from bot.cli.run import wait_ready
+    from engine.errors import UserError
+
+    class NeverReady:
+        async def wait_until_ready(self):
+            await asyncio.Event().wait()
+
+    async def scenario():
+        connection = asyncio.create_task(asyncio.Event().wait())
+        try:
+            with pytest.raises(UserError, match="gateway was not ready within 0.05 s"):
+                await wait_ready(NeverReady(), connection, 0.05)
+        finally:
+            connection.cancel()
+
+    asyncio.run(scenario())
