@@ -66,6 +66,9 @@ class FileBlobs:
         if Path(source).resolve() != target.resolve():
             await self.put(key, Path(source).read_bytes())
 
+    async def exists(self, key: str) -> bool:
+        return self.path(key).is_file()
+
     async def get(self, key: str) -> bytes | None:
         try:
             return self.path(key).read_bytes()
@@ -142,6 +145,11 @@ class DatabaseBlobs:
         cached = self.cache.path(key)
         if Path(source).resolve() != cached.resolve():
             await self.cache.put(key, data)
+
+    async def exists(self, key: str) -> bool:
+        """Whether the database has ``key`` (its bytes are not read)."""
+        rows = await self._db.execute_fetchall("SELECT 1 FROM blobs WHERE key = ?", (check_key(key),))
+        return bool(rows)
 
     async def get(self, key: str) -> bytes | None:
         rows = await self._db.execute_fetchall("SELECT data FROM blobs WHERE key = ?", (check_key(key),))
