@@ -37,7 +37,7 @@ log = logging.getLogger(__name__)
 
 DOWNLOAD_SECONDS = 60.0  # the whole download, however slow the CDN
 NOT_A_PICTURE = "That file is not a picture; attach a PNG, JPEG, WebP or GIF image."
-MAX_VIDEO_BYTES = 25 * 1024 * 1024  # the largest video whose frame 0 becomes a start picture
+MAX_VIDEO_BYTES = 25 * 1024 * 1024  # the largest video Remix downloads (for its recipe, or its frame 0)
 NO_PICTURE_IN_MESSAGE = "That message has no picture to animate; use Animate on a message with an image attached."
 
 

@@ -38,7 +38,7 @@ from discord.ext import commands
 from bot.actions import job_on_server
 from bot.answers import answer_queued
 from bot.download import download_capped
-from bot.pictures import from_attachment, video_frame_params
+from bot.pictures import MAX_VIDEO_BYTES, from_attachment, video_frame_params
 from bot.text import limits
 from engine.errors import UserError
 from engine.request.params import RenderParams
@@ -54,7 +54,6 @@ FORM_ID = re.compile(r"animabot:remix-form:(?P<parent>\d+)(?::(?P<message>\d+))?
 TEXT_LIMIT = 1000  # as /animate's prompt option
 TEXT_FIELDS = ("prompt", "negative_prompt")
 NOT_SETTINGS = (*TEXT_FIELDS, "image_key")  # the picture comes from the job or the file, never from the form
-MAX_VIDEO_BYTES = 25 * 1024 * 1024  # the largest attachment a context-menu Remix downloads
 DOWNLOAD_SECONDS = 2.5  # a modal must open within Discord's 3 s
 VIDEO_SUFFIXES = (".mp4", ".gif", ".webp")
 
