@@ -131,7 +131,7 @@ async def test_three_workers_one_bot_and_a_database_survive_a_kill_a_pause_and_a
             process.wait(timeout=30)
         shutil.rmtree(tmp_path / "bot" / "data" / "jobs", ignore_errors=True)
         await _remix_and_reroll_on_the_bot_host(fake, world, store, done[0], tmp_path)  # queued: the picture is found
-        await _read_on_the_bot_host(fake, world, store, done[0], tmp_path)
+        await _read_on_the_bot_host(fake, world, store, done[1], tmp_path)  # a clip from text: Info has its command
     finally:
         for process in [bot, *workers.values()]:
             if process.poll() is None:
