@@ -9,7 +9,6 @@ refuses.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Callable
@@ -25,7 +24,6 @@ from engine.config import Config, LimitsConfig
 from engine.errors import UserError
 from engine.request.params import RenderParams
 from engine.store.jobs import Job, JobKind, JobStatus, Usage
-from engine.store.pictures import keep_picture
 from engine.store.store import JobStore
 
 log = logging.getLogger(__name__)
@@ -70,9 +68,8 @@ class JobActions:
         safety = await request_safety(
             self.client, self.store, self.config, params, user_id=user_id, guild_id=guild_id, channel_id=channel_id
         )  # refused here when a prompt uses a banned word; else the content policy the worker applies
-        if params.image_key is not None and not await asyncio.to_thread(
-            keep_picture, self.config.data_dir, params.image_key
-        ):
+        # A picture is this guild's (the store's row, not a file on this host); only its row is renewed.
+        if params.image_key is not None and not await self.store.keep_picture(params.image_key, guild_id):
             raise UserError("The picture this video started from is no longer kept; start again with /animate image:.")
         # Checked again on the usage the insert's own transaction reads: simultaneous requests take turns.
         job = await self.store.enqueue(

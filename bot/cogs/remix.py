@@ -12,11 +12,18 @@ settings (as JSON, the seed among them), and both ways of opening it:
 The form's ``custom_id`` (``animabot:remix-form:42``; ``0`` when the video's job is not on this
 server) is all a submission needs besides the typed values, so submissions arrive through
 ``on_interaction``, matched by that id: they need nothing kept in memory and work after a restart.
+
+A clip that began from a picture starts from a picture again, never one named by a key a member
+typed or a file carried (issue 20): the button's remix from the job's stored picture (the job is
+this server's), the context menu's from frame 0 of the file in the message, kept as a new picture of
+this server. The form of such a file names the message too (``animabot:remix-form:42:1234``); the
+submission downloads it again, after its defer, so the form still opens within Discord's 3 s.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 import re
@@ -31,6 +38,7 @@ from discord.ext import commands
 from bot.actions import job_on_server
 from bot.answers import answer_queued
 from bot.download import download_capped
+from bot.pictures import MAX_VIDEO_BYTES, from_attachment, video_frame_params
 from bot.text import limits
 from engine.errors import UserError
 from engine.request.params import RenderParams
@@ -42,17 +50,17 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-FORM_ID = re.compile(r"animabot:remix-form:(?P<parent>\d+)")
+FORM_ID = re.compile(r"animabot:remix-form:(?P<parent>\d+)(?::(?P<message>\d+))?")
 TEXT_LIMIT = 1000  # as /animate's prompt option
 TEXT_FIELDS = ("prompt", "negative_prompt")
-MAX_VIDEO_BYTES = 25 * 1024 * 1024  # the largest attachment a context-menu Remix downloads
+NOT_SETTINGS = (*TEXT_FIELDS, "image_key")  # the picture comes from the job or the file, never from the form
 DOWNLOAD_SECONDS = 2.5  # a modal must open within Discord's 3 s
 VIDEO_SUFFIXES = (".mp4", ".gif", ".webp")
 
 
 def settings_text(params: RenderParams) -> str:
-    """Every setting but the two texts, as one line of JSON."""
-    data = {k: v for k, v in params.to_dict().items() if k not in TEXT_FIELDS}
+    """Every setting but the two texts and the picture, as one line of JSON."""
+    data = {k: v for k, v in params.to_dict().items() if k not in NOT_SETTINGS}
     return json.dumps(data, separators=(", ", ": "))
 
 
@@ -64,7 +72,8 @@ def parse_settings(text: str) -> dict[str, Any]:
         data = None
     if not isinstance(data, dict):
         raise UserError('The settings must stay a JSON object like {"seed": 42, "frames": 16}; open Remix again.')
-    known = set(RenderParams.__dataclass_fields__) - set(TEXT_FIELDS)
+    data.pop("image_key", None)  # in forms opened before it was left out: the picture is not the member's to name
+    known = set(RenderParams.__dataclass_fields__) - set(NOT_SETTINGS)
     unknown = sorted(set(data) - known)
     if unknown:
         raise UserError(f"Unknown setting(s) {', '.join(unknown)}; choose from: {', '.join(sorted(known))}.")
@@ -75,10 +84,11 @@ class RemixModal(discord.ui.Modal):
     """The Remix form. Submissions are handled by the cog's ``on_interaction``, which also sees those
     sent after a restart; ``on_submit`` is left as discord.py's no-op."""
 
-    def __init__(self, params: RenderParams, parent_id: int | None, title: str) -> None:
+    def __init__(self, params: RenderParams, parent_id: int | None, title: str, video_id: int | None = None) -> None:
+        """``video_id``: the message whose video's frame 0 the remix starts from (a file that began from a picture)."""
         super().__init__(
             title=limits.shorten(title, limits.MODAL_TITLE),
-            custom_id=f"animabot:remix-form:{parent_id or 0}",
+            custom_id=f"animabot:remix-form:{parent_id or 0}" + (f":{video_id}" if video_id else ""),
             timeout=900,
         )
         self.add_item(discord.ui.TextInput(
@@ -143,9 +153,10 @@ class Remix(commands.Cog):
         recipe = await self._read_recipe(video_attachment(message))
         if not is_recipe(recipe):
             raise UserError("That video carries no animabot recipe; Remix works on videos animabot rendered.")
-        params = recipe_params(recipe)
+        params = recipe_params(recipe)  # began from a picture: an image_key that fetches nothing
         parent = await self._parent(recipe, params.seed, interaction.guild_id)
-        await interaction.response.send_modal(RemixModal(params, parent, "Remix this video"))
+        video_id = message.id if params.image_key is not None else None
+        await interaction.response.send_modal(RemixModal(params, parent, "Remix this video", video_id))
 
     async def _read_recipe(self, attachment: discord.Attachment) -> dict | None:
         """The recipe inside the attachment, refused past ``MAX_VIDEO_BYTES`` whether declared or streamed."""
@@ -178,10 +189,11 @@ class Remix(commands.Cog):
             return
         match = FORM_ID.fullmatch((interaction.data or {}).get("custom_id", ""))
         if match is not None:
-            await self.submit(interaction, int(match["parent"]))
+            await self.submit(interaction, int(match["parent"]), int(match["message"] or 0))
 
-    async def submit(self, interaction: discord.Interaction, parent_id: int) -> None:
-        """Queue the remix a member submitted: their texts, the settings they kept, linked to ``parent_id``."""
+    async def submit(self, interaction: discord.Interaction, parent_id: int, video_id: int = 0) -> None:
+        """Queue the remix a member submitted: their texts, the settings they kept, linked to ``parent_id``,
+        from frame 0 of message ``video_id``'s video when given, else from the parent's picture if it had one."""
         await interaction.response.defer(ephemeral=True, thinking=True)
         values = submitted_values(interaction.data or {})
         settings = parse_settings(values.get("settings", ""))
@@ -190,6 +202,10 @@ class Remix(commands.Cog):
         parent = await self.bot.store.get(parent_id) if parent_id else None
         if parent is not None and parent.guild_id != interaction.guild_id:
             parent = None
+        if video_id:
+            params = await self._from_video(interaction, params, video_id)
+        elif parent is not None and parent.params is not None and parent.params.image_key is not None:
+            params = dataclasses.replace(params, image_key=parent.params.image_key)  # this server's stored picture
         notes: list[str] = []
         job = await self.bot.actions.queue_render(
             JobKind.ANIMATE, params, user_id=interaction.user.id, guild_id=interaction.guild_id,
@@ -197,6 +213,19 @@ class Remix(commands.Cog):
         )  # fmt: skip
         log.info("job %d is a remix of %s by user %d", job.id, f"job {parent.id}" if parent else "a video", job.user_id)
         await answer_queued(interaction, self.bot.store, job, notes)
+
+    async def _from_video(self, interaction: discord.Interaction, params: RenderParams, video_id: int) -> RenderParams:
+        """``params`` from frame 0 of the video in message ``video_id`` of the form's channel."""
+        try:
+            message = await interaction.channel.fetch_message(video_id)
+        except discord.NotFound:
+            raise UserError("The message with that video is gone; use Remix on a message that has it.") from None
+        attachment = video_attachment(message)
+        return await video_frame_params(
+            self.bot.store, self.bot.config, self.bot.session, params, from_attachment(attachment),
+            suffix=Path(attachment.filename).suffix.lower(), user_id=interaction.user.id,
+            guild_id=interaction.guild_id, channel_id=interaction.channel_id,
+        )  # fmt: skip
 
 
 async def setup(bot: AnimaBot) -> None:

@@ -17,7 +17,10 @@ A recipe (version 2) looks like::
 are added at render time), the model by its catalog name (``params.model``), the LoRAs with their
 weights, the control, the Canny thresholds, colour coherence, the scheduler. ``model_hub`` and
 ``controlnet_hub`` are the hub ids the host named the model and the control's ControlNet by, or
-``null`` where it named a local path (a host's paths never leave it in a file).
+``null`` where it named a local path (a host's paths never leave it in a file). ``picture`` says the
+clip began from a member's picture; neither the picture nor its key is in the file (a key would let
+anyone who gets the file fetch the member's stored picture), so :func:`recipe_params` gives such a
+recipe :data:`PICTURE_NOT_IN_FILE` as its ``image_key``, as it does the key an older file carries.
 
 Version 1 (videos already shared) kept ``model``/``controlnet`` as the ids the host configured
 (``[engine] model`` even for a job of another model); :func:`recipe_weights` reads both.
@@ -41,6 +44,10 @@ from engine.request.catalog import DEFAULT_MODEL
 from engine.request.params import RenderParams
 
 RECIPE_VERSION = 2
+
+# The image_key of params read from a recipe that began from a picture: a key no picture is kept
+# under, so such params render nothing until the picture is given (the file's frame 0, --image).
+PICTURE_NOT_IN_FILE = "0" * 64
 
 # RenderParams field → the `animabot render` flag that sets it. Size, the LoRAs, colour coherence
 # and the prompt are spelled apart (one flag for two fields, a repeated flag, a flag pair, a word).
@@ -115,6 +122,7 @@ def build_recipe(
     if params.seed is None:
         raise ValueError("a recipe needs a concrete seed")
     data = params.to_dict()
+    picture = data.pop("image_key", None) is not None  # the key stays in the store (issue 20)
     return {
         "animabot": engine_version(),
         "recipe": RECIPE_VERSION,
@@ -122,7 +130,7 @@ def build_recipe(
         "params": data,
         "model_hub": hub_id(model),
         "controlnet_hub": hub_id(controlnet),
-        "picture": bool(data.get("image_key")),  # a start picture (issue 11) is not in the file itself
+        "picture": picture,  # a start picture (issue 11) is not in the file itself, nor its key
     }
 
 
@@ -139,11 +147,19 @@ def is_recipe(recipe: Mapping[str, Any] | None) -> bool:
 def recipe_params(recipe: Mapping[str, Any] | None, **overrides) -> RenderParams:
     """The validated parameters of ``recipe``, with ``overrides`` (those not ``None``) replacing them.
 
-    ``UserError`` when it is no animabot recipe or its values are not valid any more.
+    A recipe that began from a picture gives :data:`PICTURE_NOT_IN_FILE` as ``image_key``, whatever
+    key the file names (files written before the key was left out carry one): a key read from a file
+    never fetches a stored picture. ``UserError`` when it is no animabot recipe or its values are not
+    valid any more.
     """
     if not is_recipe(recipe):
         raise UserError("This video carries no animabot recipe; only videos animabot rendered can be re-rendered.")
-    params = RenderParams.parse(recipe["params"])  # a file is untrusted: the request's schema, one sentence
+    data = recipe["params"]
+    if isinstance(data, Mapping):  # a picture's key in a file fetches nothing (old files carried one)
+        data = dict(data)
+        if data.pop("image_key", None) is not None or recipe.get("picture"):
+            data["image_key"] = PICTURE_NOT_IN_FILE
+    params = RenderParams.parse(data)  # a file is untrusted: the request's schema, one sentence
     given = {name: value for name, value in overrides.items() if value is not None}
     return dataclasses.replace(params, **given).validate() if given else params
 
@@ -174,7 +190,7 @@ def render_command(recipe: Mapping[str, Any]) -> str | None:
     command line can render it again.
     """
     params = recipe_params(recipe)
-    if params.image_key is not None or recipe.get("picture"):
+    if params.image_key is not None:  # began from a picture (recipe_params says so)
         return None
     # A prompt that starts with '-' would read as a flag: it goes last, after '--'.
     dashed = params.prompt.startswith("-")

@@ -28,7 +28,6 @@ from engine.runtime.in_flight import Progress, describe_failure, job_dir
 from engine.store.blobs import job_prefix
 from engine.store.db import backoff, until_reachable
 from engine.store.jobs import DAY, Job, JobStatus
-from engine.store.pictures import remove_old_pictures
 from engine.store.store import JobStore, LeaseLost, StoreUnavailable
 
 __all__ = ["Progress", "Runtime", "describe_failure", "job_dir", "process_gone"]
@@ -306,5 +305,5 @@ class Runtime:
                 if path.exists():
                     shutil.rmtree(path, ignore_errors=True)
                     log.info("job %d files removed after %g days", job.id, self.config.engine.retention_days)
-            remove_old_pictures(self.config.data_dir, self.config.engine.retention_days * DAY)
+            await self.store.remove_old_pictures(self.config.engine.retention_days * DAY)
             await asyncio.sleep(CLEANUP_EVERY_SECONDS)

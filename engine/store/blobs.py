@@ -167,12 +167,13 @@ class DatabaseBlobs:
         return cached
 
     async def exists(self, ref: str | None) -> bool:
-        """Whether the blob a reference names is kept: the cached copy, else asked of the database
-        (without downloading the bytes, as :meth:`fetch` would)."""
-        if await self.cache.fetch(ref) is not None:
-            return True
-        if not ref or Path(ref).is_absolute():
+        """Whether the blob a reference names is kept, asked of the database (the bytes are not read, and
+        a copy cached on this host does not count: other hosts read the database); a path recorded
+        before the store moved to the database is that file."""
+        if not ref:
             return False
+        if Path(ref).is_absolute():
+            return Path(ref).exists()
         return bool(await self._db.execute_fetchall("SELECT 1 FROM blobs WHERE key = ?", (check_key(ref),)))
 
     async def keys(self, prefix: str) -> list[str]:

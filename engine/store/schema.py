@@ -175,6 +175,26 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     # 6: the content policy a job was requested under ('off', 'block' or 'spoiler'; the front end decides it
     # where the request was made), so the worker knows whether to check its start picture and frames.
     ("ALTER TABLE jobs ADD COLUMN safety TEXT NOT NULL DEFAULT 'off'",),
+    # 7: the guilds each start picture belongs to (engine.store.pictures): one row per guild that
+    # sent it, renewed only by that guild's jobs. The pictures of jobs already queued or kept
+    # belong to those jobs' guilds.
+    (
+        """
+        CREATE TABLE pictures (
+            key      TEXT    NOT NULL,              -- RenderParams.image_key: the sha256 of the fitted PNG
+            guild_id INTEGER NOT NULL,
+            used_at  REAL    NOT NULL,              -- sent, or last queued with, in this guild
+            PRIMARY KEY (key, guild_id)
+        )
+        """,
+        """
+        INSERT INTO pictures (key, guild_id, used_at)
+        SELECT json_extract(params, '$.image_key'), guild_id, MAX(created_at)
+        FROM jobs
+        WHERE guild_id IS NOT NULL AND json_valid(params) AND json_extract(params, '$.image_key') IS NOT NULL
+        GROUP BY json_extract(params, '$.image_key'), guild_id
+        """,
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

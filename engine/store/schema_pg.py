@@ -138,4 +138,22 @@ POSTGRES_MIGRATIONS: tuple[tuple[str, ...], ...] = (
     ),
     # 6: the content policy a job was requested under.
     ("ALTER TABLE jobs ADD COLUMN safety TEXT NOT NULL DEFAULT 'off'",),
+    # 7: the guilds each start picture belongs to, with the pictures of the jobs there are.
+    (
+        """
+        CREATE TABLE pictures (
+            key      TEXT   NOT NULL,
+            guild_id BIGINT NOT NULL,
+            used_at  DOUBLE PRECISION NOT NULL,
+            PRIMARY KEY (key, guild_id)
+        )
+        """,
+        """
+        INSERT INTO pictures (key, guild_id, used_at)
+        SELECT params::jsonb ->> 'image_key', guild_id, MAX(created_at)
+        FROM jobs
+        WHERE guild_id IS NOT NULL AND params IS NOT NULL AND params::jsonb ->> 'image_key' IS NOT NULL
+        GROUP BY params::jsonb ->> 'image_key', guild_id
+        """,
+    ),
 )

@@ -26,6 +26,7 @@ from engine.store.blobs import MAX_BLOB_BYTES, DatabaseBlobs, FileBlobs
 from engine.store.claims import LEASE_SECONDS, LeaseLost, WorkerWrites
 from engine.store.db import Listener, StoreFault, StoreFull, StoreUnavailable, connect, sqlite_fault, writable_folder
 from engine.store.jobs import Job, JobKind, JobStatus, Usage
+from engine.store.pictures import PictureRecords
 from engine.store.reads import JobReads, now_or
 from engine.store.replies import ReplyRecords
 from engine.store.schema import migrate
@@ -36,7 +37,7 @@ __all__ = ["JobStore", "LeaseLost", "StoreFault", "StoreFull", "StoreUnavailable
 log = logging.getLogger(__name__)
 
 
-class JobStore(WorkerWrites, JobReads, ReplyRecords, JobStats):
+class JobStore(WorkerWrites, JobReads, ReplyRecords, JobStats, PictureRecords):
     """Open with ``await JobStore.open(location)``; close with ``await store.close()`` or ``async with``."""
 
     def __init__(self, db, blobs, *, lease_seconds: float = LEASE_SECONDS) -> None:

@@ -107,14 +107,18 @@ def decode_to_null_command(path: Path, stream: str, input_options: Mapping[str, 
     return ffmpeg_command(source[stream].output("-", format="null"))
 
 
-def decode_rgb_command(path: Path) -> list[str]:
-    """Decode the first video stream of ``path`` to raw rgb24 frames on stdout, one per decoded frame.
+def decode_rgb_command(path: Path, max_frames: int | None = None) -> list[str]:
+    """Decode the first video stream of ``path`` to raw rgb24 frames on stdout, one per decoded frame
+    (the first ``max_frames`` of them when given).
 
     ``fps_mode=passthrough`` (ffmpeg ≥ 5.1): the rawvideo muxer would otherwise repeat frames to fill
     a constant rate, which for a variable-delay GIF is ffmpeg's guess (100 fps for a 2-frame GIF).
     """
     source = ffmpeg.input(ffmpeg_path(path))
-    return ffmpeg_command(source["V:0"].output("-", format="rawvideo", pix_fmt="rgb24", fps_mode="passthrough"))
+    limit = {} if max_frames is None else {"frames:v": max_frames}
+    return ffmpeg_command(
+        source["V:0"].output("-", format="rawvideo", pix_fmt="rgb24", fps_mode="passthrough", **limit)
+    )
 
 
 def ffmetadata_command(path: Path) -> list[str]:
@@ -235,6 +239,19 @@ def probe(path: str | os.PathLike, *, input_options: Mapping[str, str] = _NO_OPT
     )
 
 
+def first_frame(path: str | os.PathLike) -> np.ndarray:
+    """Frame 0 of the first video stream (HxWx3 uint8 RGB), the rest left undecoded (an uploaded
+    video's start picture)."""
+    path = _existing(path)
+    if sniff_format(path) == "webp":
+        try:
+            with Image.open(path) as image:  # Pillow decodes the first frame only
+                return np.array(image.convert("RGB"), dtype=np.uint8)
+        except (OSError, ValueError):
+            raise _not_readable(path) from None
+    return _decode_rgb(path, max_frames=1)[0]
+
+
 def decode_frames(path: str | os.PathLike) -> list[np.ndarray]:
     """Every frame of the first video stream, as HxWx3 uint8 RGB arrays (tests, previews, re-encoding)."""
     path = _existing(path)
@@ -243,7 +260,12 @@ def decode_frames(path: str | os.PathLike) -> list[np.ndarray]:
             return read_webp(path)[0]
         except (OSError, ValueError):
             raise _not_readable(path) from None
-    result = run_ffmpeg(decode_rgb_command(path), capture_stdout=True)
+    return _decode_rgb(path)
+
+
+def _decode_rgb(path: Path, max_frames: int | None = None) -> list[np.ndarray]:
+    """The frames ffmpeg decodes from ``path`` (the first ``max_frames`` when given)."""
+    result = run_ffmpeg(decode_rgb_command(path, max_frames), capture_stdout=True)
     stderr = result.stderr.decode("utf-8", "replace")
     inputs, outputs = split_sections(stderr)
     if result.returncode != 0 or first_stream(parse_streams(inputs), "video") is None:

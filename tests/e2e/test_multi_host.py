@@ -4,9 +4,11 @@ the loopback Discord, three ``animabot worker`` processes, each with a data fold
 Six renders from three members; one worker is SIGKILLed mid-render (its job resumes on another from
 its last saved frame), one is SIGSTOPped past its lease and then SIGCONTed (its late writes are
 refused), and the database restarts once. Every job is delivered exactly once, with every frame;
-the bot process never loaded torch or diffusers. Then, with every worker gone and the bot host's
-cached copies removed, Info, ``/mux`` and ``/deliver`` on the bot host reach a video a worker
-rendered: through the database, never a path on the worker's host.
+the bot process never loaded torch or diffusers. One of the six starts from a picture: Remix and
+Re-roll on its video start from that picture, found in the database with the bot host's copy
+removed, while the workers run (which render them) and again once they are gone. Then, with every
+worker gone and the bot host's cached copies removed, Info, ``/mux`` and ``/deliver`` on the bot
+host reach a video a worker rendered: through the database, never a path on the worker's host.
 """
 
 from __future__ import annotations
@@ -20,16 +22,20 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 from support.botharness import command, job_id_in
 from support.media import write_wav
 from support.waiting import result_of, until
 
+from engine.request.picture import decode_png, encode_png
 from engine.store.jobs import JobStatus
+from engine.store.pictures import picture_blob_key
 from engine.store.store import JobStore
-from engine.video.read import probe
+from engine.video.read import first_frame, probe
 
 FRAMES = 4
 LEASE = 3.0
+PICTURE = encode_png(np.kron(np.eye(8, dtype=np.uint8)[:, :, None] * 200, np.ones((8, 8, 3), np.uint8)))  # 64×64
 
 # Dumps which heavy modules the bot process loaded, when it exits (SIGTERM ends it cleanly).
 BOT = """
@@ -85,8 +91,9 @@ async def test_three_workers_one_bot_and_a_database_survive_a_kill_a_pause_and_a
         await until(lambda: _serving(logs, ("w1", "w2", "w3")), 120, "three workers serving")
         jobs = []
         for n in range(6):
+            picture = {"image": ("boat.png", PICTURE, "image/png")} if n == 0 else {}  # job 0 starts from it
             answer = await command(fake, "animate", {"prompt": f"boat {n}"}, user_id=members[n % 3],
-                                   channel_id=world.channel_id, timeout=20)  # fmt: skip
+                                   channel_id=world.channel_id, timeout=20, attachments=picture)  # fmt: skip
             jobs.append(job_id_in(answer.content))
 
         # 1. a worker dies mid-render: its job resumes elsewhere from its last saved frame
@@ -109,12 +116,22 @@ async def test_three_workers_one_bot_and_a_database_survive_a_kill_a_pause_and_a
         done = await until(lambda: _all_delivered(store, jobs), 240, "every job delivered")
         await until(lambda: _logged(logs[paused], "lost its lease"), 30, "the woken worker to notice")
 
-        # 4. the workers are gone, and the bot host's copies of the videos too: only the database has them
+        # 4. Remix and Re-roll of the picture's video from the bot host, without its copy of the picture
+        again = await _remix_and_reroll_on_the_bot_host(fake, world, store, done[0], tmp_path)
+        rendered = await until(lambda: _all_delivered(store, again), 240, "the remix and the re-roll delivered")
+        for job in rendered:
+            video = tmp_path / f"{job.id}.mp4"
+            video.write_bytes(result_of(fake, world.channel_id, job.id).attachments[0].data)
+            stored = decode_png(await store.blobs.get(picture_blob_key(done[0].params.image_key)))
+            assert np.abs(first_frame(video).astype(int) - stored).mean() < 3  # frame 0 is the picture
+
+        # 5. the workers are gone, and the bot host's copies of the videos too: only the database has them
         for process in workers.values():
             process.send_signal(signal.SIGTERM)
             process.wait(timeout=30)
         shutil.rmtree(tmp_path / "bot" / "data" / "jobs", ignore_errors=True)
-        await _read_on_the_bot_host(fake, world, store, done[0], tmp_path)
+        await _remix_and_reroll_on_the_bot_host(fake, world, store, done[0], tmp_path)  # queued: the picture is found
+        await _read_on_the_bot_host(fake, world, store, done[1], tmp_path)  # a clip from text: Info has its command
     finally:
         for process in [bot, *workers.values()]:
             if process.poll() is None:
@@ -143,6 +160,23 @@ async def test_three_workers_one_bot_and_a_database_survive_a_kill_a_pause_and_a
                       for i in re.findall(rf"job {killed.id} frame (\d+) saved", text[name])]  # fmt: skip
     assert min(rendered_after) >= frames_at_kill, "the resumed job started over instead of from its saved frames"
     assert modules.read_text() == "-", f"the --no-engine bot loaded {modules.read_text()}"
+
+
+async def _remix_and_reroll_on_the_bot_host(fake, world, store, job, tmp_path: Path) -> list[int]:
+    """Remix (the form as it opens) and Re-roll ``job``, which started from a picture, with the bot
+    host's copy of the picture removed; the two jobs queued, each starting from that picture."""
+    shutil.rmtree(tmp_path / "bot" / "data" / "pictures", ignore_errors=True)
+    result = result_of(fake, world.channel_id, job.id)
+    opened = await fake.click(result.id, f"animabot:remix:{job.id}", user_id=job.user_id)
+    assert (await opened.wait_response(20)).type == 9
+    sent = await fake.submit_modal(opened, {"prompt": "a boat at night"})
+    [remixed] = await sent.wait_followups(1, 20)
+    clicked = await fake.click(result.id, f"animabot:reroll:{job.id}", user_id=job.user_id)
+    [rerolled] = await clicked.wait_followups(1, 20)
+    queued = [job_id_in(remixed.content), job_id_in(rerolled.content)]
+    for new in queued:
+        assert (await store.get(new)).params.image_key == job.params.image_key
+    return queued
 
 
 async def _read_on_the_bot_host(fake, world, store, job, tmp_path: Path) -> None:

@@ -19,7 +19,7 @@ async def test_columns_are_the_job_fields_and_migrations_are_idempotent(tmp_path
         store = await JobStore.open(path)
         await store.close()
     with sqlite3.connect(path) as db:
-        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 6
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 7
         assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         columns = [row[1] for row in db.execute("PRAGMA table_info(jobs)")]
     assert columns == [f.name for f in dataclasses.fields(Job)]
