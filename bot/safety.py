@@ -25,11 +25,14 @@ log = logging.getLogger(__name__)
 
 async def age_restricted(client: discord.Client, channel_id: int | None) -> bool:
     """Whether Discord marks the channel (or a thread's channel) age-restricted. A channel the bot
-    cannot see counts as not age-restricted: the stricter reading."""
+    cannot see (or a client not logged in cannot ask about) counts as not age-restricted: the
+    stricter reading."""
     if channel_id is None:
         return False
     channel = client.get_channel(channel_id)
     if channel is None:
+        if client.user is None:  # not logged in: nothing to ask Discord with
+            return False
         try:
             channel = await client.fetch_channel(channel_id)
         except discord.HTTPException:
