@@ -24,7 +24,7 @@ from pathlib import Path
 from engine.config import Config
 from engine.errors import UserError
 from engine.request.catalog import Catalog
-from engine.request.params import FORMATS, LOOPS, SMOOTH_FACTORS, RenderParams
+from engine.request.params import COHERENCES, FORMATS, LOOPS, SMOOTH_FACTORS, RenderParams
 from engine.request.recipe import is_recipe, recipe_params, recipe_weights
 
 
@@ -34,6 +34,9 @@ def add_clip_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--loop", choices=LOOPS, help="none, pingpong (forward then back) or seamless (ends on the start)")
     p.add_argument("--smooth", type=int, choices=SMOOTH_FACTORS, help="1, 2 or 4: optical-flow in-between frames")
     p.add_argument("--format", choices=FORMATS, help="mp4, gif or webp (default: the extension of -o, else mp4)")
+    p.add_argument(
+        "--coherence", choices=COHERENCES, help="off, cross-frame (frames attend to frame 0 and the last) or motion"
+    )
     p.add_argument(
         "--from", dest="from_video", type=Path, metavar="VIDEO", help="render again from the recipe inside VIDEO"
     )
@@ -98,7 +101,7 @@ def output_format(args: argparse.Namespace) -> str | None:
 
 def clip_overrides(args: argparse.Namespace) -> dict:
     """The clip options as ``Config.defaults`` keywords (``None``: keep the default)."""
-    return {"loop": args.loop, "smooth": args.smooth, "format": output_format(args)}
+    return {"loop": args.loop, "smooth": args.smooth, "format": output_format(args), "coherence": args.coherence}
 
 
 def header_line(params: RenderParams) -> str:

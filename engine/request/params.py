@@ -32,6 +32,8 @@ CONTROLS = ("canny", "depth", "pose")  # each has its own ControlNet; depth and 
 LOOPS = ("none", "pingpong", "seamless")
 SMOOTH_FACTORS = (1, 2, 4)  # the same as engine.video.interpolate.SMOOTH_FACTORS (no import: no OpenCV here)
 FORMATS = ("mp4", "gif", "webp")  # engine.video.formats.FORMATS
+# -- coherent motion (issue 24): off, cross-frame attention (engine.render.coherence), a motion adapter
+COHERENCES = ("off", "cross-frame", "motion")
 
 MAX_FRAMES = 240
 MAX_STEPS = 150
@@ -72,6 +74,7 @@ class RenderParams:
     loop: str = "none"  # none | pingpong (played forward then back) | seamless (the last frames steer to frame 0)
     smooth: int = 1  # in-between frames by optical flow: the output has (N-1)*smooth+1 frames at fps*smooth
     format: str = "mp4"  # mp4 | gif | webp
+    coherence: str = "off"  # off | cross-frame (each frame also attends to frame 0 and the previous one) | motion
 
     # -- checks -------------------------------------------------------------------------------
     def validate(self) -> RenderParams:
@@ -132,6 +135,7 @@ class RenderParams:
         if isinstance(self.smooth, bool) or self.smooth not in SMOOTH_FACTORS:
             raise UserError(f"smooth must be one of {', '.join(map(str, SMOOTH_FACTORS))}, got {self.smooth!r}.")
         _one_of("format", self.format, FORMATS)
+        _one_of("coherence", self.coherence, COHERENCES)
 
     # -- derived ------------------------------------------------------------------------------
     def with_seed(self, seed: int | None = None) -> RenderParams:
@@ -202,6 +206,8 @@ class RenderParams:
             parts.append(f"smooth ×{self.smooth} ({self.output_fps} fps)")
         if self.format != "mp4":
             parts.append(self.format.upper())
+        if self.coherence != "off":
+            parts.append(f"coherence {self.coherence}")
         return parts
 
     # -- storage ------------------------------------------------------------------------------

@@ -63,6 +63,7 @@ CLI_FLAGS = {
     "loop": "--loop",
     "smooth": "--smooth",
     "format": "--format",
+    "coherence": "--coherence",
 }
 
 # owner/name, each part starting with a letter or digit (the hub's rule, less its length limits).
