@@ -60,10 +60,10 @@ CLI_FLAGS = {
     "control": "--control",
     "canny_low": "--canny-low",
     "canny_high": "--canny-high",
+    "coherence": "--coherence",
     "loop": "--loop",
     "smooth": "--smooth",
     "format": "--format",
-    "coherence": "--coherence",
 }
 
 # owner/name, each part starting with a letter or digit (the hub's rule, less its length limits).

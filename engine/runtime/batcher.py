@@ -224,8 +224,8 @@ class Batcher:
 
     def _coherence_fits(self, active: BatchJob, loaded, batch: list[BatchJob]) -> bool:
         """GPU thread: whether a job's cross-frame states fit ``[engine] coherence_budget_mb`` beside
-        those of the jobs rendering now. A job that fits nowhere near them starts alone (``JobRender``
-        refuses one larger than the whole budget)."""
+        those of the jobs rendering now. With no cross-frame job rendering any job starts (``JobRender``
+        refuses one larger than the whole budget), so a waiting job never waits for good."""
         needed = coherence_bytes(loaded, self.config.engine, active.job.params)
         used = sum(a.render.coherence_bytes for a in batch if a.render is not None and not a.render.done)
         return needed == 0 or used == 0 or used + needed <= self.config.engine.coherence_budget_mb * 2**20
