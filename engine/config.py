@@ -118,6 +118,13 @@ class EngineConfig:
         "usyd-community/vitpose-base-simple",
         description="the ViTPose model whose keypoints are drawn as an OpenPose skeleton",
     )
+    # Cross-frame attention (coherence cross-frame, engine.render.coherence): the keys and values it keeps.
+    coherence_budget_mb: StrictFloat = Field(
+        4096.0, ge=0, description="memory for the cross-frame states of the jobs rendering at once; more jobs wait"
+    )
+    coherence_blocks: tuple[Literal["down", "mid", "up"], ...] = Field(
+        ("up",), min_length=1, description="the UNet blocks whose self-attention looks at other frames"
+    )
 
     def control_ids(self, control: str) -> tuple[str, str | None]:
         """The ControlNet and annotator ids configured for ``control`` (canny has no annotator; ``""``:

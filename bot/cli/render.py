@@ -29,7 +29,7 @@ from bot.cli.progress import RenderProgress
 from bot.cli.recipe_file import existing_file, read_file_recipe
 from engine.config import Config
 from engine.errors import UserError
-from engine.request.params import FORMATS, LOOPS, SMOOTH_FACTORS, RenderParams
+from engine.request.params import COHERENCES, FORMATS, LOOPS, SMOOTH_FACTORS, RenderParams
 from engine.request.text import printable
 
 
@@ -55,6 +55,9 @@ def add_clip_args(p: argparse.ArgumentParser) -> None:
         help=f"1, 2 or 4: optical-flow in-between frames {builtin_default('smooth')}",
     )
     p.add_argument("--format", choices=FORMATS, help="mp4, gif or webp (default: the extension of -o, else mp4)")
+    p.add_argument(
+        "--coherence", choices=COHERENCES, help="off, cross-frame (frames attend to frame 0 and the last) or motion"
+    )
     p.add_argument(
         "--from", dest="from_video", type=Path, metavar="VIDEO", help="render again from the recipe inside VIDEO"
     )
@@ -101,7 +104,7 @@ def output_format(args: argparse.Namespace) -> str | None:
 
 def clip_overrides(args: argparse.Namespace) -> dict:
     """The clip options as ``Config.defaults`` keywords (``None``: keep the default)."""
-    return {"loop": args.loop, "smooth": args.smooth, "format": output_format(args)}
+    return {"loop": args.loop, "smooth": args.smooth, "format": output_format(args), "coherence": args.coherence}
 
 
 def header_line(params: RenderParams) -> str:

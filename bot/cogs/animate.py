@@ -46,6 +46,11 @@ SMOOTH_CHOICES = [
     app_commands.Choice(name="×4 (four times the fps)", value=4),
 ]
 FORMAT_CHOICES = [app_commands.Choice(name=fmt.upper(), value=fmt) for fmt in FORMATS]
+# -- coherent motion (issue 24); "motion" joins once a host can configure a motion adapter
+COHERENCE_CHOICES = [
+    app_commands.Choice(name="off", value="off"),
+    app_commands.Choice(name="cross-frame: frames look at the first and the last frame", value="cross-frame"),
+]
 REFUSAL_SECONDS = 30  # how long a refused reaction's explanation stays in the channel
 
 
@@ -75,9 +80,11 @@ class Animate(commands.Cog):
         loop="none, pingpong (plays forward then back) or seamless (the end flows into the start)",
         smooth="In-between frames by optical flow: a smoother clip at a higher fps, no extra render time",
         format="MP4 (default), GIF (autoplays inline) or animated WebP",
+        coherence="cross-frame keeps textures and details steadier from frame to frame (slower)",
     )
     @app_commands.choices(motion=MOTION_CHOICES, size=SIZE_CHOICES, control=CONTROL_CHOICES)
     @app_commands.choices(loop=LOOP_CHOICES, smooth=SMOOTH_CHOICES, format=FORMAT_CHOICES)
+    @app_commands.choices(coherence=COHERENCE_CHOICES)
     async def animate(
         self,
         interaction: discord.Interaction,
@@ -99,6 +106,7 @@ class Animate(commands.Cog):
         loop: app_commands.Choice[str] | None = None,
         smooth: app_commands.Choice[int] | None = None,
         format: app_commands.Choice[str] | None = None,
+        coherence: app_commands.Choice[str] | None = None,
     ) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
         width, height = SIZES[size.value] if size is not None else (None, None)
@@ -108,6 +116,7 @@ class Animate(commands.Cog):
             guidance=guidance, strength=strength, motion=motion.value if motion else None,
             width=width, height=height, model=model.strip() if model else None, loras=loras or None,
             image_strength=image_strength, control=control.value if control else None,
+            coherence=coherence.value if coherence else None,
             **{name: choice.value for name, choice in (("loop", loop), ("smooth", smooth), ("format", format)) if choice},
         )  # fmt: skip
         notes: list[str] = []

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from engine.errors import OutOfMemory
-from engine.render import sampler
+from engine.render import coherence, sampler
 from engine.render.steps.color import lab_stats, match_colors
 from engine.render.steps.control import control_map
 from engine.render.steps.loop import OUTPUT_SHARE, blend_toward, seamless_weight
@@ -90,6 +90,8 @@ class FrameChain:
 
     ``picture`` (H×W×3 uint8 of the render size) is the fitted picture of a job with an
     ``image_key``; with ``image_strength`` 0 it becomes frame 0 at once (``frames`` then holds it).
+    ``coherence_blocks``: the UNet blocks cross-frame attention uses (``params.coherence``
+    ``"cross-frame"``; ``engine.render.coherence``).
     """
 
     def __init__(
@@ -100,6 +102,7 @@ class FrameChain:
         frames: Sequence[np.ndarray] = (),
         cancel: threading.Event | None = None,
         picture: np.ndarray | None = None,
+        coherence_blocks: Sequence[str] = ("up",),
     ):
         if params.seed is None:
             raise ValueError("a render needs a concrete seed (use params.with_seed())")
@@ -115,8 +118,16 @@ class FrameChain:
             self._noise = initial_noise(params.seed, params.width, params.height).to(device)
         self._schedule = prompt_schedule([frame for frame, _ in keys], params.frames)
         self._reference = lab_stats(self.frames[0]) if self.frames else None
+        self.coherence: coherence.FrameStates | None = None
         if self.picture is not None and not self.frames and params.image_strength == 0:
             self.accept(self.picture.copy())  # frame 0 is the picture itself
+        if params.coherence == "cross-frame":
+            _, later = sampler.make_scheduler(
+                params.scheduler, components.scheduler_config, params.steps, device, params.strength
+            )
+            keep = {coherence.timestep_key(t) for t in later.tolist()}
+            self.coherence = coherence.FrameStates(coherence_blocks, keep)
+        self._primed = not self.frames  # frames drawn elsewhere (resume, the picture): their states are rebuilt
 
     @property
     def done(self) -> bool:
@@ -150,6 +161,9 @@ class FrameChain:
         latents = self._noise * scheduler.init_noise_sigma
         if plan.source is not None:
             latents = scheduler.add_noise(init.float(), self._noise, timesteps[:1])
+        if self.coherence is not None:
+            self._prime()
+            self.coherence.begin_frame(timesteps, record=len(self.frames) + 1 < params.frames)
         return sampler.FrameTask(
             latents=latents,
             cond=self.embedding(len(self.frames)),
@@ -160,7 +174,44 @@ class FrameChain:
             scheduler=scheduler,
             timesteps=timesteps,
             cancel=self.cancel,
+            coherence=self.coherence,
         )
+
+    def _prime(self) -> None:
+        """Cross-frame states for frames drawn before this chain: frame 0's, and the last one's
+        (``engine.render.coherence`` says how and why this way)."""
+        if self._primed:
+            return
+        self._primed = True
+        last = [len(self.frames) - 1] if len(self.frames) > 1 else []
+        latents = sampler.encode(self.components, [self.frames[i] for i in [0, *last]])
+        self.coherence.anchor = self._recorded(latents[:1], 0)
+        self.coherence.previous = self._recorded(latents[1:], last[0]) if last else None
+
+    def _recorded(self, clean: torch.Tensor, frame: int) -> dict:
+        """The states the UNet records for frame ``frame``'s latents ``clean`` noised to each kept timestep."""
+        params, components, states = self.params, self.components, self.coherence
+        name, config, device = params.scheduler, components.scheduler_config, components.device
+        _, timesteps = sampler.make_scheduler(name, config, params.steps, device, params.strength)
+        states.begin_frame(timesteps, record=True)
+        for index, t in enumerate(timesteps):
+            scheduler, _ = sampler.make_scheduler(name, config, params.steps, device)  # fresh: no step index yet
+            task = sampler.FrameTask(
+                latents=scheduler.add_noise(clean.float(), self._noise, t.reshape(1)),
+                cond=self.embedding(frame),
+                uncond=self._uncond,
+                control=None,
+                guidance=params.guidance,
+                control_scale=0.0,
+                scheduler=scheduler,
+                timesteps=timesteps,
+                index=index,
+                coherence=states,
+            )
+            with torch.inference_mode():
+                sampler.batch_noise(components, sampler.Batch(components, [task]))
+        recorded, states.current = states.current, {}
+        return recorded
 
     def next_task(self) -> sampler.FrameTask:
         """The denoising task for frame ``len(self.frames)`` (``render_round`` batches the encodes instead)."""
@@ -179,6 +230,8 @@ class FrameChain:
                 image, self.frames[0], OUTPUT_SHARE * seamless_weight(len(self.frames), self.params.frames)
             )
         self.frames.append(image)
+        if self.coherence is not None:
+            self.coherence.end_frame()
         return image
 
 

@@ -25,6 +25,7 @@ still runs one step (the pipelines would run none); see ``make_scheduler``.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from dataclasses import dataclass
 
@@ -36,6 +37,8 @@ from diffusers import (
     PNDMScheduler,
     UniPCMultistepScheduler,
 )
+
+from engine.render import coherence as cross_frame
 
 SCHEDULER_CLASSES = {
     "dpm++": (DPMSolverMultistepScheduler, {"algorithm_type": "dpmsolver++"}),
@@ -85,6 +88,7 @@ class FrameTask:
     timesteps: torch.Tensor
     cancel: threading.Event | None = None
     index: int = 0
+    coherence: cross_frame.FrameStates | None = None  # the job's cross-frame states; None: plain attention
 
     @property
     def done(self) -> bool:
@@ -121,6 +125,7 @@ class Batch:
         self.weight = torch.cat(scales).to(device, dtype).view(-1, 1, 1, 1)
         self.any_control = any(task.control is not None for task in tasks)
         self.unit_scales = all(task.control is not None and task.control_scale == 1.0 for task in tasks)
+        self.coherent = any(task.coherence is not None for task in tasks)
 
     def model_inputs(self, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
         """This step's latents (scaled by each scheduler) and timesteps, one row per model row."""
@@ -177,19 +182,7 @@ def step(components, batch: Batch | list[FrameTask], predict=None) -> None:
     """
     if not isinstance(batch, Batch):
         batch = Batch(components, batch)
-    latents, timesteps = batch.model_inputs(components.dtype)
-    if predict is not None:
-        noise = predict(latents, timesteps, batch.embeds, batch.controls, batch.weight)
-    else:
-        noise = predict_noise(
-            components.unet,
-            components.controlnet,
-            latents,
-            timesteps,
-            batch.embeds,
-            batch.controls if batch.any_control else None,
-            None if batch.unit_scales else batch.weight,
-        )
+    noise = batch_noise(components, batch, predict)
     row = 0
     for task in batch.tasks:
         pred = noise[row : row + task.rows]
@@ -200,6 +193,27 @@ def step(components, batch: Batch | list[FrameTask], predict=None) -> None:
         t = task.timesteps[task.index]
         task.latents = task.scheduler.step(pred, t, task.latents, return_dict=False)[0]
         task.index += 1
+
+
+def batch_noise(components, batch: Batch, predict=None) -> torch.Tensor:
+    """The noise prediction of every row of ``batch`` for its current step (no scheduler step).
+
+    A batch with cross-frame jobs runs the eager modules with ``engine.render.coherence``'s
+    attention on for this call; any other runs ``predict`` (compiled) or the eager modules as is.
+    """
+    latents, timesteps = batch.model_inputs(components.dtype)
+    if predict is not None and not batch.coherent:
+        return predict(latents, timesteps, batch.embeds, batch.controls, batch.weight)
+    with cross_frame.attending(components.unet, batch.tasks) if batch.coherent else contextlib.nullcontext():
+        return predict_noise(
+            components.unet,
+            components.controlnet,
+            latents,
+            timesteps,
+            batch.embeds,
+            batch.controls if batch.any_control else None,
+            None if batch.unit_scales else batch.weight,
+        )
 
 
 def vae_decode(vae, latents: torch.Tensor) -> torch.Tensor:

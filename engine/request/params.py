@@ -56,9 +56,11 @@ Control = Literal["canny", "depth", "pose"]  # each has its own ControlNet; dept
 # -- clips people share (issue 12): loops, smoothing, formats ---------------------------------------
 Loop = Literal["none", "pingpong", "seamless"]
 Format = Literal["mp4", "gif", "webp"]  # engine.video.formats.FORMATS
+# coherent motion (issue 24): off, cross-frame attention (engine.render.coherence), a motion adapter
+Coherence = Literal["off", "cross-frame", "motion"]
 
 MOTIONS, SCHEDULERS, CONTROLS = get_args(Motion), get_args(Scheduler), get_args(Control)
-LOOPS, FORMATS = get_args(Loop), get_args(Format)
+LOOPS, FORMATS, COHERENCES = get_args(Loop), get_args(Format), get_args(Coherence)
 SMOOTH_FACTORS = (1, 2, 4)  # the same as engine.video.interpolate.SMOOTH_FACTORS (no import: no OpenCV here)
 
 MAX_FRAMES = 240
@@ -169,6 +171,8 @@ class RenderParams:
     # in-between frames by optical flow: the output has (N-1)*smooth+1 frames at fps*smooth
     smooth: Annotated[Whole, AfterValidator(_smooth_factor), Field(description="in-between frames")] = 1
     format: Annotated[Format, Field(description="mp4, gif or webp")] = "mp4"
+    # off | cross-frame (each frame also attends to frame 0 and the previous one) | motion (a motion adapter)
+    coherence: Annotated[Coherence, Field(description="how frames hold together")] = "off"
 
     @classmethod
     def __get_pydantic_core_schema__(cls, source, handler) -> core_schema.CoreSchema:
@@ -256,6 +260,8 @@ class RenderParams:
             parts.append(f"smooth ×{self.smooth} ({self.output_fps} fps)")
         if self.format != "mp4":
             parts.append(self.format.upper())
+        if self.coherence != "off":
+            parts.append(f"coherence {self.coherence}")
         return parts
 
     # -- storage ------------------------------------------------------------------------------

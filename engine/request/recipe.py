@@ -67,6 +67,7 @@ CLI_FLAGS = {
     "control": "--control",
     "canny_low": "--canny-low",
     "canny_high": "--canny-high",
+    "coherence": "--coherence",
     "loop": "--loop",
     "smooth": "--smooth",
     "format": "--format",

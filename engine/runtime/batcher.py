@@ -46,7 +46,7 @@ from engine.runtime import model_order
 from engine.runtime.frame_checks import FrameChecks, Unsafe, discard
 from engine.runtime.gpu_models import GpuModels
 from engine.runtime.in_flight import BatchJob, Finish, Progress, describe_failure, job_dir, write_frame
-from engine.runtime.render_job import JobRender, next_frames, use_weights
+from engine.runtime.render_job import JobRender, coherence_bytes, next_frames, use_weights
 from engine.store.blobs import job_prefix
 from engine.store.db import until_reachable
 from engine.store.jobs import Job, JobStatus
@@ -216,6 +216,8 @@ class Batcher:
             return [None] * len(batch)
         for active in batch:
             if active.render is None and active.error is None and not active.cancel.is_set():
+                if not self._coherence_fits(active, loaded, batch):
+                    continue  # waits in the batch until a cross-frame job ends
                 try:
                     params = active.job.params
                     picture = load_picture(self.config.data_dir, params.image_key) if params.image_key else None
@@ -231,6 +233,14 @@ class Batcher:
         frames = [by_job.get(a.job.id) for a in batch]
         self.checks.check_round(batch, frames)  # frame 0, every k-th and the last: before anything shows them
         return frames
+
+    def _coherence_fits(self, active: BatchJob, loaded, batch: list[BatchJob]) -> bool:
+        """GPU thread: whether a job's cross-frame states fit ``[engine] coherence_budget_mb`` beside
+        those of the jobs rendering now. With no cross-frame job rendering any job starts (``JobRender``
+        refuses one larger than the whole budget), so a waiting job never waits for good."""
+        needed = coherence_bytes(loaded, self.config.engine, active.job.params)
+        used = sum(a.render.coherence_bytes for a in batch if a.render is not None and not a.render.done)
+        return needed == 0 or used == 0 or used + needed <= self.config.engine.coherence_budget_mb * 2**20
 
     def _next_frames(self, group: list[BatchJob]) -> dict[int, np.ndarray | None]:
         """GPU thread: the next frame of each job of ``group``, their steps batched (``next_frames``).
@@ -274,8 +284,10 @@ class Batcher:
 
     async def _after_frame(self, active: BatchJob, frame: np.ndarray | None, elapsed: float) -> None:
         job = active.job
-        if active.error is not None or active.cancel.is_set() or active.render is None:
+        if active.error is not None or active.cancel.is_set():
             await self._end_early(active)
+            return
+        if active.render is None:  # a cross-frame job waiting for the coherence budget (_coherence_fits)
             return
         if frame is not None:
             active.rendered += 1

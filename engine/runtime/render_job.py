@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from engine.config import EngineConfig
+from engine.errors import UserError
 from engine.request.catalog import Catalog
 from engine.request.params import RenderParams
 from engine.request.recipe import build_recipe
@@ -103,6 +104,8 @@ class JobRender:
         # 1. check inputs
         self.params = params.validate()
         self.recipe = recipe_for(catalog, engine_config, self.params)  # no job id yet: finish adds it
+        self.coherence_bytes = coherence_bytes(loaded, engine_config, params)
+        _check_coherence(engine_config, params, self.coherence_bytes)
         # 2. the weights: the model with its LoRAs (loaded), and this control's ControlNet and annotator
         self.components = components_for(loaded.components, params.control, engine_config)
         self.predict = loaded.predict if params.control == "canny" else None  # compiled for canny's ControlNet
@@ -110,7 +113,8 @@ class JobRender:
         # 3. the chain, from the frames saved so far; the LoRAs' trigger words join the prompt here
         saved = load_frames(work_dir, params.frames) if work_dir is not None else []
         prompted = dataclasses.replace(params, prompt=catalog.prompt_with_triggers(params.prompt, params.loras))
-        self.chain = FrameChain(self.components, prompted, frames=saved, cancel=cancel, picture=picture)
+        self.chain = FrameChain(self.components, prompted, frames=saved, cancel=cancel, picture=picture,
+                                coherence_blocks=engine_config.coherence_blocks)  # fmt: skip
         self.resumed = len(saved)  # frames found on disk; chain.frames may hold more (the picture)
         if work_dir is not None:
             for index in range(len(saved), len(self.chain.frames)):
@@ -132,6 +136,31 @@ class JobRender:
         recipe = {**self.recipe, "job": job_id}
         return finish_clip(self.frames, out, params.fps, loop=params.loop, smooth=params.smooth, fmt=params.format,
                            recipe=recipe)  # fmt: skip
+
+
+def coherence_bytes(loaded, engine_config: EngineConfig, params: RenderParams) -> int:
+    """GPU thread: the most memory ``params``' cross-frame states take on ``loaded``'s UNet (0 without)."""
+    if params.coherence != "cross-frame":
+        return 0
+    from engine.render.coherence import state_bytes
+
+    return state_bytes(
+        loaded.components.unet, engine_config.coherence_blocks, width=params.width, height=params.height,
+        steps=params.steps, strength=params.strength, guided=params.guidance > 1.0, frames=params.frames,
+    )  # fmt: skip
+
+
+def _check_coherence(engine_config: EngineConfig, params: RenderParams, needed: int) -> None:
+    """Refuse a coherence this host cannot render: motion (no motion adapter yet), or cross-frame
+    states larger than the whole ``[engine] coherence_budget_mb``."""
+    if params.coherence == "motion":
+        raise UserError("Coherence motion needs a motion adapter, which this host does not have; pick cross-frame.")
+    budget = engine_config.coherence_budget_mb
+    if needed > budget * 2**20:
+        raise UserError(
+            f"Cross-frame coherence at this size and step count needs about {needed / 2**20:.0f} MB, more than "
+            f"this host's {budget:g} MB; pick a smaller size, fewer steps or coherence off."
+        )
 
 
 def next_frames(jobs: Sequence[JobRender], on_step: Callable[[int, int], None] | None = None) -> list:
