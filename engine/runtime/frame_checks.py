@@ -128,3 +128,38 @@ async def discard(store, data_dir, active: BatchJob) -> None:
     if job.params is not None and job.params.image_key:
         picture_path(data_dir, job.params.image_key).unlink(missing_ok=True)
         await store.blobs.delete(picture_blob_key(job.params.image_key))
+
+
+class AloneChecks:
+    """One render alone (``animabot render --safety check``), checked like a ``block`` job on the worker:
+    its start picture, then frame 0, every ``every_k_frames``-th frame and the last, each as it comes;
+    the first flagged one raises :class:`Unsafe` (the render stops there). What was looked at is
+    counted for the summary line (:meth:`summary`)."""
+
+    def __init__(self, checks: FrameChecks, total: int) -> None:
+        self.checks = checks
+        self.total = total
+        self.picture_checked = False
+        self.frames_checked = 0
+        self.flagged = 0
+
+    def picture(self, picture: np.ndarray) -> None:
+        """GPU thread, before the chain is built: the start picture."""
+        self.picture_checked = True
+        self._check("the start picture", picture)
+
+    def frame(self, index: int, frame: np.ndarray) -> None:
+        """GPU thread, after frame ``index`` is drawn: checked when it is due (:func:`due`)."""
+        if due(index, self.total, self.checks.safety.every_k_frames):
+            self.frames_checked += 1
+            self._check(f"frame {index}", frame)
+
+    def summary(self) -> str:
+        """``5 frames checked (and the start picture), 0 flagged``."""
+        frames = f"{self.frames_checked} frame{'' if self.frames_checked == 1 else 's'} checked"
+        return f"{frames}{' (and the start picture)' if self.picture_checked else ''}, {self.flagged} flagged"
+
+    def _check(self, what: str, picture: np.ndarray) -> None:
+        if self.checks.flagged([picture])[0]:
+            self.flagged += 1
+            raise Unsafe(what)
