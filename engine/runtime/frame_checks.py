@@ -104,7 +104,7 @@ class FrameChecks:
                 active.cleared = index
 
     def check_video(self, active: BatchJob, frames: Sequence[np.ndarray], what: str) -> None:
-        """GPU thread: a finished video that is posted again under ``active.job``'s mode (a ``/mux`` job,
+        """GPU thread: a finished video that is posted again under ``active.job``'s mode (a mux job,
         ``what`` naming the video): its frame 0, every k-th and the last, as one batch. A flag is a
         render's (:meth:`flag`): ``active.error`` under ``block``, ``active.spoiler`` under ``spoiler``."""
         if not self.applies(active.job):

@@ -270,8 +270,8 @@ class Runtime:
         return parent, video, await self.store.blobs.fetch(job.audio_path)
 
     async def _check_mux(self, job: Job, parent: Job | None, video: Path | None) -> bool:
-        """The policy of the channel where ``/mux`` was used (``job.safety``) on the video it posts again,
-        whatever channel made it: a video flagged when rendered (a spoiler) counts as flagged, else the
+        """The mode where the mux job was asked for (``job.safety``) on the video it posts again, wherever
+        that video was made: a video flagged when rendered (a spoiler) counts as flagged, else the
         checker looks at its frames (``FrameChecks.check_video``: frame 0, every k-th and the last).
         Raises ``Unsafe`` under ``block``; returns whether the result is a spoiler."""
         if job.safety == "off" or parent is None or video is None:
