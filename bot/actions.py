@@ -131,17 +131,19 @@ class JobActions:
         return f"Job {job.id} has already finished ({job.status.value})."
 
     async def queue_mux(
-        self, target: Job, audio_path: str, *, user_id: int, guild_id: int | None, channel_id: int | None
-    ) -> Job:
+        self, target: Job, audio_path: str, *, user_id: int, guild_id: int | None, channel_id: int | None,
+        safety: str = "off",
+    ) -> Job:  # fmt: skip
         """Queue putting the audio at ``audio_path`` (a blob reference) on ``target``'s video, as
         ``user_id``'s request: it counts against their quota, queue and cooldown like a render, checked
-        on the usage the insert's own transaction reads."""
+        on the usage the insert's own transaction reads. ``safety``: the mode of the channel where it
+        was asked for (``bot.safety.mux_safety``), which the worker applies to the video."""
         within_limits = await limits_check(
             self.store, self.config.limits, None, user_id=user_id, guild_id=guild_id, channel_id=channel_id
         )
         job = await self.store.enqueue(
             JobKind.MUX, None, user_id=user_id, guild_id=guild_id, origin_id=channel_id, parent_id=target.id,
-            audio_path=audio_path, check=within_limits,
+            audio_path=audio_path, check=within_limits, safety=safety,
         )  # fmt: skip
         self.wake()
         return job

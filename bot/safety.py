@@ -16,8 +16,10 @@ import discord
 from bot.guild_limits import get_limits
 from engine.config import Config
 from engine.errors import UserError
+from engine.ops import metrics
 from engine.request.params import RenderParams
 from engine.request.safety import check_prompts, job_mode
+from engine.store.jobs import Job
 from engine.store.store import JobStore
 
 log = logging.getLogger(__name__)
@@ -60,7 +62,34 @@ async def request_safety(
             (params.prompt, params.negative_prompt), (*config.safety.banned_words, *limits.banned_words)
         )
         if refusal is not None:
-            log.info("user %d in guild %d channel %s refused: a banned word", user_id, guild_id, channel_id)
+            refused_words(user_id, guild_id, channel_id)
             raise UserError(refusal)
     marked = await age_restricted(client, channel_id)
     return job_mode(limits.safety, age_restricted=marked, age_restricted_policy=config.safety.age_restricted)
+
+
+async def mux_safety(
+    client: discord.Client, store: JobStore, config: Config, target: Job, *, user_id: int, guild_id: int,
+    channel_id: int | None,
+) -> str:  # fmt: skip
+    """The mode of a ``/mux`` job putting audio on ``target``'s video in this channel: the policy where
+    ``/mux`` is used, whatever channel made the video. Its prompt's words are checked again here (a
+    video made in an age-restricted channel or under another policy may use one); the worker checks
+    its frames under the mode (``engine.runtime.worker``)."""
+    limits = await get_limits(store, guild_id, defaults=config.limits)
+    if limits.safety != "off" and target.params is not None:
+        prompts = (target.params.prompt, target.params.negative_prompt)
+        if check_prompts(prompts, (*config.safety.banned_words, *limits.banned_words)) is not None:
+            refused_words(user_id, guild_id, channel_id)
+            raise UserError(
+                f"Job {target.id}'s prompt uses a word this server does not allow here; "
+                "/mux it in an age-restricted channel or pick another video."
+            )
+    marked = await age_restricted(client, channel_id)
+    return job_mode(limits.safety, age_restricted=marked, age_restricted_policy=config.safety.age_restricted)
+
+
+def refused_words(user_id: int, guild_id: int, channel_id: int | None) -> None:
+    """The moderators' log line and count of a request refused for a banned word (never the word)."""
+    log.info("user %d in guild %d channel %s refused: a banned word", user_id, guild_id, channel_id)
+    metrics.SAFETY_FLAGGED.labels("block", "words").inc()

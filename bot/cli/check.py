@@ -27,7 +27,7 @@ import aiohttp
 import discord
 
 from bot.checks import missing_for_posting
-from engine.config import Config, DiscordConfig, EngineConfig
+from engine.config import Config, DiscordConfig, EngineConfig, SafetyConfig
 from engine.errors import UserError
 from engine.request.catalog import LoraEntry
 from engine.request.params import CONTROLS
@@ -205,6 +205,19 @@ def weights_items(config: Config) -> list[Result]:
         if not all(config.engine.control_ids(control))
     ]
     return results + [lora_item(lora) for lora in config.catalog.loras.values()]
+
+
+def safety_item(safety: SafetyConfig, *, with_engine: bool = True) -> Result:
+    """The ``[safety]`` checker: present like the other weights, or, without one, what the policy
+    then rests on (``/limits show`` says the same to each server)."""
+    if not safety.checks_pictures:
+        why = "none configured" if not safety.model else f"{safety.model} is off (enabled = false)"
+        return Result(True, f"safety checker: {why}; frames are not checked; only banned words (set [safety] model)")
+    if not with_engine:
+        return Result(
+            None, f"safety checker {safety.model}: not checked (--no-engine: `animabot worker` hosts load it)"
+        )
+    return weight_item("safety checker", safety.model, "safety", None)
 
 
 def gpu_item(engine: EngineConfig) -> Result:
@@ -398,6 +411,7 @@ async def check_items(config: Config, config_path: Path | None, *, with_engine: 
         yield gpu_item(config.engine)
     else:
         yield Result(None, "weights and GPU: not checked (--no-engine: `animabot worker` hosts render)")
+    yield safety_item(config.safety, with_engine=with_engine)
     for result in await discord_items(config.discord):
         yield result
 

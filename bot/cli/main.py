@@ -67,6 +67,10 @@ def _render_args(sub) -> None:
     )
     p.add_argument("--audio", type=Path, help="mux this audio file into the result")
     p.add_argument("--device", help="auto, cuda, cuda:N or cpu (overrides the config)")
+    p.add_argument(
+        "--safety", choices=("off", "check"), default="off",
+        help="check: the [safety] checker looks at the start picture and frames; a flag stops the render (exit 2)",
+    )  # fmt: skip
     # -- starting from a picture, and the control type (issue 11)
     p.add_argument("--image", type=Path, help="start from this picture: it is frame 0 (fitted to --size)")
     p.add_argument(

@@ -10,7 +10,8 @@ for one job alone) so that it reads cleanly in a terminal:
   (:mod:`bot.cli.progress`);
 - diffusers', transformers' and huggingface_hub's own loading bars and warnings hidden, and log
   lines below WARNING, unless ``-v``;
-- one summary line at the end, on stdout (the path, the seed, the file's frames, the timing).
+- one summary line at the end, on stdout (the path, the seed, the file's frames, the timing; with
+  ``--safety check``, how many frames the safety checker looked at and flagged).
 
 What came from a member or a file (the prompt, model and LoRA names, a recipe) is printed through
 :func:`engine.request.text.printable`. Reading a video's recipe: :mod:`bot.cli.recipe_file`.
@@ -115,16 +116,19 @@ def header_line(params: RenderParams) -> str:
 # -- the render -----------------------------------------------------------------------------------
 def run_render(args: argparse.Namespace, config: Config, params: RenderParams, *, catalog, picture=None) -> int:
     """Render with two bars (``render_job``: weights, LoRAs, control, chain, clip), mux ``--audio``,
-    print one summary line.
+    print one summary line. With ``--safety check`` a flagged picture or frame stops the render with
+    one line (``UserError``: exit 2) and no file; else the summary line says what was checked.
 
     ``catalog``: the configured models and LoRAs (``engine.request.catalog``); ``picture``: the fitted
     ``--image`` (``engine.request.picture``) or None."""
     catalog.check(params.model, params.loras)  # a recipe's LoRAs too, before anything loads
+    checks = safety_checks(args, config, params)  # --safety check without a checker: before anything loads
     from engine.render.library_logs import quiet_libraries
 
     quiet_libraries(args.verbose)
     from engine.render import accel
     from engine.render.weights.model_cache import ModelCache
+    from engine.runtime.frame_checks import Unsafe
     from engine.runtime.render_job import render_job
 
     out = args.out or Path(f"animabot-seed{params.seed}.{params.format}")
@@ -138,16 +142,46 @@ def run_render(args: argparse.Namespace, config: Config, params: RenderParams, *
 
     with RenderProgress(params.frames, params.steps) as progress:
         models = ModelCache(catalog, config.engine, max_loaded=1, on_load=prepare)
-        result = render_job(
-            models, catalog, config.engine, params, out, on_frame=progress.on_frame, on_step=progress.on_step,
-            picture=picture.pixels if picture is not None else None,
-        )  # fmt: skip
+        try:
+            result = render_job(
+                models, catalog, config.engine, params, out, on_frame=progress.on_frame, on_step=progress.on_step,
+                picture=picture.pixels if picture is not None else None, checks=checks,
+            )  # fmt: skip
+        except Unsafe as err:
+            raise UserError(flagged_line(err.what, checks)) from None
     if args.audio is not None:
         from engine.video.edit import mux_audio
 
         mux_audio(result.path, args.audio, result.path)
-    print(printable(summary_line(result, params, time.perf_counter() - started)))
+    line = summary_line(result, params, time.perf_counter() - started)
+    if checks is not None:
+        line += f"; safety: {checks.summary()}"
+    print(printable(line))
     return 0
+
+
+def safety_checks(args: argparse.Namespace, config: Config, params: RenderParams):
+    """``--safety check``: the worker's checks for this render alone (``AloneChecks``), with the
+    config's ``[safety]`` model, threshold and ``every_k_frames``; None for ``--safety off``."""
+    if args.safety != "check":
+        return None
+    if not config.safety.checks_pictures:
+        raise UserError(
+            "--safety check needs a safety checker; set [safety] model in the config "
+            '(such as "CompVis/stable-diffusion-safety-checker") and enabled = true.'
+        )
+    from engine.runtime.frame_checks import AloneChecks, FrameChecks
+
+    checks = FrameChecks(config.safety, device=config.engine.device, dtype=config.engine.dtype)
+    return AloneChecks(checks, params.frames)
+
+
+def flagged_line(what: str, checks) -> str:
+    """The one line of a render the safety checker stopped (exit 2; nothing was written)."""
+    return (
+        f"The safety checker flagged {what} (threshold {checks.checks.safety.threshold:g}; {checks.summary()}); "
+        "the render was stopped and nothing was written; try another prompt or seed."
+    )
 
 
 def file_frames(rendered: int, params: RenderParams) -> int:

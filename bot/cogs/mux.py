@@ -2,6 +2,8 @@
 
 Nothing is downloaded before the attachment's declared size and type pass; the download itself
 is capped too, and the saved file must decode as audio of a sane length before a job is queued.
+The content policy is the one of the channel where ``/mux`` is used (``bot.safety.mux_safety``):
+a video made in an age-restricted channel is checked again when it is muxed in an ordinary one.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from bot import checks
 from bot.actions import check_limits, job_on_server
 from bot.answers import answer_queued
 from bot.download import download_capped
+from bot.safety import mux_safety
 from bot.text.messages import format_bytes, format_duration
 from engine.errors import UserError
 from engine.store.jobs import Job, JobKind, JobStatus
@@ -89,6 +92,8 @@ class Mux(commands.Cog):
         await check_limits(
             self.bot.store, self.bot.config.limits, None, user_id=user_id, guild_id=guild_id, channel_id=channel_id
         )
+        safety = await mux_safety(self.bot, self.bot.store, self.bot.config, target, user_id=user_id,
+                                  guild_id=guild_id, channel_id=channel_id)  # fmt: skip
         # 2. download (capped) and check that it is audio of a sane length
         path = upload_path(self.bot.config.data_dir / "uploads", interaction.id, extension)
         await self._download(audio, path)
@@ -107,7 +112,7 @@ class Mux(commands.Cog):
             # the limits are checked again on the usage the insert's own transaction reads
             audio_ref = await self._keep(path)
             mux_job = await self.bot.actions.queue_mux(
-                target, audio_ref, user_id=user_id, guild_id=guild_id, channel_id=channel_id
+                target, audio_ref, user_id=user_id, guild_id=guild_id, channel_id=channel_id, safety=safety
             )
         except BaseException as err:
             path.unlink(missing_ok=True)

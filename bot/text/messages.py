@@ -80,8 +80,9 @@ def result_filename(job: Job, parent: Job | None = None) -> str:
     The rule itself is the engine's one: :func:`engine.files.result_filename`.
     """
     if job.kind is JobKind.MUX:
-        return files.result_filename(job.id, parent.seed if parent is not None else None, audio=True)
-    name = files.result_filename(job.id, job.seed, ext=job.params.format if job.params is not None else "mp4")
+        name = files.result_filename(job.id, parent.seed if parent is not None else None, audio=True)
+    else:
+        name = files.result_filename(job.id, job.seed, ext=job.params.format if job.params is not None else "mp4")
     return SPOILER_PREFIX + name if is_spoiler(job) else name
 
 

@@ -35,6 +35,12 @@ OUT_OF_MEMORY = Counter("animabot_out_of_memory_total", "Shared GPU calls that r
 JOBS_FINISHED = Counter("animabot_jobs_finished_total", "Jobs this worker ended, by how they ended", ["status"])
 JOBS_FAILED = Counter("animabot_jobs_failed_total", "Jobs this worker failed, by reason", ["reason"])
 GPU_MEMORY = Gauge("animabot_gpu_memory_bytes", "Device memory held by torch (CUDA only)", ["kind"])
+SAFETY_FLAGGED = Counter(
+    "animabot_safety_flagged_total",
+    "Requests refused and renders stopped (block) or posted hidden (spoiler) by the content policy, by what was "
+    "flagged: a banned word (counted by the bot), a start picture or a frame",
+    ["action", "what"],
+)
 
 # -- the store (every process) ----------------------------------------------------------------------
 QUERY_SECONDS = Histogram(

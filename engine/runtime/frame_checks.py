@@ -26,6 +26,7 @@ import numpy as np
 
 from engine.config import SafetyConfig
 from engine.errors import UserError
+from engine.ops import metrics
 from engine.request.safety import FLAGGED
 from engine.runtime.in_flight import BatchJob
 from engine.store.blobs import job_prefix
@@ -73,7 +74,7 @@ class FrameChecks:
         """GPU thread, before the job's chain is built: raises :class:`Unsafe` for a flagged start
         picture in a ``block`` job (a ``spoiler`` job is marked instead)."""
         if picture is not None and self.applies(active.job) and self.flagged([picture])[0]:
-            self._flag(active, "the start picture")
+            self.flag(active, "the start picture", kind="picture")
             if active.error is not None:
                 raise active.error
 
@@ -98,20 +99,38 @@ class FrameChecks:
         for (active, _), flagged in zip(checked, verdicts):
             index = len(active.render.frames) - 1
             if flagged:
-                self._flag(active, f"frame {index}")
+                self.flag(active, f"frame {index}")
             elif not active.spoiler:
                 active.cleared = index
 
-    def _flag(self, active: BatchJob, what: str) -> None:
+    def check_video(self, active: BatchJob, frames: Sequence[np.ndarray], what: str) -> None:
+        """GPU thread: a finished video that is posted again under ``active.job``'s mode (a mux job,
+        ``what`` naming the video): its frame 0, every k-th and the last, as one batch. A flag is a
+        render's (:meth:`flag`): ``active.error`` under ``block``, ``active.spoiler`` under ``spoiler``."""
+        if not self.applies(active.job):
+            return
+        every = self.safety.every_k_frames
+        checked = [(index, frame) for index, frame in enumerate(frames) if due(index, len(frames), every)]
+        verdicts = self.flagged([frame for _, frame in checked])
+        flagged = [index for (index, _), verdict in zip(checked, verdicts) if verdict]
+        if flagged:
+            self.flag(active, f"frame {flagged[0]} of {what}")
+
+    def flag(self, active: BatchJob, what: str, *, kind: str = "frame") -> None:
+        """``active``'s ``what`` (``the start picture``, ``frame 3``) was flagged: the job is stopped
+        (``block``) or its result will be a spoiler, logged for the moderators and counted
+        (``animabot_safety_flagged_total``, ``kind``: ``picture`` or ``frame``)."""
         job = active.job
         if job.safety == "spoiler":
             if not active.spoiler:
                 log.warning("job %d by user %d in guild %s, channel %s: %s flagged; its result will be a spoiler",
                             job.id, job.user_id, job.guild_id, job.origin_id, what)  # fmt: skip
+                metrics.SAFETY_FLAGGED.labels("spoiler", kind).inc()
             active.spoiler = True
         else:
             log.warning("job %d by user %d in guild %s, channel %s: %s flagged; the render is stopped",
                         job.id, job.user_id, job.guild_id, job.origin_id, what)  # fmt: skip
+            metrics.SAFETY_FLAGGED.labels("block", kind).inc()
             active.error = Unsafe(what)
 
     def preview_allowed(self, active: BatchJob, index: int) -> bool:
@@ -128,3 +147,38 @@ async def discard(store, data_dir, active: BatchJob) -> None:
     if job.params is not None and job.params.image_key:
         picture_path(data_dir, job.params.image_key).unlink(missing_ok=True)
         await store.blobs.delete(picture_blob_key(job.params.image_key))
+
+
+class AloneChecks:
+    """One render alone (``animabot render --safety check``), checked like a ``block`` job on the worker:
+    its start picture, then frame 0, every ``every_k_frames``-th frame and the last, each as it comes;
+    the first flagged one raises :class:`Unsafe` (the render stops there). What was looked at is
+    counted for the summary line (:meth:`summary`)."""
+
+    def __init__(self, checks: FrameChecks, total: int) -> None:
+        self.checks = checks
+        self.total = total
+        self.picture_checked = False
+        self.frames_checked = 0
+        self.flagged = 0
+
+    def picture(self, picture: np.ndarray) -> None:
+        """GPU thread, before the chain is built: the start picture."""
+        self.picture_checked = True
+        self._check("the start picture", picture)
+
+    def frame(self, index: int, frame: np.ndarray) -> None:
+        """GPU thread, after frame ``index`` is drawn: checked when it is due (:func:`due`)."""
+        if due(index, self.total, self.checks.safety.every_k_frames):
+            self.frames_checked += 1
+            self._check(f"frame {index}", frame)
+
+    def summary(self) -> str:
+        """``5 frames checked (and the start picture), 0 flagged``."""
+        frames = f"{self.frames_checked} frame{'' if self.frames_checked == 1 else 's'} checked"
+        return f"{frames}{' (and the start picture)' if self.picture_checked else ''}, {self.flagged} flagged"
+
+    def _check(self, what: str, picture: np.ndarray) -> None:
+        if self.checks.flagged([picture])[0]:
+            self.flagged += 1
+            raise Unsafe(what)

@@ -188,6 +188,7 @@ def render_job(
     on_step: Callable[[int, int], None] | None = None,
     on_frame: Callable[[int, np.ndarray], None] | None = None,
     job_id: int | None = None,
+    checks=None,
 ) -> RenderResult:
     """Render ``params`` (with a concrete seed) alone to ``out``, on the GPU thread of its caller.
 
@@ -195,11 +196,15 @@ def render_job(
     are kept there and a rerun resumes. ``on_step(step, total)`` after each denoising step,
     ``on_frame(index, frame)`` after each new frame; a set ``cancel`` raises
     ``engine.render.sampler.Cancelled`` before the next step (the unfinished frame is thrown away).
+    ``checks`` (``engine.runtime.frame_checks.AloneChecks``, or None: nothing checked) sees the start
+    picture before any denoising and each new frame before anything else does; a flagged one raises.
     """
     from engine.render.frames import save_frame
     from engine.render.sampler import Cancelled
 
-    # 1. check inputs, load the weights, plan the chain (resuming from work_dir)
+    # 1. check inputs (the start picture by the safety checker), load the weights, plan the chain
+    if checks is not None and picture is not None:
+        checks.picture(picture)
     job = JobRender(
         use_weights(models, catalog, params), catalog, engine_config, params,
         work_dir=work_dir, cancel=cancel, picture=picture,
@@ -215,6 +220,8 @@ def render_job(
         if frame is None:
             raise Cancelled(f"cancelled before frame {len(job.frames)}")
         index = len(job.frames) - 1
+        if checks is not None:
+            checks.frame(index, frame)
         if work_dir is not None:
             save_frame(work_dir, index, frame)
         if on_frame is not None:

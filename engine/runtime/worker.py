@@ -17,14 +17,15 @@ import shutil
 import socket
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
+from pathlib import Path, PurePath
 
 from engine.config import Config
 from engine.errors import DISK_FULL, UserError
 from engine.files import result_filename
 from engine.ops import metrics
+from engine.request.safety import SPOILER_PREFIX
 from engine.runtime.batcher import Batcher
-from engine.runtime.in_flight import Progress, describe_failure, job_dir
+from engine.runtime.in_flight import BatchJob, Progress, describe_failure, job_dir
 from engine.store.blobs import job_prefix
 from engine.store.db import backoff, until_reachable
 from engine.store.jobs import DAY, Job, JobStatus
@@ -250,7 +251,8 @@ class Runtime:
                 inputs = functools.partial(self._mux_inputs, job)
                 try:  # a full disk, say, where the inputs are cached: the job fails with the reason
                     parent, video, audio = await until_reachable(inputs, f"fetch mux job {job.id}'s files")
-                    out = await loop.run_in_executor(self._cpu, self._mux, job, parent, video, audio)
+                    spoiler = await self._check_mux(job, parent, video)  # Unsafe: stopped by the policy
+                    out = await loop.run_in_executor(self._cpu, self._mux, job, parent, video, audio, spoiler)
                 except Exception as err:
                     if not isinstance(err, UserError):
                         log.exception("job %d: mux failed", job.id)
@@ -266,12 +268,35 @@ class Runtime:
         video = await self.store.blobs.fetch(parent.result_path) if parent is not None else None
         return parent, video, await self.store.blobs.fetch(job.audio_path)
 
-    def _mux(self, job: Job, parent: Job | None, video: Path | None, audio: Path | None) -> Path:
+    async def _check_mux(self, job: Job, parent: Job | None, video: Path | None) -> bool:
+        """The mode where the mux job was asked for (``job.safety``) on the video it posts again, wherever
+        that video was made: a video flagged when rendered (a spoiler) counts as flagged, else the
+        checker looks at its frames (``FrameChecks.check_video``: frame 0, every k-th and the last).
+        Raises ``Unsafe`` under ``block``; returns whether the result is a spoiler."""
+        if job.safety == "off" or parent is None or video is None:
+            return False
+        checks, active = self.batcher.checks, BatchJob(job, job_dir(self.config, job.id))
+        what = f"job {parent.id}'s video"
+        if PurePath(parent.result_path or "").name.startswith(SPOILER_PREFIX):
+            checks.flag(active, f"{what} (flagged when it was rendered)")
+        elif checks.applies(job):
+            from engine.video.read import decode_frames
+
+            loop = asyncio.get_running_loop()
+            frames = await loop.run_in_executor(self._cpu, decode_frames, video)
+            await loop.run_in_executor(self._gpu, checks.check_video, active, frames, what)  # beside the rounds
+        if active.error is not None:
+            raise active.error
+        return active.spoiler
+
+    def _mux(self, job: Job, parent: Job | None, video: Path | None, audio: Path | None, spoiler: bool) -> Path:
         from engine.video.edit import mux_audio
 
         if parent is None or video is None:
             raise UserError(f"Job {job.parent_id} has no finished video to put the audio on; pick one that is done.")
         out = job_dir(self.config, job.id) / result_filename(parent.id, parent.seed, audio=True)
+        if spoiler:  # flagged under the spoiler policy: the front end posts it hidden
+            out = out.with_name(SPOILER_PREFIX + out.name)
         out.parent.mkdir(parents=True, exist_ok=True)
         return mux_audio(video, audio if audio is not None else job.audio_path, out)
 

@@ -26,11 +26,12 @@ from bot.cli.check import (
     gpu_item,
     guild_permissions,
     lora_item,
+    safety_item,
     store_item,
     weight_item,
     weights_items,
 )
-from engine.config import Config, DiscordConfig, EngineConfig
+from engine.config import Config, DiscordConfig, EngineConfig, SafetyConfig
 from engine.request.catalog import LoraEntry
 from engine.store.schema import SCHEMA_VERSION
 from engine.store.store import JobStore
@@ -164,6 +165,18 @@ def test_lora_present_or_not_a_lora(tmp_path):
     assert lora_item(LoraEntry("gone", str(tmp_path / "gone.safetensors"))).ok is False
 
 
+def test_the_safety_checker_present_missing_or_not_configured(tmp_path, monkeypatch):
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path))
+    assert safety_item(SafetyConfig(model="test-tiny")) == Result(True, "safety checker: test-tiny (built in code)")
+    missing = safety_item(SafetyConfig(model="CompVis/stable-diffusion-safety-checker"))
+    assert missing.ok is False and missing.line.startswith("safety checker: ") and "models download" in missing.line
+    note = "frames are not checked; only banned words (set [safety] model)"
+    assert safety_item(SafetyConfig()) == Result(True, f"safety checker: none configured; {note}")
+    off = safety_item(SafetyConfig(model="test-tiny", enabled=False))
+    assert off == Result(True, f"safety checker: test-tiny is off (enabled = false); {note}")
+    assert safety_item(SafetyConfig(model="test-tiny"), with_engine=False).ok is None
+
+
 def test_gpu_on_the_cpu_is_a_note():
     result = gpu_item(TINY)
     assert result.ok and "renders run on the CPU (cpu, float32, as [engine] device asks)" in result.line
@@ -293,7 +306,8 @@ async def test_check_all_good_exits_0_with_a_line_per_item(fake, world, tmp_path
     assert code == 0, out + err
     assert lines[0] == "✓ config: host.toml is valid"
     assert [line[0] for line in lines[:-1]] == ["✓"] * (len(lines) - 1), out
-    for start in ("✓ data_dir", "✓ job store SQLite", "✓ ffmpeg: ", "✓ model default", "✓ GPU: ", "✓ Discord accepts"):
+    for start in ("✓ data_dir", "✓ job store SQLite", "✓ ffmpeg: ", "✓ model default", "✓ GPU: ", "✓ safety checker: ",
+                  "✓ Discord accepts"):  # fmt: skip
         assert any(line.startswith(start) for line in lines), out
     assert lines[-1] == "Ready to go live."
 

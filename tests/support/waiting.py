@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from bot.cli.run import Running
+from engine.request.safety import SPOILER_PREFIX
 from engine.store.jobs import Job
 from engine.store.store import JobStore
 from support.fakediscord import FakeDiscord, MessageRecord
@@ -55,11 +56,12 @@ async def wait_job(running: Running, job_id: int, predicate, timeout: float = RE
 
 
 def result_of(fake: FakeDiscord, channel_id: int, job_id: int) -> MessageRecord | None:
-    """The bot's message carrying job ``job_id``'s video, if posted."""
+    """The bot's message carrying job ``job_id``'s video, if posted (as a spoiler too: ``SPOILER_animabot-…``)."""
     prefix = f"animabot-{job_id}-"
     for message in fake.bot_messages(channel_id, include_deleted=True):
         if any(
-            a.filename.startswith(prefix) and a.filename.endswith((".mp4", ".gif", ".webp"))
+            a.filename.removeprefix(SPOILER_PREFIX).startswith(prefix)
+            and a.filename.endswith((".mp4", ".gif", ".webp"))
             for a in message.attachments
         ):
             return message
