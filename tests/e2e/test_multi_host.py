@@ -87,8 +87,8 @@ async def test_three_workers_one_bot_and_a_database_survive_a_kill_a_pause_and_a
         for name in ("w1", "w2", "w3")
     }
     try:
-        await fake.wait_for(lambda: fake.sync_calls, 60, "the bot process to sync its commands")
-        await until(lambda: _serving(logs, ("w1", "w2", "w3")), 120, "three workers serving")
+        await fake.wait_for(lambda: fake.sync_calls, 180, "the bot process to sync its commands")
+        await until(lambda: _serving(logs, ("w1", "w2", "w3")), 300, "three workers serving")
         jobs = []
         for n in range(6):
             picture = {"image": ("boat.png", PICTURE, "image/png")} if n == 0 else {}  # job 0 starts from it
@@ -113,12 +113,12 @@ async def test_three_workers_one_bot_and_a_database_survive_a_kill_a_pause_and_a
         await until(lambda: _reclaimed(store, paused_job), 60, "the paused worker's job claimed again")
         workers[paused].send_signal(signal.SIGCONT)
 
-        done = await until(lambda: _all_delivered(store, jobs), 240, "every job delivered")
+        done = await until(lambda: _all_delivered(store, jobs), 480, "every job delivered")
         await until(lambda: _logged(logs[paused], "lost its lease"), 30, "the woken worker to notice")
 
         # 4. Remix and Re-roll of the picture's video from the bot host, without its copy of the picture
         again = await _remix_and_reroll_on_the_bot_host(fake, world, store, done[0], tmp_path)
-        rendered = await until(lambda: _all_delivered(store, again), 240, "the remix and the re-roll delivered")
+        rendered = await until(lambda: _all_delivered(store, again), 480, "the remix and the re-roll delivered")
         for job in rendered:
             video = tmp_path / f"{job.id}.mp4"
             video.write_bytes(result_of(fake, world.channel_id, job.id).attachments[0].data)
