@@ -4,23 +4,11 @@ re-uploaded video, whose recipe is read from the file itself."""
 
 from __future__ import annotations
 
-from support.botharness import command, job_id_in, start
+from support.botharness import command, job_id_in, modal_inputs, start
 from support.waiting import wait_job, wait_result
 
 from engine.store.jobs import JobKind, JobStatus
 from engine.video.read import decode_frames, read_recipe
-
-
-def inputs(callback) -> dict[str, str]:
-    """``custom_id → prefilled value`` of the text inputs of a modal callback."""
-    found, stack = {}, list(callback.data["components"])
-    while stack:
-        component = stack.pop()
-        if component.get("type") == 4:
-            found[component["custom_id"]] = component.get("value", "")
-        stack.extend(component.get("components", []))
-        stack.extend([component["component"]] if isinstance(component.get("component"), dict) else [])
-    return found
 
 
 async def test_info_and_remix_by_button_and_context_menu_after_a_restart(fake, world, config, tmp_path):
@@ -58,7 +46,7 @@ async def test_info_and_remix_by_button_and_context_menu_after_a_restart(fake, w
         opened = await fake.click(result.id, f"animabot:remix:{job_id}", user_id=member)
         form = await opened.wait_response(10)
         assert form.type == 9 and form.data["title"] == f"Remix job {job_id}"
-        assert inputs(form)["prompt"] == "a paper boat" and '"seed": 11' in inputs(form)["settings"]
+        assert modal_inputs(form)["prompt"] == "a paper boat" and '"seed": 11' in modal_inputs(form)["settings"]
         sent = await fake.submit_modal(opened, {"prompt": "a paper boat at night"})
         assert (await sent.wait_response(10)).type == 5
         [queued] = await sent.wait_followups(1, 10)
@@ -81,7 +69,7 @@ async def test_info_and_remix_by_button_and_context_menu_after_a_restart(fake, w
         menu = await fake.message_command("Remix", repost.id, user_id=world.admin_id)
         form = await menu.wait_response(10)
         assert form.type == 9 and form.data["title"] == "Remix this video"
-        assert inputs(form)["prompt"] == "a paper boat"
+        assert modal_inputs(form)["prompt"] == "a paper boat"
         sent = await fake.submit_modal(menu, {"negative_prompt": "blurry"})
         [queued] = await sent.wait_followups(1, 10)
         again = await running.bot.store.get(job_id_in(queued.content))

@@ -15,7 +15,7 @@ import json
 import numpy as np
 import pytest
 from PIL import Image
-from support.botharness import command, job_id_in, make_config, start
+from support.botharness import command, job_id_in, make_config, modal_inputs, start
 from support.waiting import wait_job, wait_result
 
 from engine.errors import UserError
@@ -38,22 +38,11 @@ def _photo() -> bytes:
     return buffer.getvalue()
 
 
-def _form_values(callback) -> dict[str, str]:
-    found, stack = {}, list(callback.data["components"])
-    while stack:
-        component = stack.pop()
-        if component.get("type") == 4:
-            found[component["custom_id"]] = component.get("value", "")
-        stack.extend(component.get("components", []))
-        stack.extend([component["component"]] if isinstance(component.get("component"), dict) else [])
-    return found
-
-
 async def _remix_at_strength_0(fake, opened) -> int:
     """Submit the Remix form ``opened`` with image strength 0; the queued job's id."""
     form = await opened.wait_response(10)
     assert form.type == 9
-    settings = json.loads(_form_values(form)["settings"])
+    settings = json.loads(modal_inputs(form)["settings"])
     assert "image_key" not in settings  # the picture is never the member's to name
     sent = await fake.submit_modal(opened, {"settings": json.dumps({**settings, "image_strength": 0})})
     [queued] = await sent.wait_followups(1, 20)

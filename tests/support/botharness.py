@@ -106,3 +106,15 @@ def _custom_ids(components: list[dict]) -> list[str]:
             found.append(component["custom_id"])
         found.extend(_custom_ids(component.get("components", [])))
     return found
+
+
+def modal_inputs(callback) -> dict[str, str]:
+    """``custom_id → prefilled value`` of the text inputs of a modal callback (a form the bot opened)."""
+    found, stack = {}, list(callback.data["components"])
+    while stack:
+        component = stack.pop()
+        if component.get("type") == 4:
+            found[component["custom_id"]] = component.get("value", "")
+        stack.extend(component.get("components", []))
+        stack.extend([component["component"]] if isinstance(component.get("component"), dict) else [])
+    return found
