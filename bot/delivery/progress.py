@@ -11,8 +11,9 @@ commands only wake it sooner). Each job with a channel gets a tracker task that
    MP4 fitted to the upload limit, or the readable error) and record the result message in the
    store, which is what marks the job delivered; then shows the final state on the progress message.
 
-A job is never delivered twice by one process; after a restart, finished jobs without a result
-message are delivered then (the post's nonce makes Discord answer a post made just before the
+A job is never delivered twice by one process, and a sharded bot run as several processes follows
+each job in one of them, the one of its guild's shard (``shards``); after a restart, finished jobs
+without a result message are delivered then (the post's nonce makes Discord answer a post made just before the
 stop with that message instead of a second one). A post Discord refuses for good (missing
 permissions, the channel deleted) is not retried: the job is held back and its member told
 (``ResultPoster.hold_and_tell``); held jobs are skipped until ``/deliver`` posts them.
