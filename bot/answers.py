@@ -13,6 +13,7 @@ they answer through these two functions:
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Iterable
 
@@ -32,8 +33,9 @@ log = logging.getLogger(__name__)
 async def answer_queued(interaction: discord.Interaction, store: JobStore, job: Job, notes: Iterable[str] = ()) -> None:
     """The private answer once ``job`` is queued: its id and queue position, then ``notes``."""
     interaction.extras["job_id"] = job.id
-    await notify.remember(store, job.id, interaction)
-    position = (await store.queue_positions([job.id]))[job.id]
+    # both at once: a member's answer waits for one store call, not two in a row (a burst's 50 wait for all)
+    _, positions = await asyncio.gather(notify.remember(store, job.id, interaction), store.queue_positions([job.id]))
+    position = positions[job.id]
     lines = [queued_reply(job, position), *notes]
     if job.kind is not JobKind.MUX and checks.missing_reactions(interaction.app_permissions):
         lines.append(checks.NO_REACTIONS)  # a render's result carries 🔄/❌: say they will be missing

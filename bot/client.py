@@ -11,6 +11,11 @@ per concern, registers the persistent buttons (one ``DynamicItem`` template carr
 the job id, so buttons on old messages work after a restart), syncs the slash commands and starts
 the progress watcher. Only non-privileged intents are used.
 
+The bot is sharded (``AutoShardedBot``): as many gateway shards as Discord's ``/gateway/bot`` says, or
+``[discord] shard_count``. With ``shard_ids`` one process connects only those shards, and its progress
+watcher follows and delivers only the jobs of their guilds (:func:`shards_of`); the other processes on
+the same store serve the rest, and a job whose process is away waits in the store until it is back.
+
 Everything a member does ends in one error responder, ``bot.answers.answer_error``: the command
 tree's ``on_error`` calls it for slash commands and context menus (refused checks included), the
 bot's ``on_error`` for the listeners that handle buttons and forms.
@@ -41,6 +46,7 @@ from bot.job_buttons import JobButton
 from bot.ops import BotOps, discord_trace
 from bot.replies import NO_MENTIONS
 from engine.config import Config, DiscordConfig
+from engine.store.reads import Shards
 from engine.store.store import JobStore
 
 if TYPE_CHECKING:
@@ -82,6 +88,11 @@ def intents() -> discord.Intents:
     return chosen
 
 
+def shards_of(settings: DiscordConfig) -> Shards | None:
+    """The shards whose jobs this process follows: ``shard_ids`` of ``shard_count``; ``None`` for all."""
+    return Shards(settings.shard_ids, settings.shard_count) if settings.shard_ids else None
+
+
 class AnimaTree(app_commands.CommandTree):
     """Answers what a slash command or a context menu raised (a refused check included) with
     :func:`bot.answers.answer_error`."""
@@ -100,7 +111,7 @@ class AnimaTree(app_commands.CommandTree):
         await answer_error(interaction, error, what)
 
 
-class AnimaBot(commands.Bot):
+class AnimaBot(commands.AutoShardedBot):
     def __init__(
         self,
         config: Config,
@@ -120,6 +131,8 @@ class AnimaBot(commands.Bot):
             tree_cls=AnimaTree,
             guild_ready_timeout=guild_ready_timeout,
             http_trace=discord_trace(),  # Discord's answers, counted (bot.ops)
+            shard_count=config.discord.shard_count or None,  # None: as many as Discord's /gateway/bot says
+            shard_ids=list(config.discord.shard_ids) or None,
         )
         self.config = config
         self.store = store
@@ -130,7 +143,12 @@ class AnimaBot(commands.Bot):
         self.actions = JobActions(self, store, config, wake=self.jobs_changed)
         self.poster = ResultPoster(self, store, config)
         self.watcher = ProgressWatcher(
-            store, self.poster, runtime, poll_interval=poll_interval, edit_interval=edit_interval
+            store,
+            self.poster,
+            runtime,
+            shards=shards_of(config.discord),
+            poll_interval=poll_interval,
+            edit_interval=edit_interval,
         )
         point_at(config.discord)
 
@@ -179,7 +197,8 @@ class AnimaBot(commands.Bot):
             await asyncio.sleep(self.identify_delay)
 
     async def on_ready(self) -> None:
-        log.info("logged in as %s (%d guilds)", self.user, len(self.guilds))
+        shards = f"shards {sorted(self.shards)} of {self.shard_count}"
+        log.info("logged in as %s (%d guilds, %s)", self.user, len(self.guilds), shards)
 
     async def on_error(self, event_method: str, /, *args: Any, **kwargs: Any) -> None:
         """A listener failed. One that handled an interaction (a button's ``on_job_reroll``, the

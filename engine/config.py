@@ -31,6 +31,7 @@ from pydantic import (
     TypeAdapter,
     ValidationError,
     WrapValidator,
+    model_validator,
 )
 from pydantic.dataclasses import dataclass
 from typing_extensions import TypedDict
@@ -177,6 +178,28 @@ class DiscordConfig:
     gateway_url: Annotated[StrictStr, _starts_with("ws://", "wss://"), Field(description="Discord's gateway")] = (
         "wss://gateway.discord.gg/"
     )
+    shard_count: StrictInt = Field(
+        0,
+        ge=0,
+        description="gateway shards in all: 0 asks Discord; set it (and shard_ids) to run the bot as several processes",
+    )
+    shard_ids: tuple[Annotated[StrictInt, Field(ge=0)], ...] = Field(
+        (),
+        strict=False,  # TOML gives a list
+        description="the shards this process connects, like [0, 1], each below shard_count; [] connects them all",
+    )
+
+    @model_validator(mode="after")
+    def _shards_within_count(self) -> DiscordConfig:
+        if self.shard_ids and not self.shard_count:
+            raise sentence_error("shard_ids needs shard_count: set how many shards there are in all.")
+        if outside := [i for i in self.shard_ids if i >= self.shard_count]:
+            raise sentence_error(
+                f"shard_ids may name shards 0 to {self.shard_count - 1} of shard_count {self.shard_count}, not {outside}."
+            )
+        if len(set(self.shard_ids)) != len(self.shard_ids):
+            raise sentence_error("shard_ids names a shard twice; name each once.")
+        return self
 
 
 @dataclass(frozen=True, config=SCHEMA)

@@ -192,3 +192,18 @@ def test_metrics_listen_is_off_by_default_and_host_port_from_the_file_or_the_env
     assert _mistakes(tmp_path, '[metrics]\nlisten = "9464"\n', {}) == [
         "[metrics] listen must be empty (off) or HOST:PORT, like 127.0.0.1:9464, got '9464'."
     ]
+
+
+def test_shard_ids_are_within_shard_count_each_once_and_need_it(tmp_path):
+    config = load_config(environ={"ANIMABOT_DISCORD_SHARD_COUNT": "4", "ANIMABOT_DISCORD_SHARD_IDS": "2,3"})
+    assert (config.discord.shard_count, config.discord.shard_ids) == (4, (2, 3))
+    assert (load_config(environ={}).discord.shard_count, load_config(environ={}).discord.shard_ids) == (0, ())
+    assert _mistakes(tmp_path, "[discord]\nshard_ids = [1]\n") == [
+        "[discord]: shard_ids needs shard_count: set how many shards there are in all."
+    ]
+    assert _mistakes(tmp_path, "[discord]\nshard_count = 2\nshard_ids = [0, 2]\n") == [
+        "[discord]: shard_ids may name shards 0 to 1 of shard_count 2, not [2]."
+    ]
+    assert _mistakes(tmp_path, "[discord]\nshard_count = 2\nshard_ids = [1, 1]\n") == [
+        "[discord]: shard_ids names a shard twice; name each once."
+    ]

@@ -11,8 +11,9 @@ commands only wake it sooner). Each job with a channel gets a tracker task that
    MP4 fitted to the upload limit, or the readable error) and record the result message in the
    store, which is what marks the job delivered; then shows the final state on the progress message.
 
-A job is never delivered twice by one process; after a restart, finished jobs without a result
-message are delivered then (the post's nonce makes Discord answer a post made just before the
+A job is never delivered twice by one process, and a sharded bot run as several processes follows
+each job in one of them, the one of its guild's shard (``shards``); after a restart, finished jobs
+without a result message are delivered then (the post's nonce makes Discord answer a post made just before the
 stop with that message instead of a second one). A post Discord refuses for good (missing
 permissions, the channel deleted) is not retried: the job is held back and its member told
 (``ResultPoster.hold_and_tell``); held jobs are skipped until ``/deliver`` posts them.
@@ -39,6 +40,7 @@ from bot.job_buttons import progress_view
 from bot.replies import NO_MENTIONS
 from bot.text.messages import progress_text
 from engine.store.jobs import Job, JobKind, JobStatus
+from engine.store.reads import Shards
 from engine.store.store import JobStore, StoreUnavailable
 
 if TYPE_CHECKING:
@@ -84,7 +86,8 @@ class ProgressWatcher:
     """Polls the store and keeps one :class:`Tracker` per job that has a channel to report to.
 
     ``poster`` posts each finished job's outcome; ``runtime`` (when it runs in this process) wakes the
-    watcher as soon as it has news, rather than at the next poll.
+    watcher as soon as it has news, rather than at the next poll. With ``shards`` (a sharded bot run as
+    several processes) it follows only the jobs of those shards' guilds; the other processes follow theirs.
     """
 
     def __init__(
@@ -93,12 +96,14 @@ class ProgressWatcher:
         poster: ResultPoster,
         runtime: Runtime | None = None,
         *,
+        shards: Shards | None = None,
         poll_interval: float = 1.0,
         edit_interval: float = 3.0,
     ) -> None:
         self.store = store
         self.poster = poster
         self.runtime = runtime
+        self.shards = shards
         self.poll_interval = poll_interval
         self.edit_interval = edit_interval
         self._trackers: dict[int, Tracker] = {}
@@ -151,11 +156,11 @@ class ProgressWatcher:
     # -- one look at the store ----------------------------------------------------------------
     async def tick(self) -> None:
         store = self.store
-        undelivered = await store.undelivered()
+        undelivered = await store.undelivered(shards=self.shards)
         if undelivered:  # held back (refused for good): they wait for /deliver
             held = await store.held_jobs()
             undelivered = [job for job in undelivered if job.id not in held]
-        jobs = await store.active_jobs() + undelivered
+        jobs = await store.active_jobs(shards=self.shards) + undelivered
         positions = await store.queue_positions(job.id for job in jobs if job.status is JobStatus.QUEUED)
         for job in jobs:
             if job.origin_id is None or job.id in self._delivered:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 from engine.request.params import RenderParams
 from engine.store.jobs import DAY, Job, JobKind, JobStatus, Usage
@@ -28,6 +29,28 @@ def now_or(now: float | None) -> float:
 def marks(values: Iterable) -> str:
     """``?, ?, ?``: one parameter mark per value, for ``IN (...)``."""
     return ", ".join("?" for _ in values)
+
+
+@dataclass(frozen=True)
+class Shards:
+    """The gateway shards one front-end process serves: ``ids`` of ``count``. A job belongs to the shard of
+    its guild, ``(guild_id >> 22) % count`` (Discord's rule); a job from no guild (a DM) to shard 0.
+    Several bot processes on one store each watch and deliver only the jobs of their own shards."""
+
+    ids: tuple[int, ...]
+    count: int
+
+    def owns(self, guild_id: int | None) -> bool:
+        return ((guild_id or 0) >> 22) % self.count in self.ids
+
+    def where(self) -> tuple[str, list[int]]:
+        """``AND ...`` for a query on ``jobs``, and its arguments (64-bit integer arithmetic on both backends)."""
+        return f"AND (COALESCE(guild_id, 0) >> 22) % ? IN ({marks(self.ids)})", [self.count, *self.ids]
+
+
+def of_shards(shards: Shards | None) -> tuple[str, list[int]]:
+    """:meth:`Shards.where`, or nothing for every shard (``None``)."""
+    return shards.where() if shards is not None else ("", [])
 
 
 class JobReads:
@@ -78,12 +101,13 @@ class JobReads:
         )
         return [(row["id"], RenderParams.from_dict(json.loads(row["params"])).model) for row in rows]
 
-    async def active_jobs(self, guild_id: int | None = None) -> list[Job]:
-        """Queued and running jobs, oldest first; of one guild when given."""
+    async def active_jobs(self, guild_id: int | None = None, *, shards: Shards | None = None) -> list[Job]:
+        """Queued and running jobs, oldest first; of one guild, or of the guilds on ``shards``, when given."""
         guild, args = ("AND guild_id = ?", [guild_id]) if guild_id is not None else ("", [])
+        on_shards, shard_args = of_shards(shards)
         return await self._fetch_jobs(
-            f"SELECT * FROM jobs WHERE status IN ({marks(ACTIVE)}) {guild} ORDER BY created_at, id",
-            [*ACTIVE, *args],
+            f"SELECT * FROM jobs WHERE status IN ({marks(ACTIVE)}) {guild} {on_shards} ORDER BY created_at, id",
+            [*ACTIVE, *args, *shard_args],
         )
 
     async def latest_done(
@@ -113,17 +137,19 @@ class JobReads:
             [*FINISHED, cutoff],
         )
 
-    async def undelivered(self) -> list[Job]:
-        """Finished jobs with an origin whose outcome has not been posted there yet, oldest first.
+    async def undelivered(self, *, shards: Shards | None = None) -> list[Job]:
+        """Finished jobs with an origin whose outcome has not been posted there yet, oldest first; of the
+        guilds on ``shards`` when given.
 
         The front end records the post it made as ``result_post_id``; until then the job is still
-        owed to its origin (after a restart too).
+        owed to its origin (after a restart too, and while the process of its shard is away).
         """
+        on_shards, shard_args = of_shards(shards)
         return await self._fetch_jobs(
             f"""SELECT * FROM jobs
-                WHERE status IN ({marks(FINISHED)}) AND origin_id IS NOT NULL AND result_post_id IS NULL
+                WHERE status IN ({marks(FINISHED)}) AND origin_id IS NOT NULL AND result_post_id IS NULL {on_shards}
                 ORDER BY finished_at, id""",
-            FINISHED,
+            [*FINISHED, *shard_args],
         )
 
     # -- workers ----------------------------------------------------------------------------------

@@ -113,6 +113,7 @@ async def hosts(tmp_path: Path, fake, world, *, workers: int, url: str = ""):
         for name, port in ports.items():
             await until(lambda port=port: _healthy(port), 120, f"{name} answering /healthz")
         await fake.wait_for(lambda: fake.sync_calls, 60, "the bot process to sync its commands")
+        await fake.wait_ready(60)  # its gateway session too (the sharded bot asks /gateway/bot first)
         yield ports
     finally:
         _stop(processes)

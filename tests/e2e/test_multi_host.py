@@ -88,6 +88,7 @@ async def test_three_workers_one_bot_and_a_database_survive_a_kill_a_pause_and_a
     }
     try:
         await fake.wait_for(lambda: fake.sync_calls, 180, "the bot process to sync its commands")
+        await fake.wait_ready(180)  # and identify on the gateway
         await until(lambda: _serving(logs, ("w1", "w2", "w3")), 300, "three workers serving")
         jobs = []
         for n in range(6):

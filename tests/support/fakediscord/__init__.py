@@ -70,8 +70,9 @@ Driving API (``FakeDiscord``)
 - ``FakeDiscord(token="test-token", *, bot_name="animabot", upload_limit=10 MiB,
   heartbeat_interval_ms=41250, interaction_deadline=3.0)``; ``await start()`` / ``await stop()``
   (or ``async with``); ``api_base``, ``gateway_url``, ``http_base``, ``port``, ``bot_id``
-  (== ``application_id``), ``token``.
-- World: ``add_guild(name) -> id``, ``add_channel(guild_id, name) -> id``,
+  (== ``application_id``), ``token``; ``shards`` (what ``GET /gateway/bot`` recommends, 1).
+- World: ``add_guild(name, *, shard=None) -> id`` (``shard=(id, count)``: an id on that shard),
+  ``add_channel(guild_id, name) -> id``,
   ``add_role(guild_id, name, permissions) -> id``, ``add_user(name) -> id``,
   ``add_member(guild_id, user_id=None, name="user", *, permissions=0, roles=()) -> user id``,
   ``default_world() -> World``, ``permissions_of(guild_id, user_id)``. Permission bits are in

@@ -40,6 +40,8 @@ class FakeDiscord(WorldBuilding, Driving, Faults):
         self.upload_limit = upload_limit
         #: Seconds the bot has for its first interaction callback (None: no limit), like Discord's 3 s.
         self.interaction_deadline = interaction_deadline
+        #: How many shards ``GET /gateway/bot`` tells the bot to connect.
+        self.shards = 1
         self.state = FakeState(bot_name=bot_name)
         self.gateway = Gateway(self.state, token, heartbeat_interval_ms=heartbeat_interval_ms)
         self.faults: list[FaultRule] = []

@@ -1,6 +1,11 @@
 """The fake gateway: HELLO, IDENTIFY → READY + GUILD_CREATE, heartbeats, RESUME with replay,
 op 7 (reconnect) and op 9 (invalid session), and dispatch of events with sequence numbers.
 
+Shards: IDENTIFY's ``shard`` ``[id, count]`` (``[0, 1]`` when absent) gives a session the guilds
+whose shard is ``id``, Discord's rule ``(guild_id >> 22) % count`` (DMs: shard 0). READY lists and
+GUILD_CREATE announces only those, and each event goes to the newest session of the guild's shard
+(kept for replay while its client is away, like any session's).
+
 Frames go out as plain JSON text, which discord.py accepts whatever compression it asked for.
 """
 
@@ -57,6 +62,12 @@ class Session:
     ws: web.WebSocketResponse | None = None  # None while the client is away
     invalid: bool = False
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    shard: tuple[int, int] = (0, 1)  # (id, count), from IDENTIFY
+    active: int = 0  # when it last identified or resumed (a counter): the newest session of a shard gets its events
+
+    def owns(self, guild_id: int | None) -> bool:
+        shard_id, count = self.shard
+        return ((guild_id or 0) >> 22) % count == shard_id
 
 
 @dataclass
@@ -84,6 +95,7 @@ class Gateway:
         self.identifies = 0
         self.resumes = 0
         self.heartbeats = 0
+        self._activity = 0
         self._ready = asyncio.Event()
         self._resume_gate = asyncio.Event()
         self._resume_gate.set()
@@ -136,18 +148,20 @@ class Gateway:
         if data.get("token") != self.token:
             await ws.close(code=4004, message=b"Authentication failed.")
             return
-        session = Session(id=secrets.token_hex(16), intents=int(data.get("intents") or 0))
+        shard = data.get("shard") or [0, 1]
+        session = Session(id=secrets.token_hex(16), intents=int(data.get("intents") or 0), shard=tuple(shard))
         self.sessions[session.id] = session
-        self.current = session
+        self._activate(session)
         state = self.state
+        guilds = [guild_id for guild_id in state.guilds if session.owns(guild_id)]
         ready = {
             "v": 10,
             "user": {**state.user_payload(state.bot.id), "verified": True, "mfa_enabled": False, "email": None},
-            "guilds": [{"id": str(g), "unavailable": True} for g in state.guilds],
+            "guilds": [{"id": str(g), "unavailable": True} for g in guilds],
             "session_id": session.id,
             "session_type": "normal",
             "resume_gateway_url": self.resume_url,
-            "shard": data.get("shard", [0, 1]),
+            "shard": list(session.shard),
             "application": {"id": str(state.bot.id), "flags": 0},
             "private_channels": [],
             "relationships": [],
@@ -159,7 +173,7 @@ class Gateway:
         async with session.lock:
             session.ws = ws
             await self._emit(session, "READY", ready)
-            for guild_id in state.guilds:
+            for guild_id in guilds:
                 all_members = bool(session.intents & GUILD_MEMBERS)
                 guild = state.guild_payload(guild_id, unavailable=False, all_members=all_members)
                 await self._emit(session, "GUILD_CREATE", guild)
@@ -183,15 +197,14 @@ class Gateway:
                     await self._send(ws, self._visible(session, frame))
             session.ws = ws
             await self._emit(session, "RESUMED", {"_trace": ["fakediscord"]})
-        self.current = session
+        self._activate(session)
         self.resumes += 1
         self._notify()
 
     async def _request_members(self, data: dict[str, Any]) -> None:
         """op 8: answer with every member in one chunk."""
-        session = self.current
         guild = self.state.guilds.get(int(data.get("guild_id") or 0))
-        if session is None or guild is None:
+        if guild is None:
             return
         chunk = {
             "guild_id": str(guild.id),
@@ -207,9 +220,9 @@ class Gateway:
     # -- sending -------------------------------------------------------------------------------
 
     async def dispatch(self, event: str, data: dict[str, Any]) -> int | None:
-        """Send an event to the current session (or keep it for replay while the client is
-        away). Returns its sequence number, or None when no session wants it (intents)."""
-        session = self.current
+        """Send an event to the newest session of its guild's shard (or keep it for replay while the
+        client is away). Returns its sequence number, or None when no session wants it (intents)."""
+        session = self.session_for(int(data.get("guild_id") or 0) or None)
         if session is None or session.invalid:
             return None
         needed = (_GUILD_INTENT if data.get("guild_id") else _DM_INTENT).get(event, 0)
@@ -217,6 +230,16 @@ class Gateway:
             return None
         async with session.lock:
             return await self._emit(session, event, data)
+
+    def session_for(self, guild_id: int | None) -> Session | None:
+        """The newest session (identified or resumed last) whose shard owns ``guild_id`` (``None``: a DM)."""
+        owners = [session for session in self.sessions.values() if session.owns(guild_id)]
+        return max(owners, key=lambda session: session.active, default=None)
+
+    def _activate(self, session: Session) -> None:
+        self._activity += 1
+        session.active = self._activity
+        self.current = session
 
     async def _emit(self, session: Session, event: str, data: dict[str, Any]) -> int:
         session.seq += 1

@@ -81,9 +81,16 @@ class SnowflakeFactory:
     def __init__(self) -> None:
         self._last = 0
 
-    def __call__(self) -> int:
-        candidate = (int(time.time() * 1000) - DISCORD_EPOCH_MS) << 22
-        self._last = max(candidate, self._last + 1)
+    def __call__(self, shard: tuple[int, int] | None = None) -> int:
+        """The next snowflake; with ``shard`` ``(id, count)`` the next one on that shard, whose
+        timestamp part ``% count`` is ``id`` (Discord's rule for a guild's shard)."""
+        candidate = max((int(time.time() * 1000) - DISCORD_EPOCH_MS) << 22, self._last + 1)
+        if shard is not None:
+            shard_id, count = shard
+            stamp = candidate >> 22
+            candidate = (stamp + (shard_id - stamp) % count) << 22
+            candidate = candidate if candidate > self._last else (((candidate >> 22) + count) << 22)
+        self._last = candidate
         return self._last
 
 

@@ -160,7 +160,7 @@ class RestApi:
 
     async def get_gateway(self, request: web.Request) -> web.Response:
         limit = {"total": 1000, "remaining": 999, "reset_after": 0, "max_concurrency": 1}
-        return json_response({"url": self.fake.gateway_url, "shards": 1, "session_start_limit": limit})
+        return json_response({"url": self.fake.gateway_url, "shards": self.fake.shards, "session_start_limit": limit})
 
     async def get_attachment(self, request: web.Request) -> web.Response:
         attachment = self.state.attachments.get(int(request.match_info["attachment_id"]))

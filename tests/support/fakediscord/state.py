@@ -62,8 +62,14 @@ class FakeState(Payloads):
         self.users[user.id] = user
         return user
 
-    def add_guild(self, name: str, *, everyone_permissions: int = DEFAULT_EVERYONE_PERMISSIONS) -> GuildRecord:
-        guild = GuildRecord(id=self.next_id(), name=name, owner_id=self.owner.id)
+    def add_guild(
+        self,
+        name: str,
+        *,
+        everyone_permissions: int = DEFAULT_EVERYONE_PERMISSIONS,
+        shard: tuple[int, int] | None = None,
+    ) -> GuildRecord:
+        guild = GuildRecord(id=self.next_id(shard), name=name, owner_id=self.owner.id)
         guild.roles[guild.id] = RoleRecord(guild.id, guild.id, "@everyone", everyone_permissions)
         self.guilds[guild.id] = guild
         bot_role = self.add_role(guild.id, self.bot.name, everyone_permissions | MANAGE_MESSAGES)

@@ -12,10 +12,17 @@ from .models import DEFAULT_EVERYONE_PERMISSIONS, MANAGE_GUILD, THREAD, World
 class WorldBuilding:
     """``fake.add_guild(...)``, ``fake.add_member(...)``, ``fake.default_world()`` and the like."""
 
-    def add_guild(self, name: str = "Test Guild", *, everyone_permissions: int = DEFAULT_EVERYONE_PERMISSIONS) -> int:
-        """A guild with its @everyone role, the bot (and the guild owner) as members. Add guilds
-        before the bot connects: later ones are not announced with GUILD_CREATE."""
-        return self.state.add_guild(name, everyone_permissions=everyone_permissions).id
+    def add_guild(
+        self,
+        name: str = "Test Guild",
+        *,
+        everyone_permissions: int = DEFAULT_EVERYONE_PERMISSIONS,
+        shard: tuple[int, int] | None = None,
+    ) -> int:
+        """A guild with its @everyone role, the bot (and the guild owner) as members; with ``shard``
+        ``(id, count)``, one whose id puts it on that shard. Add guilds before the bot connects: later
+        ones are not announced with GUILD_CREATE."""
+        return self.state.add_guild(name, everyone_permissions=everyone_permissions, shard=shard).id
 
     def add_role(self, guild_id: int, name: str, permissions: int) -> int:
         return self.state.add_role(guild_id, name, permissions).id
