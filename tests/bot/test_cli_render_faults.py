@@ -123,11 +123,11 @@ def test_a_recipes_model_must_be_configured_or_given_with_model(tmp_path):
         ({"steps": "x"}, "steps"),
         ({"frames": [1]}, "frames"),
         ({"loras": {"a": 1}}, "loras must be a list"),
-        ({"image_key": 5}, "image key"),
+        ({"image_strength": "x"}, "image strength"),
         ({"negative_prompt": ["a", "b"]}, "negative prompt"),
         ({"color_coherence": "yes"}, "color coherence"),
     ],
-    ids=["steps", "frames", "loras", "image-key", "negative", "coherence"],
+    ids=["steps", "frames", "loras", "image-strength", "negative", "coherence"],
 )
 def test_a_recipe_of_crafted_types_is_one_line(tmp_path, params, line):
     video = _video_with_params(tmp_path / "crafted.gif", **params)

@@ -78,7 +78,8 @@ async def test_a_flagged_frame_0_stops_the_render_and_posts_only_the_sentence(fa
     assert (job.status, job.error, job.safety) == (JobStatus.FAILED, FLAGGED, "block")
     assert job.frames_done == 0 < job.frames_total == 6  # stopped after frame 0's round, not after 6
     assert attachments(fake, world.channel_id) == []  # no frame, no preview, no video
-    assert any(FLAGGED in m.content for m in fake.bot_messages(world.channel_id))
+    shown = lambda: any(FLAGGED in m.content for m in fake.bot_messages(world.channel_id))  # noqa: E731
+    await fake.wait_for(shown, 30, "the progress message saying why (its last edit follows the delivery)")
     assert not job_dir(config, job_id).exists()  # what it drew is deleted
 
 

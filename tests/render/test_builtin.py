@@ -14,11 +14,13 @@ from engine.render.weights.controls import components_for
 from engine.request.catalog import ModelEntry
 
 REPO = Path(__file__).resolve().parents[2]
-# The registry and the two modules that build the weights it serves.
+# The registry and the modules that build the weights it serves.
 MAY_NAME_THEM = {
     "engine/render/weights/builtin.py",
     "engine/render/weights/tiny.py",
     "engine/render/weights/tiny_controls.py",
+    "engine/render/weights/tiny_safety.py",
+    "engine/render/weights/tiny_motion.py",
 }
 HUB_CONTROLNET = "lllyasviel/control_v11p_sd15_canny"
 
