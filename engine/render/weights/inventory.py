@@ -49,7 +49,7 @@ def download_models(
     engine_config: EngineConfig, to: Path | None = None, catalog: Catalog | None = None, *, safety_model: str = ""
 ) -> list[Path]:
     """Fetch the hub repos of the ``[engine]`` model's parts, then of every model in ``catalog``'s,
-    then the ``[safety] model`` (``safety_model``); return their folders.
+    then the ``[safety] model`` (``safety_model``) and the ``[engine] motion_adapter``; return their folders.
 
     Without ``to`` they go to the Hugging Face cache, where loading with the same ids finds them
     offline. With ``to`` each repo becomes the plain folder ``to/<repo name>``, which ``model =
@@ -60,6 +60,7 @@ def download_models(
     folders = []
     found = [part for entry in entries for part in parts(entry, engine_config)]
     found += [(safety_model, "safety")] if safety_model else []
+    found += [(engine_config.motion_adapter, "motion")] if engine_config.motion_adapter else []
     for repo_id, kind in dict.fromkeys(found):
         if builtin.is_builtin(repo_id) or hub.is_local(repo_id) or repo_id.endswith(".safetensors"):
             log.info("%s needs no download", repo_id)
