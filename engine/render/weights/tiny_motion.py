@@ -1,7 +1,8 @@
 """A random-weight AnimateDiff motion adapter that fits the tiny UNet (``motion_adapter = "test-tiny"``).
 
-Diffusers' own test sizes (``tests/pipelines/animatediff``): two motion layers per block, two norm
-groups, four heads, with the tiny UNet's ``block_out_channels``. Saved as a diffusers repo by
+Diffusers' own test sizes (``tests/pipelines/animatediff``): two norm groups, four heads, with the
+tiny UNet's ``block_out_channels`` and its one layer per block (diffusers' tests use two motion
+layers because their UNet has two; ``UNetMotionModel.from_unet2d`` refuses a mismatch). Saved as a diffusers repo by
 ``engine.render.weights.builtin.built_motion`` and loaded with ``MotionAdapter.from_pretrained``
 like a real one.
 """
@@ -19,7 +20,7 @@ from engine.render.weights import tiny
 
 LAYOUT = {
     "block_out_channels": tiny._UNET["tiny"]["block_out_channels"],
-    "motion_layers_per_block": 2,
+    "motion_layers_per_block": tiny._UNET["tiny"]["layers_per_block"],  # from_unet2d wants the UNet's
     "motion_norm_num_groups": 2,
     "motion_num_attention_heads": 4,
 }
