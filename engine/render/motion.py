@@ -28,6 +28,7 @@ noise and embeddings (``tests/render/test_motion.py``): :func:`denoise_window` m
 from __future__ import annotations
 
 import threading
+import weakref
 from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
@@ -229,3 +230,50 @@ def render_motion(
             if first + keep + offset >= len(saved):
                 saved.append(frame)
                 yield frame
+
+
+_UNETS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # a loaded UNet → {adapter id: its motion UNet}
+
+
+def motion_unet_for(unet, adapter_id: str, local_files_only: bool = False):
+    """The motion UNet of a loaded ``unet`` and adapter, built once per pair (it is a copy: the UNet's
+    memory again, plus the adapter's)."""
+    built = _UNETS.setdefault(unet, {})
+    if adapter_id not in built:
+        adapter = load_adapter(adapter_id, unet.dtype, unet.device, local_files_only)
+        built[adapter_id] = motion_unet(unet, adapter)
+    return built[adapter_id]
+
+
+class MotionChain:
+    """One motion job for the runtime, as ``engine.render.chain.FrameChain`` is one frame-by-frame job:
+    ``frames`` so far, ``done``, and :meth:`next_frame`, which draws a whole window when none of it
+    is left and hands its frames out one call at a time (so a window's frames arrive together)."""
+
+    def __init__(self, components, unet, params: RenderParams, *, frames=(), cancel=None, picture=None):
+        self.frames: list[np.ndarray] = list(frames)
+        self.params = params
+        self._on_step: Callable[[int, int], None] | None = None  # the caller of next_frame's, while it runs
+        self._drawn = render_motion(
+            components, unet, params, frames=frames, picture=picture, cancel=cancel, on_step=self._step
+        )
+
+    def _step(self, step: int, total: int) -> None:
+        if self._on_step is not None:
+            self._on_step(step, total)
+
+    @property
+    def done(self) -> bool:
+        return len(self.frames) >= self.params.frames
+
+    def next_frame(self, on_step: Callable[[int, int], None] | None = None) -> np.ndarray | None:
+        """The next frame, or None when the job was cancelled (its unfinished window is dropped)."""
+        self._on_step = on_step
+        try:
+            frame = next(self._drawn)
+        except sampler.Cancelled:
+            return None
+        finally:
+            self._on_step = None
+        self.frames.append(frame)
+        return frame
