@@ -33,7 +33,7 @@ from engine.config import EngineConfig
 from engine.errors import UserError
 from engine.request.catalog import Catalog
 from engine.request.params import RenderParams
-from engine.request.recipe import build_recipe
+from engine.request.recipe import build_recipe, hub_id
 
 
 @dataclass(frozen=True)
@@ -67,7 +67,10 @@ def recipe_for(
 ) -> dict[str, Any]:
     """The recipe of ``params`` rendered on this host: the params as asked, the hub ids of its weights."""
     model, controlnet = named_weights(catalog, engine_config, params)
-    return build_recipe(params, model=model, controlnet=controlnet, job_id=job_id)
+    recipe = build_recipe(params, model=model, controlnet=controlnet, job_id=job_id)
+    if params.coherence == "motion":  # which adapter moved it (a hub id; None for test-tiny or a folder)
+        recipe["motion_adapter_hub"] = hub_id(engine_config.motion_adapter)
+    return recipe
 
 
 def use_weights(models, catalog: Catalog, params: RenderParams):
