@@ -54,9 +54,18 @@ def load_adapter(adapter_id: str, dtype: torch.dtype, device: torch.device, loca
 
 
 def motion_unet(unet, adapter):
-    """The UNet with the adapter's temporal layers: a ``UNetMotionModel`` in the UNet's dtype and device."""
-    from diffusers import UNetMotionModel
+    """The UNet with the adapter's temporal layers: a ``UNetMotionModel`` in the UNet's dtype and device.
 
+    A UNet that LoRAs were loaded into (peft layers, active or not) is copied without them first:
+    ``from_unet2d`` copies the blocks' weights by name, and motion jobs take no LoRAs.
+    """
+    from diffusers import UNet2DConditionModel, UNetMotionModel
+
+    state = unet.state_dict()
+    if any(".base_layer." in key for key in state):
+        plain = UNet2DConditionModel.from_config(unet.config)
+        plain.load_state_dict({key.replace(".base_layer.", "."): v for key, v in state.items() if ".lora_" not in key})
+        unet = plain.to(unet.device, unet.dtype)
     model = UNetMotionModel.from_unet2d(unet, adapter)
     return model.to(unet.device, unet.dtype).eval()
 

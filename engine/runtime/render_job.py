@@ -160,10 +160,12 @@ def coherence_bytes(loaded, engine_config: EngineConfig, params: RenderParams) -
 
 
 def _check_coherence(engine_config: EngineConfig, params: RenderParams, needed: int) -> None:
-    """Refuse a coherence this host cannot render: motion without ``[engine] motion_adapter``, or cross-frame
-    states larger than the whole ``[engine] coherence_budget_mb``."""
+    """Refuse a coherence this host cannot render: motion without ``[engine] motion_adapter`` or with
+    LoRAs, or cross-frame states larger than the whole ``[engine] coherence_budget_mb``."""
     if params.coherence == "motion" and not engine_config.motion_adapter:
         raise UserError("Coherence motion needs a motion adapter, which this host does not have; pick cross-frame.")
+    if params.coherence == "motion" and params.loras:  # the motion UNet is a copy made without them
+        raise UserError("Coherence motion does not take LoRAs yet; leave out the LoRAs or pick cross-frame.")
     budget = engine_config.coherence_budget_mb
     if needed > budget * 2**20:
         raise UserError(

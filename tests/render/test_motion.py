@@ -128,3 +128,21 @@ def test_without_a_picture_the_controlnet_is_not_used(components, unet):
     assert all(np.array_equal(a, b) for a, b in zip(plain, unscaled))
     assert len(plain) == 3
     assert torch.is_tensor(motion.window_noise(1, 0, 3, 64, 64))
+
+
+def test_a_unet_with_lora_layers_gives_the_motion_unet_of_the_plain_one(tmp_path, adapter):
+    from support import tiny_checkpoints
+
+    from engine.config import EngineConfig
+    from engine.render.weights.model_cache import ModelCache
+    from engine.request.catalog import build_catalog
+
+    lora = tiny_checkpoints.save_diffusers_lora(tmp_path / "ink.safetensors")
+    catalog = build_catalog("test-tiny", {}, {"ink": {"file": str(lora)}})
+    loaded = ModelCache(catalog, EngineConfig(model="test-tiny", device="cpu", compile=False)).get("default")
+    plain = motion.motion_unet(loaded.components.unet, adapter).state_dict()
+    loaded.use_loras(catalog, (("ink", 1.0),))
+    loaded.use_loras(catalog, ())  # loaded, not active: peft layers stay in the UNet
+    assert any(".base_layer." in key for key in loaded.components.unet.state_dict())
+    again = motion.motion_unet(loaded.components.unet, adapter).state_dict()
+    assert again.keys() == plain.keys() and all(torch.equal(again[k], plain[k]) for k in plain)
