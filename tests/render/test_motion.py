@@ -146,3 +146,14 @@ def test_a_unet_with_lora_layers_gives_the_motion_unet_of_the_plain_one(tmp_path
     assert any(".base_layer." in key for key in loaded.components.unet.state_dict())
     again = motion.motion_unet(loaded.components.unet, adapter).state_dict()
     assert again.keys() == plain.keys() and all(torch.equal(again[k], plain[k]) for k in plain)
+
+
+def test_models_list_names_the_motion_adapter():
+    from engine.config import EngineConfig
+    from engine.render.weights.inventory import describe_catalog
+    from engine.request.catalog import build_catalog
+
+    catalog = build_catalog("test-tiny", {}, {})
+    lines = describe_catalog(catalog, EngineConfig(model="test-tiny", motion_adapter="test-tiny"))
+    assert lines[-1].split() == ["motion", "adapter", "test-tiny", "present", "(built", "in", "code)"]
+    assert not any(line.startswith("motion") for line in describe_catalog(catalog, EngineConfig(model="test-tiny")))

@@ -72,7 +72,8 @@ def download_models(
 
 
 def describe_catalog(catalog: Catalog, engine: EngineConfig) -> list[str]:
-    """One line per model, then per LoRA: ``NAME  SOURCE  STATE`` (a model's: its parts' worst)."""
+    """One line per model, then per LoRA, then the motion adapter: ``NAME  SOURCE  STATE`` (a model's:
+    its parts' worst)."""
     lines = []
     for entry in catalog.models.values():
         state = _worst([_presence(part, kind, entry.name) for part, kind in dict.fromkeys(parts(entry, engine))])
@@ -85,6 +86,9 @@ def describe_catalog(catalog: Catalog, engine: EngineConfig) -> list[str]:
         except UserError as err:
             state = f"missing: {err}"
         lines.append(f"lora  {lora.name:<16} {lora.file:<48} {state}")
+    if engine.motion_adapter:  # coherence motion's adapter
+        adapter = engine.motion_adapter
+        lines.append(f"motion {'adapter':<15} {adapter:<48} {_presence(adapter, 'motion', 'motion adapter')}")
     return lines
 
 
