@@ -1,4 +1,4 @@
-"""Coherence benchmark (issue 24): the same clip with ``coherence`` off and cross-frame.
+"""Coherence benchmark (issue 24): the same clip with ``coherence`` off, cross-frame and motion.
 
     python bench/coherence.py --out bench/results/coherence-cpu.json        # test-tiny on the CPU
     python bench/coherence.py --shape sd15 --device cuda --size 512 --jobs 1 8 --out bench/results/coherence-gpu.json
@@ -8,6 +8,9 @@ seconds per frame (the fastest of ``--repeat`` runs; the rounds only: every job'
 peak of the cross-frame states (``engine.render.coherence.FrameStates.nbytes``) beside the estimate
 the runtime admits jobs by (``state_bytes``), the process's peak memory (CPU: ``VmHWM``; CUDA:
 ``torch.cuda.max_memory_allocated``), and the flicker meter of ``animabot metrics`` on job 0's clip.
+Motion renders each job's windows (``engine.render.motion``) one job after another, as the runtime
+does, with the test-tiny motion adapter (``--shape sd15``: ``MotionAdapter()``'s own SD1.5 sizes,
+random weights).
 
 ``--shape sd15`` builds SD1.5-shaped random weights (``bench/gpu_chain.py``); ``test-tiny`` is the
 built-in tiny model. With random weights these numbers test the mechanics and the cost only: how
@@ -29,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from machine import machine, write_report
 
-MODES = ("off", "cross-frame")
+MODES = ("off", "cross-frame", "motion")
 PROMPT = "a lighthouse on a cliff at sunset, waves below"
 
 
@@ -62,6 +65,8 @@ def child(args: argparse.Namespace) -> dict:
         components = build(args.shape, device, torch.float16 if device.type == "cuda" else torch.float32)
     params = RenderParams(prompt=PROMPT, frames=args.frames, fps=8, seed=args.seed, steps=args.steps,
                           width=args.size, height=args.size, coherence=args.child)  # fmt: skip
+    if args.child == "motion":
+        return motion_child(args, components, params)
     chains = [FrameChain(components, params.with_seed(args.seed + n)) for n in range(args.jobs[0])]
     states_peak = [0]
 
@@ -97,6 +102,46 @@ def child(args: argparse.Namespace) -> dict:
         **memory,
         "flicker_job0": metrics,
     }
+
+
+def motion_child(args: argparse.Namespace, components, params) -> dict:
+    """The motion mode: each job's windows through the motion UNet, the jobs one after another."""
+    import torch
+
+    from engine.render import motion
+    from engine.video.finish import finish_clip
+    from engine.video.metrics import measure_video
+
+    device = components.device
+    if args.shape == "sd15":
+        from diffusers import MotionAdapter
+
+        adapter = MotionAdapter().to(device, components.dtype).eval()  # SD1.5's sizes, random weights
+    elif args.shape == "tiny":
+        from engine.render.weights.tiny_motion import build_adapter
+
+        adapter = build_adapter().to(device, components.dtype)
+    else:
+        adapter = motion.load_adapter("test-tiny", components.dtype, device)
+    unet = motion.motion_unet(components.unet, adapter)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    rss_before = status_mib("VmRSS")
+    started = time.perf_counter()
+    clips = [list(motion.render_motion(components, unet, params.with_seed(args.seed + n))) for n in range(args.jobs[0])]
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    seconds = time.perf_counter() - started
+    frames = sum(len(clip) for clip in clips)
+    with tempfile.TemporaryDirectory() as folder:
+        metrics = measure_video(finish_clip(clips[0], Path(folder) / "job0.mp4", params.fps))
+    memory = (
+        {"peak_gpu_mib": round(torch.cuda.max_memory_allocated(device) / 2**20, 1)}
+        if device.type == "cuda"
+        else {"peak_rss_mib": status_mib("VmHWM"), "rss_before_rounds_mib": rss_before}
+    )
+    return {"seconds_per_frame": round(seconds / frames, 3), "frames": frames, "states_peak_mib": 0.0,
+            "states_estimate_mib_per_job": 0.0, **memory, "flicker_job0": metrics}  # fmt: skip
 
 
 def main() -> None:

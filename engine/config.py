@@ -126,6 +126,11 @@ class EngineConfig:
     coherence_blocks: tuple[Literal["down", "mid", "up"], ...] = Field(
         ("up",), min_length=1, description="the UNet blocks whose self-attention looks at other frames"
     )
+    # coherence motion (engine.render.motion): an AnimateDiff motion adapter for SD1.5.
+    motion_adapter: StrictStr = Field(
+        "",
+        description='"" (coherence motion not offered), "test-tiny", a hub id or a diffusers folder of a motion adapter',
+    )
 
     def control_ids(self, control: str) -> tuple[str, str | None]:
         """The ControlNet and annotator ids configured for ``control`` (canny has no annotator; ``""``:

@@ -7,6 +7,7 @@ context menu on a message with a picture is ``bot.cogs.animate_picture``.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from typing import TYPE_CHECKING
 
@@ -46,17 +47,23 @@ SMOOTH_CHOICES = [
     app_commands.Choice(name="×4 (four times the fps)", value=4),
 ]
 FORMAT_CHOICES = [app_commands.Choice(name=fmt.upper(), value=fmt) for fmt in FORMATS]
-# -- coherent motion (issue 24); "motion" joins once a host can configure a motion adapter
+# -- coherent motion (issue 24); "motion" is offered only where [engine] motion_adapter is set (Animate.__init__)
 COHERENCE_CHOICES = [
     app_commands.Choice(name="off", value="off"),
     app_commands.Choice(name="cross-frame: frames look at the first and the last frame", value="cross-frame"),
 ]
+MOTION_COHERENCE = app_commands.Choice(name="motion: AnimateDiff draws the frames together", value="motion")
 REFUSAL_SECONDS = 30  # how long a refused reaction's explanation stays in the channel
 
 
 class Animate(commands.Cog):
     def __init__(self, bot: AnimaBot) -> None:
         self.bot = bot
+        if bot.config.engine.motion_adapter:  # choices are fixed at definition: this cog's own copy gets motion
+            params = self.animate._params  # the copy discord.py made for this cog (a dict of its own)
+            params["coherence"] = dataclasses.replace(
+                params["coherence"], choices=[*COHERENCE_CHOICES, MOTION_COHERENCE]
+            )
 
     @app_commands.command(name="animate", description="Turn a text prompt into a short AI video.")
     @app_commands.guild_only()
@@ -80,7 +87,7 @@ class Animate(commands.Cog):
         loop="none, pingpong (plays forward then back) or seamless (the end flows into the start)",
         smooth="In-between frames by optical flow: a smoother clip at a higher fps, no extra render time",
         format="MP4 (default), GIF (autoplays inline) or animated WebP",
-        coherence="cross-frame keeps textures and details steadier from frame to frame (slower)",
+        coherence="cross-frame: steadier textures (slower); motion (where offered): AnimateDiff draws frames together",
     )
     @app_commands.choices(motion=MOTION_CHOICES, size=SIZE_CHOICES, control=CONTROL_CHOICES)
     @app_commands.choices(loop=LOOP_CHOICES, smooth=SMOOTH_CHOICES, format=FORMAT_CHOICES)

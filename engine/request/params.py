@@ -205,8 +205,10 @@ class RenderParams:
 
         Anything that changes which weights or input shapes a denoising step needs belongs here:
         the size, the control type (each control has its own ControlNet and annotator, so jobs of
-        different controls never share a batch), and the model and LoRA set."""
-        return " ".join((self.size, self.control)) + self._weights_key()
+        different controls never share a batch), coherence motion (its jobs draw windows, batch only
+        with each other), and the model and LoRA set."""
+        motion = " motion" if self.coherence == "motion" else ""  # windows of frames: not the frame-by-frame step
+        return " ".join((self.size, self.control)) + motion + self._weights_key()
 
     def _weights_key(self) -> str:
         """The model and the LoRA set with weights (a LoRA's scale is per module, not per batch row);

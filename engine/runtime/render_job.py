@@ -33,7 +33,7 @@ from engine.config import EngineConfig
 from engine.errors import UserError
 from engine.request.catalog import Catalog
 from engine.request.params import RenderParams
-from engine.request.recipe import build_recipe
+from engine.request.recipe import build_recipe, hub_id
 
 
 @dataclass(frozen=True)
@@ -67,7 +67,10 @@ def recipe_for(
 ) -> dict[str, Any]:
     """The recipe of ``params`` rendered on this host: the params as asked, the hub ids of its weights."""
     model, controlnet = named_weights(catalog, engine_config, params)
-    return build_recipe(params, model=model, controlnet=controlnet, job_id=job_id)
+    recipe = build_recipe(params, model=model, controlnet=controlnet, job_id=job_id)
+    if params.coherence == "motion":  # which adapter moved it (a hub id; None for test-tiny or a folder)
+        recipe["motion_adapter_hub"] = hub_id(engine_config.motion_adapter)
+    return recipe
 
 
 def use_weights(models, catalog: Catalog, params: RenderParams):
@@ -113,8 +116,14 @@ class JobRender:
         # 3. the chain, from the frames saved so far; the LoRAs' trigger words join the prompt here
         saved = load_frames(work_dir, params.frames) if work_dir is not None else []
         prompted = dataclasses.replace(params, prompt=catalog.prompt_with_triggers(params.prompt, params.loras))
-        self.chain = FrameChain(self.components, prompted, frames=saved, cancel=cancel, picture=picture,
-                                coherence_blocks=engine_config.coherence_blocks)  # fmt: skip
+        if params.coherence == "motion":  # windows through the motion UNet (engine.render.motion)
+            from engine.render.motion import MotionChain, motion_unet_for
+
+            unet = motion_unet_for(self.components.unet, engine_config.motion_adapter)
+            self.chain = MotionChain(self.components, unet, prompted, frames=saved, cancel=cancel, picture=picture)
+        else:
+            self.chain = FrameChain(self.components, prompted, frames=saved, cancel=cancel, picture=picture,
+                                    coherence_blocks=engine_config.coherence_blocks)  # fmt: skip
         self.resumed = len(saved)  # frames found on disk; chain.frames may hold more (the picture)
         if work_dir is not None:
             for index in range(len(saved), len(self.chain.frames)):
@@ -151,10 +160,12 @@ def coherence_bytes(loaded, engine_config: EngineConfig, params: RenderParams) -
 
 
 def _check_coherence(engine_config: EngineConfig, params: RenderParams, needed: int) -> None:
-    """Refuse a coherence this host cannot render: motion (no motion adapter yet), or cross-frame
-    states larger than the whole ``[engine] coherence_budget_mb``."""
-    if params.coherence == "motion":
+    """Refuse a coherence this host cannot render: motion without ``[engine] motion_adapter`` or with
+    LoRAs, or cross-frame states larger than the whole ``[engine] coherence_budget_mb``."""
+    if params.coherence == "motion" and not engine_config.motion_adapter:
         raise UserError("Coherence motion needs a motion adapter, which this host does not have; pick cross-frame.")
+    if params.coherence == "motion" and params.loras:  # the motion UNet is a copy made without them
+        raise UserError("Coherence motion does not take LoRAs yet; leave out the LoRAs or pick cross-frame.")
     budget = engine_config.coherence_budget_mb
     if needed > budget * 2**20:
         raise UserError(
@@ -172,6 +183,8 @@ def next_frames(jobs: Sequence[JobRender], on_step: Callable[[int, int], None] |
     from engine.render.chain import render_round
 
     first = jobs[0]
+    if first.params.coherence == "motion":  # motion jobs batch only together (batch_key); each draws its windows
+        return [job.chain.next_frame(on_step) for job in jobs]
     return render_round(first.components, [job.chain for job in jobs], on_step, predict=first.predict, vae=first.vae)
 
 

@@ -3,6 +3,8 @@ keeping it) and ``animabot render --coherence`` with ``--from`` drawing the same
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 from support.botharness import command, job_id_in, make_config, start
 from test_cli import animabot
@@ -26,6 +28,23 @@ async def test_animate_offers_the_coherences_this_host_renders_and_a_reroll_keep
             job, user_id=world.member_id, guild_id=world.guild_id, channel_id=world.channel_id
         )
         assert again.params.coherence == "cross-frame" and again.params.seed != job.params.seed
+    finally:
+        await running.stop()
+    assert fake.errors == []
+
+
+async def test_animate_offers_motion_where_a_motion_adapter_is_configured(tmp_path, fake, world):
+    config = make_config(tmp_path / "data", fake, world)
+    config = dataclasses.replace(config, engine=dataclasses.replace(config.engine, motion_adapter="test-tiny"))
+    running = await start(config, with_runtime=False)
+    try:
+        (animate,) = [c for c in fake.synced_commands(world.guild_id) if c["name"] == "animate"]
+        (option,) = [o for o in animate["options"] if o["name"] == "coherence"]
+        assert [c["value"] for c in option["choices"]] == ["off", "cross-frame", "motion"]
+        options = {"prompt": "a cat", "coherence": "motion"}
+        answer = await command(fake, "animate", options, user_id=world.member_id, channel_id=world.channel_id)
+        job = await running.bot.store.get(job_id_in(answer.content))
+        assert job.params.coherence == "motion"
     finally:
         await running.stop()
     assert fake.errors == []

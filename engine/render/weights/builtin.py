@@ -53,8 +53,9 @@ def companion(configs_from: str, configured: str) -> str:
 
 def folder_of(model_id: str, kind: str, control: str = "canny") -> Path | None:
     """The saved folder of built-in ``model_id``'s part ``kind`` (``pipeline``, ``vae``,
-    ``controlnet`` or ``annotator``, the latter two for ``control``, or ``safety``: the safety
-    checker, ``[safety] model = "test-tiny"``), built on first use; None when
+    ``controlnet`` or ``annotator``, the latter two for ``control``, ``safety``: the safety
+    checker, ``[safety] model = "test-tiny"``, or ``motion``: the motion adapter,
+    ``[engine] motion_adapter = "test-tiny"``), built on first use; None when
     ``model_id`` is not built in. A built-in model's ControlNets and annotators are ``COMPANIONS``'.
     """
     if not is_builtin(model_id):
@@ -67,6 +68,8 @@ def folder_of(model_id: str, kind: str, control: str = "canny") -> Path | None:
         return built_folder(MODELS[COMPANIONS]) / f"annotator-{control}"
     if kind == "safety":
         return built_checker()
+    if kind == "motion":
+        return built_motion()
     raise ValueError(f"built-in models have no {kind} for {control}")
 
 
@@ -120,6 +123,28 @@ def built_checker() -> Path:
             os.rename(building, final)
         except OSError:
             if not (final / "preprocessor_config.json").is_file():
+                raise
+    finally:
+        shutil.rmtree(building, ignore_errors=True)
+    return final
+
+
+def built_motion() -> Path:
+    """The saved tiny motion adapter (``engine.render.weights.tiny_motion``), built on first use the
+    way :func:`built_folder` builds the models."""
+    from engine.render.weights import tiny_motion  # imports torch: only needed here
+
+    final = cache_root() / _CACHE_FOLDER / f"motion-{tiny_motion.fingerprint()}"
+    if (final / "config.json").is_file():
+        return final
+    final.parent.mkdir(parents=True, exist_ok=True)
+    building = Path(tempfile.mkdtemp(prefix=".building-", dir=final.parent))
+    try:
+        tiny_motion.save_tiny_adapter(building)
+        try:
+            os.rename(building, final)
+        except OSError:
+            if not (final / "config.json").is_file():
                 raise
     finally:
         shutil.rmtree(building, ignore_errors=True)

@@ -53,6 +53,7 @@ PATTERNS = {
     "vae": CONTROLNET_PATTERNS,
     "annotator": ANNOTATOR_PATTERNS,
     "safety": ANNOTATOR_PATTERNS,  # CompVis/stable-diffusion-safety-checker: the same three files
+    "motion": CONTROLNET_PATTERNS,  # guoyww/animatediff-motion-adapter-v1-5-3: config.json and the weights
 }
 # The file that makes a folder a repo of each kind.
 MARKER_FILE = {
@@ -61,6 +62,7 @@ MARKER_FILE = {
     "vae": "config.json",
     "annotator": "preprocessor_config.json",
     "safety": "preprocessor_config.json",
+    "motion": "config.json",
 }
 IGNORE_PATTERNS = [
     "*.fp16*",

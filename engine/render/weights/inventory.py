@@ -49,7 +49,7 @@ def download_models(
     engine_config: EngineConfig, to: Path | None = None, catalog: Catalog | None = None, *, safety_model: str = ""
 ) -> list[Path]:
     """Fetch the hub repos of the ``[engine]`` model's parts, then of every model in ``catalog``'s,
-    then the ``[safety] model`` (``safety_model``); return their folders.
+    then the ``[safety] model`` (``safety_model``) and the ``[engine] motion_adapter``; return their folders.
 
     Without ``to`` they go to the Hugging Face cache, where loading with the same ids finds them
     offline. With ``to`` each repo becomes the plain folder ``to/<repo name>``, which ``model =
@@ -60,6 +60,7 @@ def download_models(
     folders = []
     found = [part for entry in entries for part in parts(entry, engine_config)]
     found += [(safety_model, "safety")] if safety_model else []
+    found += [(engine_config.motion_adapter, "motion")] if engine_config.motion_adapter else []
     for repo_id, kind in dict.fromkeys(found):
         if builtin.is_builtin(repo_id) or hub.is_local(repo_id) or repo_id.endswith(".safetensors"):
             log.info("%s needs no download", repo_id)
@@ -71,7 +72,8 @@ def download_models(
 
 
 def describe_catalog(catalog: Catalog, engine: EngineConfig) -> list[str]:
-    """One line per model, then per LoRA: ``NAME  SOURCE  STATE`` (a model's: its parts' worst)."""
+    """One line per model, then per LoRA, then the motion adapter: ``NAME  SOURCE  STATE`` (a model's:
+    its parts' worst)."""
     lines = []
     for entry in catalog.models.values():
         state = _worst([_presence(part, kind, entry.name) for part, kind in dict.fromkeys(parts(entry, engine))])
@@ -84,6 +86,9 @@ def describe_catalog(catalog: Catalog, engine: EngineConfig) -> list[str]:
         except UserError as err:
             state = f"missing: {err}"
         lines.append(f"lora  {lora.name:<16} {lora.file:<48} {state}")
+    if engine.motion_adapter:  # coherence motion's adapter
+        adapter = engine.motion_adapter
+        lines.append(f"motion {'adapter':<15} {adapter:<48} {_presence(adapter, 'motion', 'motion adapter')}")
     return lines
 
 
