@@ -238,7 +238,8 @@ def gpu_item(engine: EngineConfig) -> Result:
         return Result(True, f"GPU: {where}")
     why = "as [engine] device asks" if engine.device == "cpu" else "PyTorch sees no CUDA GPU"
     return Result(
-        True, f"GPU: none; renders run on the CPU ({where}, {why}): fine for the built-in test models, minutes per real clip"
+        True,
+        f"GPU: none; renders run on the CPU ({where}, {why}): fine for the built-in test models, minutes per real clip",
     )
 
 
