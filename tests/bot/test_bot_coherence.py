@@ -33,7 +33,7 @@ async def test_animate_offers_the_coherences_this_host_renders_and_a_reroll_keep
     assert fake.errors == []
 
 
-async def test_animate_offers_motion_where_a_motion_adapter_is_configured(tmp_path, fake, world):
+async def test_animate_offers_motion_where_a_motion_adapter_is_configured_and_a_reroll_keeps_it(tmp_path, fake, world):
     config = make_config(tmp_path / "data", fake, world)
     config = dataclasses.replace(config, engine=dataclasses.replace(config.engine, motion_adapter="test-tiny"))
     running = await start(config, with_runtime=False)
@@ -45,6 +45,10 @@ async def test_animate_offers_motion_where_a_motion_adapter_is_configured(tmp_pa
         answer = await command(fake, "animate", options, user_id=world.member_id, channel_id=world.channel_id)
         job = await running.bot.store.get(job_id_in(answer.content))
         assert job.params.coherence == "motion"
+        again = await running.bot.actions.reroll(
+            job, user_id=world.member_id, guild_id=world.guild_id, channel_id=world.channel_id
+        )
+        assert again.params.coherence == "motion" and again.params.seed != job.params.seed
     finally:
         await running.stop()
     assert fake.errors == []

@@ -160,3 +160,9 @@ def test_each_field_is_declared_once_with_its_description_and_the_dataclass_stay
     assert checked == GOOD and hash(checked) == hash(GOOD)
     with pytest.raises(dataclasses.FrozenInstanceError):
         checked.steps = 3  # type: ignore[misc]
+
+
+def test_motion_with_loras_is_refused_before_it_queues():
+    with pytest.raises(UserError, match="^Coherence motion does not take LoRAs yet; leave out the LoRAs"):
+        RenderParams(prompt="a cat", coherence="motion", loras=(("pixel", 0.5),)).validate()
+    assert RenderParams(prompt="a cat", coherence="cross-frame", loras=(("pixel", 0.5),)).validate()

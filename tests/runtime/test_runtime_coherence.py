@@ -2,6 +2,7 @@
 decides which of them render at once, and each delivers its video with the recipe saying so."""
 
 import asyncio
+import dataclasses
 
 from engine.config import Config, EngineConfig
 from engine.render.coherence import state_bytes
@@ -60,3 +61,35 @@ async def test_a_cross_frame_job_larger_than_the_whole_budget_fails_with_the_rea
     assert refused.error.startswith("Cross-frame coherence at this size and step count needs about 0 MB, more than")
     assert refused.error.endswith("pick a smaller size, fewer steps or coherence off.")
     assert served.status is JobStatus.DONE
+
+
+async def test_a_cancelled_cross_frame_job_frees_its_states_for_the_next(tmp_path, components):
+    """Cancelled mid-clip, a cross-frame job stops and gives its share of the budget back: the next
+    cross-frame job, which waited for it, renders all its frames."""
+    long = dataclasses.replace(CROSS, frames=8)
+    one = state_bytes(components.unet, ("up",), width=64, height=64, steps=2, strength=CROSS.strength, guided=True,
+                      frames=8)  # fmt: skip
+    config = Config(
+        data_dir=tmp_path / "data",
+        engine=EngineConfig(model="test-tiny", device="cpu", coherence_budget_mb=1.5 * one / 2**20),
+    )
+    store = await JobStore.open(config.db_path)
+    runtime = Runtime(config, store)
+    await runtime.start()
+    try:
+        events = runtime.subscribe()
+        first = await store.enqueue(JobKind.ANIMATE, long, user_id=1)
+        second = await store.enqueue(JobKind.ANIMATE, CROSS.with_seed(2), user_id=2)
+        runtime.notify()
+        while True:  # the first job has drawn a frame: cancel it
+            event = await asyncio.wait_for(events.get(), 120)
+            if event.job_id == first.id and event.frames_done >= 1:
+                break
+        await store.request_cancel(first.id)
+        await asyncio.wait_for(runtime.drain(), 120)
+        cancelled, served = await store.get(first.id), await store.get(second.id)
+    finally:
+        await runtime.stop()
+        await store.close()
+    assert cancelled.status is JobStatus.CANCELLED and cancelled.frames_done < 8
+    assert served.status is JobStatus.DONE and probe(served.result_path).frames == 3
