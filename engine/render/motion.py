@@ -18,8 +18,8 @@ the adapter's temporal layers letting every frame of the window attend to the ot
 - **Noise**: each window's from the seed and the window's number, drawn on the CPU; held latents come
   from the saved frames, so a resumed job (restarting at the last finished window) draws what the
   uninterrupted job drew.
-- Per-frame prompts follow the keyframes as in the chain; colour coherence and loops are not
-  applied in this mode.
+- Per-frame prompts follow the keyframes as in the chain; colour coherence is not applied in this
+  mode, and a loop is refused by the request schema (``engine.request.params``).
 
 One window is exactly what diffusers' ``AnimateDiffControlNetPipeline`` does for the same weights,
 noise and embeddings (``tests/render/test_motion.py``): :func:`denoise_window` mirrors its loop.

@@ -308,6 +308,8 @@ def _whole_request(params: RenderParams) -> RenderParams:
         raise sentence_error("Each LoRA can be named once per render; give one weight per LoRA.")
     if params.coherence == "motion" and params.loras:  # before it queues, not when a worker loads it
         raise sentence_error("Coherence motion does not take LoRAs yet; leave out the LoRAs or pick cross-frame.")
+    if params.coherence == "motion" and params.loop != "none":  # engine.render.motion draws no loop
+        raise sentence_error("Coherence motion does not loop clips yet; leave loop out or pick cross-frame.")
     if params.image_strength and params.image_key is None:
         raise sentence_error(
             "image strength only applies when starting from a picture; give one, or leave image strength out."

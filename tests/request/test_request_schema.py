@@ -166,3 +166,8 @@ def test_motion_with_loras_is_refused_before_it_queues():
     with pytest.raises(UserError, match="^Coherence motion does not take LoRAs yet; leave out the LoRAs"):
         RenderParams(prompt="a cat", coherence="motion", loras=(("pixel", 0.5),)).validate()
     assert RenderParams(prompt="a cat", coherence="cross-frame", loras=(("pixel", 0.5),)).validate()
+
+
+def test_motion_with_a_loop_is_refused_before_it_queues():
+    with pytest.raises(UserError, match="^Coherence motion does not loop clips yet"):
+        RenderParams(prompt="a cat", coherence="motion", loop="pingpong").validate()
