@@ -38,6 +38,7 @@ from engine.ops import metrics
 log = logging.getLogger(__name__)
 
 BUSY_TIMEOUT_MS = 5000
+BUSY_RETRY_SECONDS = 60  # how long a write transaction is tried again while another process holds the file
 RETRY_SECONDS = 2.0  # how long one store call keeps retrying a lost connection (the bot answers within 3 s)
 CONNECT_TIMEOUT_SECONDS = 2
 CHANNEL = "animabot_jobs"  # the LISTEN/NOTIFY channel
@@ -234,14 +235,30 @@ class SqliteDatabase:
         """
         notes: list[str] = []
         with metrics.QUERY_SECONDS.labels(metrics.operation_of(body)).time():
-            if self._write_lock.locked():  # a transaction() of several calls is open: after it
-                async with self._write_lock:
-                    result = await self._in_one_call(body, notes)
-            else:
-                result = await self._in_one_call(body, notes)
+            result = await self._written(body, notes, retry=retry)
         for payload in dict.fromkeys(notes):  # in-process listeners (the bot and runtime of one process)
             self.listeners.tell(payload)
         return result
+
+    async def _written(self, body, notes: list[str], *, retry: bool):
+        """One call of ``body``'s transaction; a full disk is :class:`StoreFull`. Another process's
+        burst can hold the file lock past the busy timeout (its writes run back to back on its
+        thread, and SQLite's busy wait is not fair): with ``retry`` the rolled-back transaction is
+        tried again after a short random wait, for up to :data:`BUSY_RETRY_SECONDS`."""
+        deadline = time.monotonic() + BUSY_RETRY_SECONDS
+        while True:
+            try:
+                if self._write_lock.locked():  # a transaction() of several calls is open: after it
+                    async with self._write_lock:
+                        return await self._in_one_call(body, notes)
+                return await self._in_one_call(body, notes)
+            except sqlite3.OperationalError as err:
+                if err.sqlite_errorname == "SQLITE_FULL":
+                    raise StoreFull() from err
+                if not (retry and err.sqlite_errorname == "SQLITE_BUSY" and time.monotonic() < deadline):
+                    raise
+                notes.clear()
+            await asyncio.sleep(random.uniform(0.01, 0.1))
 
     def _in_one_call(self, body, notes: list[str]):
         # aiosqlite runs every call through Connection._execute on its one thread; it has no public way
