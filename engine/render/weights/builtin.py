@@ -90,21 +90,7 @@ def built_folder(seed: int = 0) -> Path:
     from engine.render.weights import tiny  # imports torch and builds models: only needed here
 
     final = cache_root() / _CACHE_FOLDER / (tiny.fingerprint() + (f"-seed{seed}" if seed else ""))
-    if _complete(final):
-        return final
-    final.parent.mkdir(parents=True, exist_ok=True)
-    building = Path(tempfile.mkdtemp(prefix=".building-", dir=final.parent))
-    try:
-        tiny.save_test_tiny(building, seed=seed)
-        try:
-            os.rename(building, final)
-            log.info("built the built-in model of seed %d in %s", seed, final)
-        except OSError:
-            if not _complete(final):  # not another builder winning the race
-                raise
-    finally:
-        shutil.rmtree(building, ignore_errors=True)
-    return final
+    return _built_once(final, lambda folder: tiny.save_test_tiny(folder, seed=seed), _complete)
 
 
 def built_checker() -> Path:
@@ -113,20 +99,7 @@ def built_checker() -> Path:
     from engine.render.weights import tiny_safety  # imports torch: only needed here
 
     final = cache_root() / _CACHE_FOLDER / f"safety-{tiny_safety.fingerprint()}"
-    if (final / "preprocessor_config.json").is_file():
-        return final
-    final.parent.mkdir(parents=True, exist_ok=True)
-    building = Path(tempfile.mkdtemp(prefix=".building-", dir=final.parent))
-    try:
-        tiny_safety.save_tiny_checker(building)
-        try:
-            os.rename(building, final)
-        except OSError:
-            if not (final / "preprocessor_config.json").is_file():
-                raise
-    finally:
-        shutil.rmtree(building, ignore_errors=True)
-    return final
+    return _built_once(final, tiny_safety.save_tiny_checker, lambda f: (f / "preprocessor_config.json").is_file())
 
 
 def built_motion() -> Path:
@@ -135,16 +108,24 @@ def built_motion() -> Path:
     from engine.render.weights import tiny_motion  # imports torch: only needed here
 
     final = cache_root() / _CACHE_FOLDER / f"motion-{tiny_motion.fingerprint()}"
-    if (final / "config.json").is_file():
+    return _built_once(final, tiny_motion.save_tiny_adapter, lambda f: (f / "config.json").is_file())
+
+
+def _built_once(final: Path, save, complete) -> Path:
+    """``final``, once ``save(folder)`` has written it, unless ``complete(final)`` says it is there:
+    built in a temporary folder beside it and renamed into place (the first rename wins; a loser's
+    copy is discarded)."""
+    if complete(final):
         return final
     final.parent.mkdir(parents=True, exist_ok=True)
     building = Path(tempfile.mkdtemp(prefix=".building-", dir=final.parent))
     try:
-        tiny_motion.save_tiny_adapter(building)
+        save(building)
         try:
             os.rename(building, final)
+            log.info("built %s", final)
         except OSError:
-            if not (final / "config.json").is_file():
+            if not complete(final):  # not another builder winning the race
                 raise
     finally:
         shutil.rmtree(building, ignore_errors=True)
