@@ -11,7 +11,6 @@ import contextlib
 import json
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -22,6 +21,7 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from support.botharness import command, job_id_in
+from support.processes import spawn_animabot, stop
 from support.waiting import until
 
 from engine.store.store import JobStore
@@ -51,23 +51,6 @@ def _config(folder: Path, fake, world, *, url: str = "", data: Path | None = Non
         encoding="utf-8",
     )
     return path
-
-
-def _spawn(config: Path, command_args: list[str], log: Path) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONPATH": os.getcwd()}
-    args = [sys.executable, "-m", "bot.cli.main", "--config", str(config), *command_args]
-    return subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=open(log, "wb"), env=env)
-
-
-def _stop(processes) -> None:
-    for process in processes:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-    for process in processes:
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
 
 
 async def _get(url: str) -> tuple[int, str]:
@@ -109,14 +92,16 @@ async def hosts(tmp_path: Path, fake, world, *, workers: int, url: str = ""):
         for name, port in ports.items():
             config = _config(tmp_path / name, fake, world, url=url, data=shared)
             role = ["run", "--no-engine"] if name == "bot" else ["worker"]
-            processes.append(_spawn(config, [*role, "--metrics-listen", f"127.0.0.1:{port}"], tmp_path / f"{name}.log"))
+            processes.append(
+                spawn_animabot(config, [*role, "--metrics-listen", f"127.0.0.1:{port}"], tmp_path / f"{name}.log")
+            )
         for name, port in ports.items():
             await until(lambda port=port: _healthy(port), 120, f"{name} answering /healthz")
         await fake.wait_for(lambda: fake.sync_calls, 60, "the bot process to sync its commands")
         await fake.wait_ready(60)  # its gateway session too (the sharded bot asks /gateway/bot first)
         yield ports
     finally:
-        _stop(processes)
+        stop(processes)
 
 
 async def _healthy(port: int) -> bool:
@@ -214,7 +199,7 @@ async def test_prometheus_scrapes_a_bot_and_two_workers_on_postgresql(fake, worl
             for query, expected in checks.items():
                 await until(lambda q=query, e=expected: value(q, e), 60, f"Prometheus answering {query} = {expected}")
         finally:
-            _stop([prometheus])
+            stop([prometheus])
 
 
 def test_a_metrics_port_in_use_is_one_line_and_exit_2(fake, world, tmp_path):

@@ -9,13 +9,11 @@ guild's later job but not that one, which is held in the store until shard 1's p
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
 from pathlib import Path
 
 from support.botharness import command, job_id_in
+from support.processes import spawn_animabot, stop
 from support.waiting import result_of, until
 
 from engine.store.jobs import JobStatus
@@ -39,23 +37,6 @@ def _config(folder: Path, data: Path, fake, guilds: list[int], shard: int) -> Pa
     return path
 
 
-def _spawn(config: Path, role: list[str], log: Path) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONPATH": os.getcwd()}
-    args = [sys.executable, "-m", "bot.cli.main", "--config", str(config), *role]
-    return subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=open(log, "ab"), env=env)
-
-
-def _stop(processes) -> None:
-    for process in processes:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-    for process in processes:
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-
-
 async def test_two_bot_processes_each_deliver_their_shards_jobs_once_and_a_killed_ones_after_its_restart(
     fake, tmp_path
 ):
@@ -68,8 +49,8 @@ async def test_two_bot_processes_each_deliver_their_shards_jobs_once_and_a_kille
     data = tmp_path / "data"
     configs = [_config(tmp_path / f"bot{shard}", data, fake, guilds, shard) for shard in (0, 1)]
     logs = {name: tmp_path / f"{name}.log" for name in ("bot0", "bot1", "worker")}
-    bots = [_spawn(configs[shard], ["run", "--no-engine"], logs[f"bot{shard}"]) for shard in (0, 1)]
-    worker = _spawn(configs[0], ["worker"], logs["worker"])
+    bots = [spawn_animabot(configs[shard], ["run", "--no-engine"], logs[f"bot{shard}"]) for shard in (0, 1)]
+    worker = spawn_animabot(configs[0], ["worker"], logs["worker"])
     processes = [*bots, worker]
 
     async def animate(shard: int, prompt: str) -> int:
@@ -99,11 +80,11 @@ async def test_two_bot_processes_each_deliver_their_shards_jobs_once_and_a_kille
             await until(lambda job_id=job_id: delivered(job_id), 240, f"job {job_id} delivered")
 
         # 2. shard 1's process is killed while its guild's job waits; shard 0's process delivers only its own
-        _stop([worker])
+        stop([worker])
         waiting = await animate(1, "a lantern while shard 1 is away")
         bots[1].send_signal(signal.SIGKILL)
         bots[1].wait(timeout=30)
-        worker = _spawn(configs[0], ["worker"], logs["worker"])
+        worker = spawn_animabot(configs[0], ["worker"], logs["worker"])
         processes.append(worker)
         await until(lambda: _finished(store, waiting), 240, f"job {waiting} rendered")
         later = await animate(0, "a lantern after the kill")
@@ -111,11 +92,11 @@ async def test_two_bot_processes_each_deliver_their_shards_jobs_once_and_a_kille
         assert (await store.get(waiting)).result_post_id is None, "shard 0's process delivered shard 1's job"
 
         # 3. shard 1's process is back: the job held in the store is delivered
-        bots[1] = _spawn(configs[1], ["run", "--no-engine"], logs["bot1"])
+        bots[1] = spawn_animabot(configs[1], ["run", "--no-engine"], logs["bot1"])
         processes.append(bots[1])
         await until(lambda: delivered(waiting), 240, f"job {waiting} delivered after the restart")
     finally:
-        _stop(processes)
+        stop(processes)
         if store is not None:
             await store.close()
 
