@@ -4,6 +4,8 @@ decides which of them render at once, and each delivers its video with the recip
 import asyncio
 import dataclasses
 
+from support.serving import served
+
 from engine.config import Config, EngineConfig
 from engine.render.coherence import state_bytes
 from engine.request.params import RenderParams
@@ -17,26 +19,8 @@ CROSS = RenderParams(prompt="a cat", frames=3, fps=8, steps=2, width=64, height=
 
 async def _served(tmp_path, budget_mb: float, jobs: list[RenderParams]):
     """Run ``jobs`` through a runtime with that budget; their stored rows and the progress events, in order."""
-    config = Config(
-        data_dir=tmp_path / "data",
-        engine=EngineConfig(model="test-tiny", device="cpu", coherence_budget_mb=budget_mb),
-    )
-    store = await JobStore.open(config.db_path)
-    runtime = Runtime(config, store)
-    await runtime.start()
-    try:
-        events = runtime.subscribe()
-        queued = [await store.enqueue(JobKind.ANIMATE, params, user_id=n) for n, params in enumerate(jobs)]
-        runtime.notify()
-        await asyncio.wait_for(runtime.drain(), 120)
-        done = [await store.get(job.id) for job in queued]
-        seen = []
-        while not events.empty():
-            seen.append(events.get_nowait())
-        return done, seen
-    finally:
-        await runtime.stop()
-        await store.close()
+    engine = EngineConfig(model="test-tiny", device="cpu", coherence_budget_mb=budget_mb)
+    return await served(Config(data_dir=tmp_path / "data", engine=engine), jobs, timeout=120)
 
 
 async def test_cross_frame_jobs_render_within_the_budget_and_deliver_their_videos(tmp_path, components):

@@ -1,14 +1,13 @@
 """Motion jobs through the worker: with ``[engine] motion_adapter`` they render in windows and deliver
 their videos beside frame-by-frame jobs; without one they fail with the reason."""
 
-import asyncio
 import dataclasses
+
+from support.serving import served
 
 from engine.config import Config, EngineConfig
 from engine.request.params import RenderParams
-from engine.runtime.worker import Runtime
-from engine.store.jobs import JobKind, JobStatus
-from engine.store.store import JobStore
+from engine.store.jobs import JobStatus
 from engine.video.read import probe, read_recipe
 
 MOTION = RenderParams(prompt="a cat", frames=3, fps=8, steps=2, width=64, height=64, seed=1, coherence="motion")
@@ -16,23 +15,8 @@ PLAIN = RenderParams(prompt="a dog", frames=2, steps=2, width=64, height=64, see
 
 
 async def _served(tmp_path, adapter: str, jobs: list[RenderParams]):
-    config = Config(data_dir=tmp_path / "data", engine=EngineConfig(model="test-tiny", device="cpu",
-                                                                    motion_adapter=adapter))  # fmt: skip
-    store = await JobStore.open(config.db_path)
-    runtime = Runtime(config, store)
-    await runtime.start()
-    try:
-        events = runtime.subscribe()
-        queued = [await store.enqueue(JobKind.ANIMATE, params, user_id=n) for n, params in enumerate(jobs)]
-        runtime.notify()
-        await asyncio.wait_for(runtime.drain(), 180)
-        seen = []
-        while not events.empty():
-            seen.append(events.get_nowait())
-        return [await store.get(job.id) for job in queued], seen
-    finally:
-        await runtime.stop()
-        await store.close()
+    engine = EngineConfig(model="test-tiny", device="cpu", motion_adapter=adapter)
+    return await served(Config(data_dir=tmp_path / "data", engine=engine), jobs)
 
 
 async def test_motion_jobs_render_beside_plain_ones_and_say_so_in_the_recipe(tmp_path):
